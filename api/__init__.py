@@ -1,0 +1,1 @@
+"""ipcredit api package."""

@@ -1,0 +1,1 @@
+"""Feature pipeline: data model, synthetic portfolio, real-data adapters and model inputs."""

@@ -1,0 +1,1 @@
+"""ipcredit scoring package."""

@@ -1,0 +1,1 @@
+"""ipcredit valuation package."""
