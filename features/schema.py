@@ -1,0 +1,596 @@
+"""The data model: typed records and the table checks derived from them.
+
+Each record class is the single definition of its fields: type, unit, bounds, allowed values and
+whether the value is known when a loan is applied for. `validate_table` reads those definitions to
+check a whole DataFrame at once, so a record and a table are held to the same rules. Rules that
+tie fields together (expiry after filing, no dates in the future) live in `_ROW_RULES` and run on
+tables; a record is checked by running them on a one-row table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+import annotated_types
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+
+from features.errors import InvalidData, Problem
+
+# --- enumerations ---------------------------------------------------------------------------
+
+
+class PatentType(StrEnum):
+    INVENTION = "invention"  # 发明, 20-year term from filing
+    UTILITY_MODEL = "utility_model"  # 实用新型, 10 years
+    DESIGN = "design"  # 外观设计, 15 years (filed since 2021-06-01; 10 before)
+
+
+class LegalStatus(StrEnum):
+    PENDING = "pending"
+    VALID = "valid"
+    LAPSED = "lapsed"  # annuity unpaid
+    EXPIRED = "expired"
+    INVALIDATED = "invalidated"
+    WITHDRAWN = "withdrawn"
+
+
+class IpcSection(StrEnum):
+    A = "A"  # human necessities
+    B = "B"  # performing operations; transporting
+    C = "C"  # chemistry; metallurgy
+    D = "D"  # textiles; paper
+    E = "E"  # fixed constructions
+    F = "F"  # mechanical engineering; lighting; heating; weapons
+    G = "G"  # physics
+    H = "H"  # electricity
+
+
+class TrademarkStatus(StrEnum):
+    PENDING = "pending"
+    REGISTERED = "registered"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    INVALIDATED = "invalidated"
+
+
+class TaxGrade(StrEnum):
+    """纳税信用等级, best first; M is the grade for new or small taxpayers with no history."""
+
+    A = "A"
+    B = "B"
+    M = "M"
+    C = "C"
+    D = "D"
+
+
+class Industry(StrEnum):
+    ELECTRONICS = "electronics"  # 电子信息
+    BIOMEDICINE = "biomedicine"  # 生物医药
+    NEW_MATERIALS = "new_materials"  # 新材料
+    ADVANCED_MANUFACTURING = "advanced_manufacturing"  # 高端装备制造
+    SOFTWARE = "software"  # 软件和信息技术服务
+    ENERGY_ENVIRONMENT = "energy_environment"  # 新能源与节能环保
+    AGRI_FOOD = "agri_food"  # 农产品与食品加工
+    LOGISTICS = "logistics"  # 物流 (Ezhou Huahu airport hub)
+
+
+class AssetKind(StrEnum):
+    PATENT = "patent"
+    TRADEMARK = "trademark"
+
+
+class EventType(StrEnum):
+    """Dated legal and market events; features count them as of a date, so later ones never leak."""
+
+    CITATION_RECEIVED = "citation_received"  # patent only: a later patent cites it
+    TRANSFER = "transfer"
+    LICENCE = "licence"
+    PLEDGE = "pledge"
+    INVALIDATION_REQUEST = "invalidation_request"
+    INVALIDATED = "invalidated"
+    LITIGATION = "litigation"
+    LAPSE = "lapse"  # patent only: annuity unpaid
+    RENEWAL = "renewal"  # trademark only: 10-year renewal
+    OPPOSITION = "opposition"  # trademark only
+    CANCELLATION = "cancellation"  # trademark only: e.g. three years unused
+
+
+PATENT_ONLY_EVENTS = frozenset({EventType.CITATION_RECEIVED, EventType.LAPSE})
+TRADEMARK_ONLY_EVENTS = frozenset({EventType.RENEWAL, EventType.OPPOSITION, EventType.CANCELLATION})
+
+
+class GuaranteeType(StrEnum):
+    NONE = "none"
+    GUARANTEE_COMPANY = "guarantee_company"  # 融资担保公司
+    PERSONAL = "personal"  # owner's personal joint liability
+
+
+class AppraisalSource(StrEnum):
+    APPRAISAL = "appraisal"  # an appraiser's report
+    TRANSACTION = "transaction"  # a transfer or licence price
+
+
+# --- field helpers --------------------------------------------------------------------------
+
+
+def field(description: str, *, unit: str | None = None, at_application: bool = True,
+          past: bool = False, **constraints: Any) -> Any:
+    """A documented field: `unit`, whether it is known at application time, and for dates whether
+    it may not lie in the future. Bounds (`ge`, `le`, `gt`) go to pydantic and to table checks."""
+    extra = {"unit": unit, "at_application": at_application, "past": past}
+    return Field(description=description, json_schema_extra=extra, **constraints)
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    """Dates come as dates or ISO 'YYYY-MM-DD' text; a number, a timestamp or a datetime is refused,
+    not reinterpreted."""
+    is_date = isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+    if not (is_date or isinstance(value, str) and _ISO_DATE.fullmatch(value)):
+        raise ValueError("a date or an ISO date text YYYY-MM-DD")
+    return value
+
+
+# Strict scalar types: "12" is not 12 and 1 is not True. Enums accept their text value.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Date = Annotated[dt.date, BeforeValidator(_iso_date)]
+ID_MAX_LENGTH = 64
+Id = Annotated[str, Strict(), annotated_types.MinLen(1), annotated_types.MaxLen(ID_MAX_LENGTH)]
+CNY = "CNY"
+DAYS = "days"
+
+
+class Record(BaseModel):
+    """Base of every record: strict scalar types (no silent coercion), unknown fields refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    #: columns that identify a row; duplicates are refused
+    key: typing.ClassVar[tuple[str, ...]] = ()
+
+
+# --- records --------------------------------------------------------------------------------
+
+
+class Patent(Record):
+    """A Chinese patent held by an enterprise (static bibliographic data; dated events are separate)."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("patent_id",)
+
+    patent_id: Id = field("Application or publication number, e.g. CN202110123456.7")
+    enterprise_id: Id = field("Owner (patentee) enterprise")
+    patent_type: PatentType = field("invention / utility_model / design")
+    filing_date: Date = field("Filing (application) date", past=True)
+    grant_date: Date | None = field("Grant date; empty while pending", past=True, default=None)
+    expiry_date: Date = field("Statutory end of term (filing date + term)")
+    legal_status: LegalStatus = field(
+        "Status when the record was extracted; features derive the status as of the application "
+        "date from dated events instead", at_application=False)
+    ipc_main: Annotated[str, Strict()] | None = field("Main IPC subclass, e.g. H01M; empty for designs (Locarno-classified)",
+                                 default=None, pattern=r"^[A-H]\d\d[A-Z]$")
+    ipc_count: Int = field("Number of distinct IPC subclasses assigned (breadth of field)", ge=0)
+    n_claims: Int = field("Number of claims", ge=0)
+    n_independent_claims: Int = field("Number of independent claims", ge=0)
+    backward_citations: Int = field("References cited by the patent (fixed at grant)", ge=0)
+    family_size: Int = field("Members of the patent family, this one included", ge=1)
+    family_countries: Int = field("Jurisdictions the family covers", ge=1)
+    n_inventors: Int = field("Named inventors", ge=1)
+    in_use: Bool = field("The owner's products use the patent (declared)")
+
+
+class Trademark(Record):
+    """A registered (or applied-for) Chinese trademark."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("trademark_id",)
+
+    trademark_id: Id = field("Registration (or application) number")
+    enterprise_id: Id = field("Owner (registrant) enterprise")
+    nice_class: Int = field("Nice class of goods or services", ge=1, le=45)
+    n_goods_services: Int = field("Goods or services designated in the class", ge=1)
+    filing_date: Date = field("Filing date", past=True)
+    registration_date: Date | None = field("Registration date; empty while pending", past=True, default=None)
+    status: TrademarkStatus = field(
+        "Status when the record was extracted; features derive it as of the application date",
+        at_application=False)
+    well_known: Bool = field("Recognised well-known mark (驰名商标)")
+    time_honoured: Bool = field("Time-honoured brand (中华老字号)")
+    in_use: Bool = field("The mark is used on goods or services (declared)")
+    revenue_under_mark_cny: Float | None = field(
+        "Yearly revenue of products sold under the mark (declared)", unit=CNY, ge=0, default=None)
+
+
+class AssetEvent(Record):
+    """A dated legal or market event on one patent or trademark."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ()
+
+    asset_kind: AssetKind = field("patent / trademark")
+    asset_id: Id = field("patent_id or trademark_id")
+    event_type: EventType = field("What happened")
+    event_date: Date = field("When it happened (public record date)", past=True)
+
+
+class Enterprise(Record):
+    """A credit snapshot of an enterprise as of `report_date` (statements, bureau, court, tax)."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("enterprise_id", "report_date")
+
+    enterprise_id: Id = field("Unified social credit code or internal id")
+    report_date: Date = field("Date the snapshot was taken; features use the latest one on or "
+                                 "before the application date", past=True)
+    industry: Industry = field("Main industry")
+    founded_date: Date = field("Date of incorporation", past=True)
+    registered_capital_cny: Float = field("Registered capital", unit=CNY, ge=0)
+    employees: Int = field("Staff", ge=1)
+    rd_staff: Int = field("R&D staff", ge=0)
+    revenue_cny: Float = field("Revenue of the last fiscal year", unit=CNY, ge=0)
+    revenue_growth: Float = field("Revenue growth over the prior year (0.1 = +10%)", unit="ratio", ge=-1)
+    gross_margin: Float = field("Gross margin (gross profit / revenue)", unit="ratio", le=1)
+    net_profit_cny: Float = field("Net profit of the last fiscal year", unit=CNY)
+    total_assets_cny: Float = field("Total assets", unit=CNY, ge=0)
+    total_liabilities_cny: Float = field("Total liabilities", unit=CNY, ge=0)
+    current_ratio: Float | None = field("Current assets / current liabilities", unit="ratio", ge=0,
+                                        default=None)
+    operating_cash_flow_cny: Float = field("Operating cash flow of the last fiscal year", unit=CNY)
+    rd_spend_cny: Float = field("R&D spend of the last fiscal year", unit=CNY, ge=0)
+    tax_grade: TaxGrade = field("Tax credit grade (纳税信用等级) A, B, M, C, D")
+    tax_paid_cny: Float = field("Tax paid in the last fiscal year", unit=CNY, ge=0)
+    overdue_count_24m: Int = field("Overdue repayments in the last 24 months (credit bureau)", ge=0)
+    max_overdue_days_24m: Int = field("Longest overdue in the last 24 months", unit=DAYS, ge=0)
+    outstanding_loans_cny: Float = field("Loans outstanding", unit=CNY, ge=0)
+    guarantees_given_cny: Float = field("Guarantees given for others", unit=CNY, ge=0)
+    court_judgements: Int = field("Court judgements against the enterprise, last 3 years", ge=0)
+    enforcement_count: Int = field("Enforcement cases (被执行), last 3 years", ge=0)
+    dishonest_debtor: Bool = field("On the dishonest-debtor list (失信被执行人)")
+    admin_penalties: Int = field("Administrative penalties, last 3 years", ge=0)
+    high_tech: Bool = field("High-tech enterprise (高新技术企业) certificate")
+    specialized_sme: Bool = field("专精特新 SME (list supplied by the economy bureau)")
+    little_giant: Bool = field("专精特新 'little giant' (小巨人)")
+    tech_sme: Bool = field("Registered tech SME (科技型中小企业)")
+
+
+class PledgedAsset(Record):
+    asset_kind: AssetKind = field("patent / trademark")
+    asset_id: Id = field("patent_id or trademark_id")
+
+
+class Pledge(PledgedAsset):
+    """One row of the pledges table: an asset pledged in an application."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("application_id", "asset_kind", "asset_id")
+
+    application_id: Id = field("Loan application")
+
+
+class LoanApplication(Record):
+    """A loan asked for against a bundle of pledged IP. As a table, the bundle is the pledges table."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("application_id",)
+
+    application_id: Id = field("Application id")
+    enterprise_id: Id = field("Applying enterprise")
+    bank_id: Id = field("Lending bank")
+    application_date: Date = field("Date of application; every feature is computed as of it", past=True)
+    amount_cny: Float = field("Amount asked for", unit=CNY, gt=0)
+    term_months: Int = field("Loan term", unit="months", ge=1, le=60)
+    annual_rate: Float = field("Annual interest rate (0.045 = 4.5%)", unit="ratio", ge=0, le=0.36)
+    guarantee: GuaranteeType = field("Guarantee beside the pledge")
+    guarantee_share: Float = field("Share of a loss the guarantor bears (0 with no guarantee)", unit="ratio",
+                                   ge=0, le=1)
+    insurance: Bool = field("IP pledge financing insurance bought")
+    insurance_share: Float = field("Share of a loss the insurer bears (0 without insurance)", unit="ratio",
+                                   ge=0, le=1)
+    pledged_assets: tuple[PledgedAsset, ...] = field(
+        "Patents and trademarks pledged (the bundle); a table keeps them in the pledges table", min_length=1)
+
+
+class LoanOutcome(Record):
+    """What happened to a loan in the 12 months after it was granted (the scoring target)."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("application_id",)
+
+    application_id: Id = field("Loan application")
+    defaulted_12m: Bool = field("90+ days past due or written off within 12 months", at_application=False)
+    default_date: Date | None = field("Date of default", past=True, at_application=False, default=None)
+    recovery_cny: Float | None = field("Amount recovered after default (disposal of the pledge and others)",
+                                       unit=CNY, ge=0, at_application=False, default=None)
+
+
+class Appraisal(Record):
+    """An observed value of an asset: an appraiser's report or a transaction price."""
+
+    key: typing.ClassVar[tuple[str, ...]] = ("asset_kind", "asset_id", "appraisal_date")
+
+    asset_kind: AssetKind = field("patent / trademark")
+    asset_id: Id = field("patent_id or trademark_id")
+    appraisal_date: Date = field("Valuation date", past=True)
+    value_cny: Float = field("Observed value", unit=CNY, gt=0)
+    source: AppraisalSource = field("appraisal / transaction")
+
+
+# --- column descriptions derived from the records ---------------------------------------------
+
+
+class Column(typing.NamedTuple):
+    name: str
+    kind: str  # "str", "int", "float", "bool", "date", "enum"
+    required: bool
+    allowed: tuple[str, ...] | None
+    ge: float | None
+    gt: float | None
+    le: float | None
+    pattern: str | None
+    past: bool
+    unit: str | None
+    at_application: bool
+    description: str
+    max_length: int | None = None
+
+
+def _unwrap(annotation: Any) -> tuple[Any, bool]:
+    """(inner type, required) for `X | None` and plain X."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0], False
+    return annotation, True
+
+
+def columns(model: type[Record]) -> list[Column]:
+    """The table columns of a record class (list-valued fields such as the bundle excluded)."""
+    out = []
+    for name, info in model.model_fields.items():
+        inner, required = _unwrap(info.annotation)
+        if typing.get_origin(inner) is tuple:
+            continue
+        if typing.get_origin(inner) is Annotated:
+            inner = typing.get_args(inner)[0]
+        bounds: dict[str, Any] = {"ge": None, "gt": None, "le": None, "pattern": None, "max_length": None}
+        for meta in info.metadata:
+            for attr in bounds:
+                if getattr(meta, attr, None) is not None:
+                    bounds[attr] = getattr(meta, attr)
+        allowed = None
+        if isinstance(inner, type) and issubclass(inner, StrEnum):
+            kind, allowed = "enum", tuple(m.value for m in inner)
+        else:
+            kind = {str: "str", int: "int", float: "float", bool: "bool", dt.date: "date"}[inner]
+        extra = info.json_schema_extra or {}
+        out.append(Column(name, kind, required, allowed, bounds["ge"], bounds["gt"], bounds["le"],
+                          bounds["pattern"], bool(extra.get("past")), extra.get("unit"),
+                          bool(extra.get("at_application", True)), info.description or "",
+                          bounds["max_length"]))
+    return out
+
+
+# --- table validation -----------------------------------------------------------------------
+
+
+def _row_label(df: pd.DataFrame, key: tuple[str, ...], positions: np.ndarray) -> list[str | None]:
+    if not key or not set(key) <= set(df.columns):
+        return [None] * len(positions)
+    parts = []
+    for k in key:
+        values = df[k].iloc[positions]
+        if pd.api.types.is_datetime64_any_dtype(values):
+            values = values.dt.strftime("%Y-%m-%d")
+        parts.append(values.astype(str).to_numpy())
+    return ["/".join(p) for p in zip(*parts, strict=True)]
+
+
+def _problems_at(df: pd.DataFrame, key: tuple[str, ...], mask: np.ndarray, field_name: str,
+                 expected: str, got: Iterable[Any] | None = None) -> list[Problem]:
+    positions = np.flatnonzero(mask)
+    if positions.size == 0:
+        return []
+    values = df[field_name].to_numpy()[positions] if got is None else np.asarray(list(got), dtype=object)
+    ids = _row_label(df, key, positions)
+    return [Problem(field_name, expected, _plain(v), int(r), i)
+            for r, v, i in zip(positions, values, ids, strict=True)]
+
+
+def _plain(value: Any) -> Any:
+    """numpy and pandas scalars shown as plain Python values in messages."""
+    if isinstance(value, pd.Timestamp | np.datetime64):
+        return str(pd.Timestamp(value).date())
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date) -> list[Problem]:
+    s = df[col.name]
+    missing = s.isna().to_numpy()
+    problems = []
+    if col.required:
+        problems += _problems_at(df, key, missing, col.name, f"a value ({col.kind})")
+    present = ~missing
+    if col.kind in ("int", "float"):
+        if not (pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)):
+            return problems + [Problem(col.name, f"a numeric column ({col.kind})", str(s.dtype))]
+        values = s.to_numpy(dtype="float64", na_value=np.nan)
+        if col.kind == "int":
+            problems += _problems_at(df, key, present & (values != np.round(values)), col.name, "an integer")
+        problems += _problems_at(df, key, present & ~np.isfinite(values), col.name, "a finite number")
+        for bound, op, text in ((col.ge, np.less, ">="), (col.gt, np.less_equal, ">"),
+                                (col.le, np.greater, "<=")):
+            if bound is not None:
+                problems += _problems_at(df, key, present & op(values, bound), col.name, f"{text} {bound:g}")
+    elif col.kind == "bool":
+        if not pd.api.types.is_bool_dtype(s):
+            return problems + [Problem(col.name, "a boolean column (true/false)", str(s.dtype))]
+    elif col.kind == "date":
+        if not pd.api.types.is_datetime64_any_dtype(s):
+            return problems + [Problem(col.name, "a date column", str(s.dtype))]
+        if col.past:
+            future = present & (s.to_numpy() > np.datetime64(today, "D"))
+            problems += _problems_at(df, key, future, col.name, f"a date not after today ({today})")
+    else:  # str and enum
+        is_text = pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or (
+            s.dtype == object and s.dropna().map(type).eq(str).all())
+        if not is_text:
+            return problems + [Problem(col.name, "a text column", str(s.dtype))]
+        text = s.astype("string")
+        if col.allowed is not None:
+            bad = present & ~text.isin(col.allowed).fillna(False).to_numpy(dtype=bool)
+            problems += _problems_at(df, key, bad, col.name, f"one of {', '.join(col.allowed)}")
+        if col.pattern is not None:
+            bad = present & ~text.str.fullmatch(col.pattern).fillna(False).to_numpy(dtype=bool)
+            problems += _problems_at(df, key, bad, col.name, f"a code matching {col.pattern}")
+        if col.max_length is not None:
+            length = text.str.len().fillna(0).to_numpy()
+            problems += _problems_at(df, key, present & ((length == 0) | (length > col.max_length)), col.name,
+                                     f"a non-empty text of at most {col.max_length} characters")
+    return problems
+
+
+def _date_gap(df: pd.DataFrame, later: str, earlier: str) -> np.ndarray:
+    """True where both dates are present and `later` lies before `earlier`."""
+    return (df[later] < df[earlier]).fillna(False).to_numpy(dtype=bool)
+
+
+# Rules that tie several fields of one row together. Each returns (field, expected, mask of bad rows).
+RowRule = Callable[[pd.DataFrame], tuple[str, str, np.ndarray]]
+_ROW_RULES: dict[type[Record], list[RowRule]] = {
+    Patent: [
+        lambda d: ("grant_date", "a grant date on or after the filing date", _date_gap(d, "grant_date", "filing_date")),
+        lambda d: ("expiry_date", "an expiry date after the filing date",
+                   (d["expiry_date"] <= d["filing_date"]).fillna(False).to_numpy(dtype=bool)),
+        lambda d: ("n_independent_claims", "at most n_claims independent claims",
+                   (d["n_independent_claims"] > d["n_claims"]).to_numpy(dtype=bool)),
+        lambda d: ("family_countries", "at most family_size countries",
+                   (d["family_countries"] > d["family_size"]).to_numpy(dtype=bool)),
+        lambda d: ("ipc_main", "an IPC subclass for inventions and utility models",
+                   (d["ipc_main"].isna() & (d["patent_type"] != PatentType.DESIGN)).to_numpy(dtype=bool)),
+        lambda d: ("grant_date", "a grant date for a patent in force",
+                   (d["grant_date"].isna() & (d["legal_status"] == LegalStatus.VALID)).to_numpy(dtype=bool)),
+    ],
+    Trademark: [
+        lambda d: ("registration_date", "a registration date on or after the filing date",
+                   _date_gap(d, "registration_date", "filing_date")),
+        lambda d: ("registration_date", "a registration date for a registered mark",
+                   (d["registration_date"].isna() & (d["status"] == TrademarkStatus.REGISTERED))
+                   .to_numpy(dtype=bool)),
+    ],
+    AssetEvent: [
+        lambda d: ("event_type", "an event that can happen to a patent",
+                   ((d["asset_kind"] == AssetKind.PATENT)
+                    & d["event_type"].isin([e.value for e in TRADEMARK_ONLY_EVENTS])).to_numpy(dtype=bool)),
+        lambda d: ("event_type", "an event that can happen to a trademark",
+                   ((d["asset_kind"] == AssetKind.TRADEMARK)
+                    & d["event_type"].isin([e.value for e in PATENT_ONLY_EVENTS])).to_numpy(dtype=bool)),
+    ],
+    Enterprise: [
+        lambda d: ("founded_date", "a founding date on or before the report date",
+                   _date_gap(d, "report_date", "founded_date")),
+        lambda d: ("rd_staff", "at most `employees` R&D staff", (d["rd_staff"] > d["employees"]).to_numpy(dtype=bool)),
+        lambda d: ("max_overdue_days_24m", "0 when overdue_count_24m is 0",
+                   ((d["overdue_count_24m"] == 0) & (d["max_overdue_days_24m"] > 0)).to_numpy(dtype=bool)),
+        lambda d: ("little_giant", "a little giant to be a 专精特新 SME too",
+                   (d["little_giant"] & ~d["specialized_sme"]).to_numpy(dtype=bool)),
+    ],
+    LoanApplication: [
+        lambda d: ("guarantee_share", "0 when there is no guarantee",
+                   ((d["guarantee"] == GuaranteeType.NONE) & (d["guarantee_share"] > 0)).to_numpy(dtype=bool)),
+        lambda d: ("insurance_share", "0 when there is no insurance",
+                   (~d["insurance"].astype(bool) & (d["insurance_share"] > 0)).to_numpy(dtype=bool)),
+        lambda d: ("insurance_share", "guarantee_share + insurance_share <= 1",
+                   ((d["guarantee_share"] + d["insurance_share"]) > 1 + 1e-9).to_numpy(dtype=bool)),
+    ],
+    LoanOutcome: [
+        lambda d: ("default_date", "a default date exactly when defaulted_12m is true",
+                   (d["defaulted_12m"].astype(bool) != d["default_date"].notna()).to_numpy(dtype=bool)),
+    ],
+}
+
+
+def validate_table(df: pd.DataFrame, model: type[Record], *, today: dt.date | None = None,
+                   what: str | None = None) -> None:
+    """Refuse a table with any bad value, listing every problem (field, row, id, expected, got).
+
+    Columns beyond the record's fields are allowed and left alone; nothing is converted.
+    """
+    today = today or dt.date.today()
+    what = what or f"{model.__name__} table"
+    cols = columns(model)
+    names = [c.name for c in cols]
+    absent = [n for n in names if n not in df.columns and model.model_fields[n].is_required()]
+    if absent:
+        raise InvalidData([Problem(n, "a column", "no such column") for n in absent], what)
+    present_cols = [c for c in cols if c.name in df.columns]
+    problems: list[Problem] = []
+    for col in present_cols:
+        problems += _check_column(df, col, model.key, today)
+    if any(p.row is None for p in problems):  # a mistyped column: row rules cannot run on it
+        raise InvalidData(problems, what)
+    if model.key:
+        dup = df.duplicated(list(model.key), keep="first").to_numpy()
+        problems += _problems_at(df, model.key, dup, model.key[0], "a unique id",
+                                 got=_row_label(df, model.key, np.flatnonzero(dup)))
+    for rule in _ROW_RULES.get(model, []):
+        try:
+            name, expected, mask = rule(df)
+        except KeyError:  # an optional column the rule needs is absent: nothing to check
+            continue
+        problems += _problems_at(df, model.key, mask, name, expected)
+    if problems:
+        raise InvalidData(problems, what)
+
+
+def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataFrame:
+    """Records as a typed table (dates as datetime64, enums as strings)."""
+    rows = [r.model_dump(exclude={n for n in model.model_fields if n not in {c.name for c in columns(model)}})
+            for r in records]
+    df = pd.DataFrame(rows, columns=[c.name for c in columns(model)])
+    for col in columns(model):
+        if col.kind == "date":
+            df[col.name] = pd.to_datetime(df[col.name])
+        elif col.kind == "bool":
+            df[col.name] = df[col.name].astype(bool)
+        elif col.kind in ("int", "float"):
+            df[col.name] = pd.to_numeric(df[col.name]).astype("float64" if col.kind == "float" or
+                                                                 df[col.name].isna().any() else "int64")
+    return df
+
+
+def parse_records(model: type[Record], items: Iterable[Mapping[str, Any]], *,
+                  today: dt.date | None = None) -> list[Record]:
+    """Parse and check raw records (dicts; dates as dates or ISO text). Every problem in every record
+    is reported at once, with its row and id: type errors in some records and table rules (future
+    dates, cross-field rules, duplicates) in the others."""
+    items = list(items)
+    parsed, rows, problems = [], [], []
+    for row, item in enumerate(items):
+        try:
+            parsed.append(model.model_validate(item))
+            rows.append(row)
+        except ValidationError as e:
+            for err in e.errors():
+                name = ".".join(str(p) for p in err["loc"]) or "record"
+                expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
+                problems.append(Problem(name, expected, err.get("input"), row, _record_label(model, item)))
+    try:
+        validate_table(records_to_table(parsed, model), model, today=today, what=f"{model.__name__} records")
+    except InvalidData as e:  # rows of the table are positions among the records that parsed
+        problems += [Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None,
+                             p.record_id) for p in e.problems]
+    if problems:
+        raise InvalidData(sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records")
+    return parsed
+
+
+def _record_label(model: type[Record], item: Any) -> str | None:
+    if not model.key or not isinstance(item, Mapping) or not all(k in item for k in model.key):
+        return None
+    return "/".join(str(item[k]) for k in model.key)

@@ -1,0 +1,402 @@
+"""Feature spec: the YAML contract that tells training which columns of a user's flat table to use.
+
+The format banks write (more top-level keys may be added; they are kept in ``extra``)::
+
+    target: <column>        # scoring: 1 = default, 0 = repaid; valuation: positive amount in CNY
+    id: <column>            # optional; carried through to every output
+    features:
+      - {name: <column>, type: numeric}
+      - {name: <column>, type: categorical}
+      - {name: <column>, type: numeric, monotone: increasing}   # or decreasing
+
+Every refusal is an ``InvalidData`` that lists all problems found, never only the first.
+
+>>> spec = FeatureSpec.from_yaml('''
+... target: defaulted
+... features:
+...   - {name: overdue_days, type: numeric, monotone: increasing}
+...   - {name: industry, type: categorical}
+...   - {name: equity_ratio, type: numeric, monotone: decreasing}
+... ''')
+>>> spec.feature_names
+('overdue_days', 'industry', 'equity_ratio')
+>>> spec.monotone_constraints()
+[1, 0, -1]
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from numbers import Real
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from features.errors import InvalidData, Problem
+
+logger = logging.getLogger(__name__)
+
+FEATURE_TYPES = ("numeric", "categorical")
+MONOTONE_DIRECTIONS = ("increasing", "decreasing")
+TASKS = ("scoring", "valuation")
+# Keys this module understands; any other top-level key is kept verbatim in FeatureSpec.extra.
+KNOWN_TOP_LEVEL_KEYS = ("target", "id", "task", "features")
+# Keys of one feature entry. Unknown ones are refused: a typo such as `monotonic:` would otherwise
+# silently drop a monotone constraint the bank relies on.
+KNOWN_FEATURE_KEYS = ("name", "type", "monotone")
+SCORING_TARGET_VALUES = (0, 1)
+_MONOTONE_SIGN = {"increasing": 1, "decreasing": -1, None: 0}
+
+
+# ---------------------------------------------------------------- problems found in a spec
+
+
+def _name_problems(value: object, field_name: str) -> list[Problem]:
+    if isinstance(value, str) and value.strip():
+        return []
+    return [Problem(field_name, "a non-empty column name (string)", value)]
+
+
+def _column_problems(name: object, type_: object, monotone: object, where: str) -> list[Problem]:
+    """Problems of one feature entry; `where` names it in messages (e.g. "features[2]")."""
+    problems = _name_problems(name, f"{where}.name")
+    if type_ not in FEATURE_TYPES:
+        problems.append(Problem(f"{where}.type", f"one of {list(FEATURE_TYPES)}", type_))
+    if monotone is not None and monotone not in MONOTONE_DIRECTIONS:
+        problems.append(
+            Problem(f"{where}.monotone", f"one of {list(MONOTONE_DIRECTIONS)} or absent", monotone)
+        )
+    elif monotone is not None and type_ == "categorical":
+        problems.append(
+            Problem(f"{where}.monotone", "no monotone direction on a categorical feature", monotone)
+        )
+    return problems
+
+
+def _spec_problems(
+    target: object, names: list[object], id_: object, task: object, extra: Mapping[str, Any]
+) -> list[Problem]:
+    """Problems of the spec as a whole, beyond the target's own name and the feature entries themselves
+    (callers check those, so that a missing key is reported once, as missing)."""
+    problems = _name_problems(id_, "id") if id_ is not None else []
+    if task is not None and task not in TASKS:
+        problems.append(Problem("task", f"one of {list(TASKS)} or absent", task))
+    seen: set[object] = set()
+    for position, name in enumerate(names):
+        if not isinstance(name, str):
+            continue  # already reported by _column_problems
+        if name in seen:
+            problems.append(Problem(f"features[{position}].name", "feature names listed once", name))
+        seen.add(name)
+        if name == target:
+            problems.append(Problem(f"features[{position}].name", "the target not listed as a feature", name))
+        if id_ is not None and name == id_:
+            problems.append(Problem(f"features[{position}].name", "the id not listed as a feature", name))
+    if id_ is not None and id_ == target:
+        problems.append(Problem("id", "a column other than the target", id_))
+    clashing = sorted(set(extra) & set(KNOWN_TOP_LEVEL_KEYS))
+    if clashing:
+        problems.append(Problem("extra", "no key that is a spec field", clashing))
+    return problems
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclass(frozen=True)
+class FeatureColumn:
+    """One model input: its column name, its type and, for numeric ones, a known direction of effect."""
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    monotone: Literal["increasing", "decreasing"] | None = None
+
+    def __post_init__(self) -> None:
+        problems = _column_problems(self.name, self.type, self.monotone, f"feature {self.name!r}")
+        if problems:
+            raise InvalidData(problems, what="feature column")
+
+    def to_dict(self) -> dict[str, str]:
+        entry = {"name": self.name, "type": self.type}
+        if self.monotone is not None:
+            entry["monotone"] = self.monotone
+        return entry
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which columns are the target, the id and the features, and how each feature is treated."""
+
+    target: str
+    features: tuple[FeatureColumn, ...]
+    id: str | None = None
+    task: str | None = None
+    # Unknown top-level keys of the YAML, kept so that nothing a bank wrote is lost on a round trip.
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        # Frozen: normalise through object.__setattr__ so a list or a shared dict cannot alias in.
+        object.__setattr__(self, "features", tuple(self.features))
+        object.__setattr__(self, "extra", copy.deepcopy(dict(self.extra)))
+        problems = [
+            Problem(f"features[{i}]", "a FeatureColumn", column)
+            for i, column in enumerate(self.features)
+            if not isinstance(column, FeatureColumn)
+        ]
+        names = [getattr(column, "name", None) for column in self.features]
+        problems += _name_problems(self.target, "target")
+        if not names:
+            problems.append(Problem("features", "at least one feature", "none"))
+        problems += _spec_problems(self.target, names, self.id, self.task, self.extra)
+        if problems:
+            raise InvalidData(problems, what="feature spec")
+
+    # ------------------------------------------------------------ views
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.features)
+
+    @property
+    def numeric(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.features if column.type == "numeric")
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.features if column.type == "categorical")
+
+    def monotone_constraints(self) -> list[int]:
+        """+1 (increasing), -1 (decreasing) or 0 (free) per feature, in feature order."""
+        return [_MONOTONE_SIGN[column.monotone] for column in self.features]
+
+    # ------------------------------------------------------------ serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"target": self.target}
+        if self.id is not None:
+            out["id"] = self.id
+        if self.task is not None:
+            out["task"] = self.task
+        out["features"] = [column.to_dict() for column in self.features]
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+    def to_yaml(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8")
+        return path
+
+    @classmethod
+    def from_dict(cls, d: object) -> FeatureSpec:
+        """Build a spec from a parsed mapping, refusing with every problem found."""
+        if not isinstance(d, Mapping):
+            problem = Problem("spec", "a mapping of keys to values", _type_name(d))
+            raise InvalidData([problem], what="feature spec")
+        problems = [Problem(key, f"a `{key}:` key", "missing") for key in ("target", "features")
+                    if key not in d]
+        if "target" in d:
+            problems += _name_problems(d["target"], "target")
+        raw_features = d.get("features", [])
+        if "features" in d and not isinstance(raw_features, list):
+            problems.append(Problem("features", "a list of {name, type[, monotone]} entries", raw_features))
+            raw_features = []
+        elif "features" in d and not raw_features:
+            problems.append(Problem("features", "at least one feature", "none"))
+        names: list[object] = []
+        for position, entry in enumerate(raw_features):
+            where = f"features[{position}]"
+            if not isinstance(entry, Mapping):
+                problems.append(Problem(where, "a mapping with name and type", entry))
+                names.append(None)
+                continue
+            unknown = sorted(set(map(str, entry)) - set(KNOWN_FEATURE_KEYS))
+            if unknown:
+                problems.append(Problem(where, f"only keys {list(KNOWN_FEATURE_KEYS)}", unknown))
+            problems += _column_problems(entry.get("name"), entry.get("type"), entry.get("monotone"), where)
+            names.append(entry.get("name"))
+        extra = {key: value for key, value in d.items() if key not in KNOWN_TOP_LEVEL_KEYS}
+        problems += _spec_problems(d.get("target"), names, d.get("id"), d.get("task"), extra)
+        if problems:
+            raise InvalidData(problems, what="feature spec")
+        if extra:
+            logger.debug("feature spec keeps unknown top-level keys %s", sorted(extra))
+        features = tuple(
+            FeatureColumn(entry["name"], entry["type"], entry.get("monotone")) for entry in raw_features
+        )
+        return cls(target=d["target"], features=features, id=d.get("id"), task=d.get("task"), extra=extra)
+
+    @classmethod
+    def from_yaml(cls, path_or_text: str | Path) -> FeatureSpec:
+        """Read a spec from a file path or from YAML text.
+
+        A `Path`, or a one-line string ending in .yaml / .yml or naming an existing file, is read as a
+        file (FileNotFoundError if it is missing); any other string is parsed as YAML text.
+        """
+        text = _read_yaml_source(path_or_text)
+        try:
+            parsed = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise InvalidData([Problem("yaml", "well-formed YAML", str(e))], what="feature spec") from e
+        return cls.from_dict(parsed)
+
+    # ------------------------------------------------------------ checking a table against the spec
+
+    def check(self, df: pd.DataFrame, task: str | None = None) -> None:
+        """Refuse `df` with every problem found, or return None if it can be trained on.
+
+        `task` ("scoring" or "valuation") defaults to the spec's own task. Rows in messages are
+        0-based positions in `df`; the id, when the spec has one and the column is there, is given too.
+        """
+        task = task if task is not None else self.task
+        problems = _task_problems(task, self.task)
+        missing = [name for name in self._named_columns() if name not in df.columns]
+        problems += [Problem(name, "a column of the table", "missing") for name in missing]
+        ids = df[self.id] if self.id is not None and self.id in df.columns else None
+        if ids is not None:
+            problems += _id_problems(ids)
+        if self.target in df.columns and task in TASKS:
+            problems += _target_problems(df[self.target], task, ids)
+        for name in self.numeric:
+            if name in df.columns:
+                problems += _numeric_feature_problems(df[name], ids)
+        if problems:
+            raise InvalidData(problems, what=f"table for {task or 'training'}")
+
+    def _named_columns(self) -> list[str]:
+        named = [self.target, *self.feature_names]
+        return [self.id, *named] if self.id is not None else named
+
+
+def infer_spec(df: pd.DataFrame, target: str, id: str | None = None) -> FeatureSpec:
+    """A spec over every other column: numeric dtypes (bool included) numeric, all else categorical."""
+    wanted = [name for name in (target, id) if name is not None]
+    problems = [Problem(name, "a column of the table", "missing") for name in wanted if name not in df]
+    if problems:
+        raise InvalidData(problems, what="table to infer a feature spec from")
+    features = tuple(
+        FeatureColumn(str(name), "numeric" if pd.api.types.is_numeric_dtype(df[name]) else "categorical")
+        for name in df.columns
+        if name not in (target, id)
+    )
+    return FeatureSpec(target=target, features=features, id=id)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _type_name(value: object) -> str:
+    return f"{type(value).__name__}: {value!r}"[:200]
+
+
+def _read_yaml_source(path_or_text: str | Path) -> str:
+    if isinstance(path_or_text, Path):
+        return path_or_text.read_text(encoding="utf-8")
+    if not isinstance(path_or_text, str):
+        raise InvalidData(
+            [Problem("spec", "a path or YAML text", _type_name(path_or_text))], what="feature spec"
+        )
+    one_line = "\n" not in path_or_text
+    looks_like_file = path_or_text.strip().endswith((".yaml", ".yml"))
+    if one_line and (looks_like_file or Path(path_or_text).is_file()):
+        return Path(path_or_text).read_text(encoding="utf-8")
+    return path_or_text
+
+
+def _task_problems(task: str | None, spec_task: str | None) -> list[Problem]:
+    if task not in TASKS:
+        return [Problem("task", f"one of {list(TASKS)}", task)]
+    if spec_task is not None and task != spec_task:
+        return [Problem("task", f"the spec's task {spec_task!r}", task)]
+    return []
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read `got 2`, not `got np.int64(2)`."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _record_id(ids: pd.Series | None, position: int) -> str | None:
+    if ids is None:
+        return None
+    value = ids.iloc[position]
+    return None if pd.isna(value) else str(value)
+
+
+def _positions(mask: Iterable[bool]) -> list[int]:
+    return [position for position, flagged in enumerate(mask) if flagged]
+
+
+def _id_problems(ids: pd.Series) -> list[Problem]:
+    name = str(ids.name)
+    problems = [
+        Problem(name, "an id on every row", None, row=position) for position in _positions(ids.isna())
+    ]
+    repeated = ids.duplicated(keep="first") & ids.notna()
+    problems += [
+        Problem(name, "unique ids", _plain(ids.iloc[i]), row=i, record_id=_record_id(ids, i))
+        for i in _positions(repeated)
+    ]
+    return problems
+
+
+def _is_number(value: object) -> bool:
+    """A real number that is not a bool (True/False are not accepted as 1/0)."""
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _bad_target_positions(target: pd.Series, task: str) -> list[int]:
+    """Rows whose (non-missing) target is not allowed for the task; vectorised for numeric columns."""
+    present = target.notna()
+    if pd.api.types.is_numeric_dtype(target):
+        values = target.astype("float64")
+        if task == "scoring":
+            allowed = values.isin([float(v) for v in SCORING_TARGET_VALUES])
+        else:
+            allowed = np.isfinite(values) & (values > 0)
+        return _positions(present & ~allowed)
+    # Text / object columns: judge each value, so "1" (a string) or True is refused, 1 or 1.0 accepted.
+    if task == "scoring":
+        def ok(value: object) -> bool:
+            return _is_number(value) and value in SCORING_TARGET_VALUES
+    else:
+        def ok(value: object) -> bool:
+            return _is_number(value) and math.isfinite(value) and value > 0
+    return [position for position, value in enumerate(target) if not pd.isna(value) and not ok(value)]
+
+
+def _target_problems(target: pd.Series, task: str, ids: pd.Series | None) -> list[Problem]:
+    name = str(target.name)
+    problems = [
+        Problem(name, "a target on every row", None, row=position, record_id=_record_id(ids, position))
+        for position in _positions(target.isna())
+    ]
+    if pd.api.types.is_bool_dtype(target):
+        boolean = Problem(name, "integer or float 0/1 values, not booleans", f"{target.dtype} column")
+        return problems + [boolean]
+    if task == "scoring":
+        expected = "0 or 1 (1 = default, 0 = repaid)"
+    else:
+        expected = "a strictly positive, finite amount"
+    return problems + [
+        Problem(name, expected, _plain(target.iloc[i]), row=i, record_id=_record_id(ids, i))
+        for i in _bad_target_positions(target, task)
+    ]
+
+
+def _numeric_feature_problems(column: pd.Series, ids: pd.Series | None) -> list[Problem]:
+    if pd.api.types.is_numeric_dtype(column):
+        return []
+    name = str(column.name)
+    expected = f"a numeric column (numeric dtype); found dtype {column.dtype}"
+    for position, value in enumerate(column):
+        if not pd.isna(value) and not _is_number(value):
+            return [Problem(name, expected, _plain(value), row=position, record_id=_record_id(ids, position))]
+    # Every value is a number or missing, but the column is stored as text/object: still refused.
+    return [Problem(name, expected, f"{column.dtype} column")]
