@@ -53,6 +53,17 @@ def _days(values: pd.Series) -> np.ndarray:
     return out
 
 
+def _codes_against(reference: pd.Series, values: pd.Series) -> np.ndarray:
+    """Position of each value among the distinct reference values, -1 when absent. One joint
+    factorisation: faster than an index lookup on a few million text ids."""
+    joint, uniques = pd.factorize(pd.concat([reference, values.astype(reference.dtype)], ignore_index=True))
+    ref_codes = joint[: len(reference)]
+    n_known = ref_codes.max() + 1 if len(reference) else 0
+    codes = joint[len(reference):].astype("int64")
+    codes[codes >= n_known] = -1
+    return codes
+
+
 def count_events_as_of(asset_ids: pd.Series, as_of_days: np.ndarray, events: pd.DataFrame,
                        kind: AssetKind, counts: dict[str, EventType]) -> pd.DataFrame:
     """For each row, how many events of each type the asset had on or before its as-of day.
@@ -60,31 +71,33 @@ def count_events_as_of(asset_ids: pd.Series, as_of_days: np.ndarray, events: pd.
     Vectorised: events are keyed by (asset code, day) and sorted, and each row's count is the
     distance between two binary searches, so later events cannot enter the count.
     """
-    ids = pd.Index(pd.unique(asset_ids.to_numpy()))
-    row_code = ids.get_indexer(asset_ids.to_numpy()).astype("int64")
-    ev = events[events["asset_kind"] == kind.value]
-    ev_code = ids.get_indexer(ev["asset_id"].to_numpy()).astype("int64")
-    keep = ev_code >= 0
-    ev_code, ev_day = ev_code[keep], _days(ev["event_date"])[keep]
-    ev_type = ev["event_type"].astype(str).to_numpy()[keep]
+    row_code, _ = pd.factorize(asset_ids)
+    of_kind = (events["asset_kind"] == kind.value).to_numpy(dtype=bool)
+    ev_code = _codes_against(asset_ids, events["asset_id"])
+    keep = of_kind & (ev_code >= 0)
+    type_codes, type_names = pd.factorize(events["event_type"])
+    type_names = [str(t) for t in type_names]
+    ev_code, ev_day, ev_type = ev_code[keep], _days(events["event_date"])[keep], type_codes[keep]
     span = np.int64(1 << 20)  # days since 1970 stay far below 2**20 (year 4840)
-    row_lo = row_code * span
+    row_lo = row_code.astype("int64") * span
     row_hi = row_lo + np.clip(as_of_days, 0, span - 1)
     out = {}
     for name, event_type in counts.items():
-        keys = np.sort(ev_code[ev_type == event_type.value] * span + ev_day[ev_type == event_type.value])
-        out[name] = (np.searchsorted(keys, row_hi, side="right") - np.searchsorted(keys, row_lo, side="left"))
+        code = type_names.index(event_type.value) if event_type.value in type_names else -1
+        of_type = ev_type == code
+        keys = np.sort(ev_code[of_type] * span + ev_day[of_type])
+        out[name] = np.searchsorted(keys, row_hi, side="right") - np.searchsorted(keys, row_lo, side="left")
     return pd.DataFrame(out, index=asset_ids.index)
 
 
 def _attach(rows: pd.DataFrame, table: pd.DataFrame, key: str, what: str) -> pd.DataFrame:
     """Static attributes of each row's asset; unknown ids are refused with their rows."""
-    positions = pd.Index(table[key]).get_indexer(rows[key])
+    positions = _codes_against(table[key], rows[key])
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
         raise InvalidData([Problem(key, f"an id present in the {what} table", rows[key].iat[i], int(i))
                            for i in unknown], f"{what} rows")
-    static = table.iloc[positions].reset_index(drop=True)
+    static = table.take(positions).reset_index(drop=True)
     static.index = rows.index
     return static
 
