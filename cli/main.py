@@ -71,6 +71,9 @@ def synth(
 def features(
     data: Annotated[Path, typer.Option(help="Portfolio folder written by `ipcredit synth`")] = DEFAULT_DATA,
     out: Annotated[Path | None, typer.Option(help="Write the application features here (.csv or .parquet)")] = None,
+    assets_out: Annotated[Path | None, typer.Option(
+        help="Write every patent and trademark in force on --as-of as valuation rows (`ipcredit value` input)")] = None,
+    as_of: Annotated[str, typer.Option(help="Date of the asset rows (YYYY-MM-DD)")] = "2025-06-30",
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
     from features.io import write_table
@@ -86,7 +89,109 @@ def features(
     if out is not None:
         write_table(table.reset_index(), out)
         typer.echo(f"wrote {out}")
+    if assets_out is not None:
+        import pandas as pd
+
+        from valuation.data import asset_rows, in_force
+
+        when = pd.Timestamp(as_of)
+        rows = pd.concat([
+            pd.DataFrame({"asset_kind": "patent", "asset_id": portfolio.patents["patent_id"],
+                          "filed": portfolio.patents["filing_date"]}),
+            pd.DataFrame({"asset_kind": "trademark", "asset_id": portfolio.trademarks["trademark_id"],
+                          "filed": portfolio.trademarks["filing_date"]}),
+        ], ignore_index=True)
+        rows = rows[rows["filed"] <= when].drop(columns="filed").assign(as_of=when)
+        assets = asset_rows(portfolio, rows)
+        assets = assets[in_force(assets)]
+        write_table(assets, assets_out)
+        typer.echo(f"wrote {len(assets):,} assets in force on {as_of} to {assets_out}")
 
 
 def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<24}"), BarColumn(), TimeElapsedColumn(), console=console)
+
+
+train_app = typer.Typer(help="Train a model and print its held-out metrics.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+def _training_data(data: Path | None, spec_path: Path | None, task: str):
+    """(table, spec): a user's flat table with its spec, or the synthetic portfolio's own table."""
+    from features.io import read_table
+    from features.portfolio import Portfolio
+    from features.spec import FeatureSpec
+
+    if data is not None and data.is_file():
+        if spec_path is None:
+            raise typer.BadParameter("a flat table needs --spec SPEC.yaml describing its columns")
+        return read_table(data), FeatureSpec.from_yaml(spec_path)
+    folder = data or DEFAULT_DATA
+    if data is None and not (folder / "manifest.json").exists():
+        console.print(f"no data given: writing the synthetic portfolio to {folder}")
+        from features.synth import synthesize
+
+        synthesize(seed=7).save(folder)
+    portfolio = Portfolio.load(folder)
+    portfolio.validate()
+    if task == "valuation":
+        from valuation.data import default_spec, in_force, training_table
+
+        table = training_table(portfolio)
+        table = table[in_force(table)].reset_index(drop=True)
+        spec = FeatureSpec.from_yaml(spec_path) if spec_path else default_spec(table)
+        return table, spec
+    raise typer.BadParameter(f"unknown task {task}")
+
+
+@train_app.command("valuation")
+@user_errors
+def train_valuation_command(
+    data: Annotated[Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")] = None,
+    name: Annotated[str, typer.Option(help="Name to store the model under")] = "ipcredit-valuation",
+    seed: Annotated[int, typer.Option(help="Seed of the split and the model")] = 0,
+):
+    """Train the value model; prints held-out accuracy and interval coverage."""
+    import json
+
+    from models import store
+    from valuation.train import train_valuation
+
+    with _progress() as bar:
+        task = bar.add_task("loading data", total=3)
+        table, feature_spec = _training_data(data, spec, "valuation")
+        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
+        trained = train_valuation(table, feature_spec, seed=seed)
+        bar.update(task, advance=1, description="storing")
+        folder = store.save(name, trained.model, feature_spec, trained.metrics)
+        bar.update(task, advance=1, description="done")
+    typer.echo(json.dumps(trained.metrics, indent=2))
+    typer.echo(f"stored {folder}")
+
+
+@app.command()
+@user_errors
+def value(
+    input: Annotated[Path, typer.Option(help="Assets to value (.csv or .parquet) with the model's feature columns")],
+    output: Annotated[Path, typer.Option(help="Where to write the values (.csv or .parquet)")],
+    model: Annotated[str, typer.Option(help="Stored model name")] = "ipcredit-valuation",
+    level: Annotated[float, typer.Option(help="Interval level")] = 0.9,
+):
+    """Value assets: one output row per input row, in input order. Bad rows get no value, an `error`
+    text, and are listed on stderr; the exit code is then 3."""
+    from features.io import read_table, write_table
+    from models import store
+    from valuation.train import value_batch
+
+    fitted = store.load(model)
+    table = read_table(input)
+    out, problems = value_batch(fitted, table, level)
+    write_table(out, output)
+    typer.echo(f"valued {len(out) - len({p.row for p in problems})} of {len(out)} rows -> {output}")
+    if problems:
+        for p in problems[:20]:
+            console.print(f"refused: {p}", highlight=False)
+        if len(problems) > 20:
+            console.print(f"... {len(problems) - 20} more; every refused row has its reason in the `error` column")
+        raise typer.Exit(3)

@@ -160,17 +160,17 @@ def synthesize(n_enterprises: int = 5_000, seed: int = 7, assumptions: Assumptio
     events = _asset_events(rng, a, pat, tm, extraction)
     say("events")
 
-    # Each enterprise gets one credit snapshot; applicants' snapshots are taken shortly before applying.
     applies = rng.random(n_enterprises) < expit(a.apply_share_logit + 0.3 * ent["q"])
     app_date = _dates(window_start, rng.random(n_enterprises) * window_days)
     apps, pledges = _applications(rng, a, ent, pat, tm, applies, app_date)
     say("applications")
-    has_app = np.zeros(n_enterprises, dtype=bool)
-    has_app[apps["owner"]] = True
-    report_date = np.where(has_app, app_date - rng.integers(0, 90, n_enterprises) * DAY,
-                           _dates(window_start, rng.random(n_enterprises) * window_days))
-    ent["report_date"] = report_date.astype("datetime64[D]")
-    ent["founded_date"] = (ent["report_date"] - np.ceil(ent["age_years"] * 365.25).astype("int64") * DAY)
+    # Every enterprise has a baseline credit report from before the window; applicants get a second
+    # one shortly before applying (the generator's financials are static, so the two agree).
+    baseline = window_start - (100 + rng.integers(0, 90, n_enterprises)) * DAY
+    ent["founded_date"] = (baseline - np.ceil(ent["age_years"] * 365.25).astype("int64") * DAY)
+    owners = apps["owner"].to_numpy()
+    ent_rows = np.concatenate([np.arange(n_enterprises), owners])
+    report_date = np.concatenate([baseline, app_date[owners] - rng.integers(0, 90, owners.size) * DAY])
 
     # Valuation date of each asset: the application that pledged it, or a date in the window.
     pat_val_date, tm_val_date = _valuation_dates(rng, a, pat, tm, pledges, apps, window_start, window_days)
@@ -186,7 +186,7 @@ def synthesize(n_enterprises: int = 5_000, seed: int = 7, assumptions: Assumptio
     events = pd.concat([events, pledge_events], ignore_index=True)
 
     portfolio = Portfolio(
-        enterprises=_enterprise_table(ent),
+        enterprises=_enterprise_table(ent, ent_rows, report_date),
         patents=_patent_table(pat, extraction),
         trademarks=_trademark_table(tm, extraction),
         events=_event_table(events),
@@ -557,17 +557,18 @@ def _timestamps(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).astype("datetime64[ms]")
 
 
-def _enterprise_table(ent: dict) -> pd.DataFrame:
+def _enterprise_table(ent: dict, rows: np.ndarray, report_date: np.ndarray) -> pd.DataFrame:
+    """One row per credit report: `rows` picks the enterprise of each report."""
     columns = ["enterprise_id", "report_date", "industry", "founded_date", "registered_capital_cny", "employees",
                "rd_staff", "revenue_cny", "revenue_growth", "gross_margin", "net_profit_cny", "total_assets_cny",
                "total_liabilities_cny", "current_ratio", "operating_cash_flow_cny", "rd_spend_cny", "tax_grade",
                "tax_paid_cny", "overdue_count_24m", "max_overdue_days_24m", "outstanding_loans_cny",
                "guarantees_given_cny", "court_judgements", "enforcement_count", "dishonest_debtor",
                "admin_penalties", "high_tech", "specialized_sme", "little_giant", "tech_sme"]
-    df = pd.DataFrame({c: ent[c] for c in columns})
+    df = pd.DataFrame({c: report_date if c == "report_date" else ent[c][rows] for c in columns})
     for c in ("report_date", "founded_date"):
         df[c] = _timestamps(df[c].to_numpy())
-    return df
+    return df.sort_values(["enterprise_id", "report_date"], ignore_index=True)
 
 
 def _patent_table(pat: dict, extraction: np.datetime64) -> pd.DataFrame:

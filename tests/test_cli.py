@@ -1,0 +1,140 @@
+"""The `ipcredit` command: what it writes and prints, and that refused input is a message, not a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from features.portfolio import TABLE_MODELS
+
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def flat(text: str) -> str:
+    """Output with line wrapping undone: the console wraps long messages at the terminal width, keeping
+    the space before a break at a word and inserting none when it breaks inside a long word."""
+    return " ".join(text.replace("\n", "").split())
+
+
+def assert_refused(result, *fragments: str) -> None:
+    """Exit code 2, a message holding every fragment, and no traceback or escaped exception."""
+    assert result.exit_code == 2, (result.exit_code, result.output, repr(result.exception))
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in flat(result.output), (fragment, result.output)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "portfolio"
+    result = run("synth", "--out", folder, "--enterprises", 200, "--seed", 1)
+    assert result.exit_code == 0, result.output
+    return folder, result
+
+
+# --- synth ------------------------------------------------------------------------------------------
+
+
+def test_synth_writes_every_table_the_manifest_and_the_truth(data):
+    folder, result = data
+    assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(f"{n}.parquet" for n in TABLE_MODELS)
+    assert sorted(p.stem for p in (folder / "truth").glob("*.parquet")) == [
+        "applications", "enterprises", "patents", "trademarks"]
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["seed"] == 1
+    assert manifest["sizes"]["enterprises"] == len(pd.read_parquet(folder / "enterprises.parquet"))
+    assert manifest["sizes"]["applications"] == len(pd.read_parquet(folder / "applications.parquet")) > 0
+    assert f"wrote {folder}" in flat(result.output) and "observed default rate" in result.output
+
+
+def test_the_same_seed_writes_the_same_tables(data, tmp_path):
+    folder, _ = data
+    again = run("synth", "--out", tmp_path / "again", "--enterprises", 200, "--seed", 1)
+    assert again.exit_code == 0, again.output
+    for name in TABLE_MODELS:
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / f"{name}.parquet"),
+                                      pd.read_parquet(folder / f"{name}.parquet"), obj=name)
+    other = run("synth", "--out", tmp_path / "other", "--enterprises", 200, "--seed", 2)
+    assert other.exit_code == 0, other.output
+    assert not pd.read_parquet(tmp_path / "other" / "patents.parquet").equals(
+        pd.read_parquet(folder / "patents.parquet"))
+
+
+def test_synth_refuses_too_few_enterprises(tmp_path):
+    result = run("synth", "--out", tmp_path / "p", "--enterprises", 5)
+    assert result.exit_code == 2 and "--enterprises" in result.output
+    assert not (tmp_path / "p").exists()
+
+
+# --- features --------------------------------------------------------------------------------------------
+
+
+def test_features_prints_a_summary_and_writes_one_row_per_application(data, tmp_path):
+    folder, _ = data
+    out = tmp_path / "f.csv"
+    result = run("features", "--data", folder, "--out", out)
+    assert result.exit_code == 0, (result.output, repr(result.exception))
+    applications = pd.read_parquet(folder / "applications.parquet")
+    first_line = result.output.splitlines()[0]
+    assert first_line.startswith(f"{len(applications)} applications, ") and "default rate" in first_line
+    assert "present" in result.output and "median" in result.output and "leverage" in result.output
+    assert f"wrote {out}" in flat(result.output)
+    table = pd.read_csv(out)
+    assert table["application_id"].tolist() == applications["application_id"].tolist()
+    assert {"leverage", "concentration_hhi", "defaulted_12m"} <= set(table.columns)
+
+
+def test_features_writes_parquet_too(data, tmp_path):
+    folder, _ = data
+    result = run("features", "--data", folder, "--out", tmp_path / "f.parquet")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_parquet(tmp_path / "f.parquet")) == len(pd.read_parquet(folder / "applications.parquet"))
+
+
+def test_features_on_a_folder_that_is_not_a_portfolio(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a portfolio", encoding="utf-8")
+    result = run("features", "--data", tmp_path)
+    assert_refused(result, f"{tmp_path} is not a portfolio folder", *[f"{n}.parquet" for n in TABLE_MODELS])
+
+
+def test_features_on_a_portfolio_with_a_corrupted_table(data, tmp_path):
+    folder, _ = data
+    broken = shutil.copytree(folder, tmp_path / "broken")
+    patents = pd.read_parquet(broken / "patents.parquet")
+    row = int(patents.index[(patents["n_claims"] > 0).to_numpy()][2])
+    patents.loc[row, "n_claims"] = -3
+    patents.to_parquet(broken / "patents.parquet", index=False)
+    result = run("features", "--data", broken, "--out", tmp_path / "f.csv")
+    assert_refused(result, "portfolio refused",
+                   f"patents.n_claims: expected >= 0; got -3 (row {row}, id {patents.loc[row, 'patent_id']})")
+    assert not (tmp_path / "f.csv").exists()
+
+
+def test_features_refuses_an_output_file_of_unknown_format(data, tmp_path):
+    """BUG: `--out x.txt` is only checked by write_table after all the work is done, and the ValueError
+    it raises is not one that `user_errors` turns into a message: the command dies with a traceback
+    (exit code 1) instead of exiting 2 with the reason."""
+    folder, _ = data
+    result = run("features", "--data", folder, "--out", tmp_path / "x.txt")
+    assert_refused(result, "expected a file ending in .csv or .parquet", "'.txt'")
+    assert not (tmp_path / "x.txt").exists()
+
+
+def test_an_error_message_is_printed_verbatim(tmp_path):
+    """BUG: `user_errors` prints the message with rich markup on, so square brackets in it (here in a
+    folder name; in data errors, in the values shown) are read as style tags: `[old]` silently vanishes
+    from the message and `[/b]` crashes the command with a MarkupError traceback."""
+    for name in ("portfolio[old]", "x[/b]"):
+        folder = tmp_path / name
+        folder.mkdir()
+        assert_refused(run("features", "--data", folder), f"{folder} is not a portfolio folder")

@@ -1,0 +1,92 @@
+"""The valuation table: one flat row per asset at a date, the format `ipcredit value` reads.
+
+Built from a portfolio: patent and trademark features as of the valuation date (the union of both
+kinds' columns, missing where a column does not apply), the owner's revenue and industry from its
+latest credit report by then, and, for training, the observed appraisal or transaction value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.portfolio import Portfolio
+from features.snapshot import enterprise_snapshot, patent_snapshot, trademark_snapshot
+from features.spec import FeatureColumn, FeatureSpec
+from features.transformers import PatentFeatures, TrademarkFeatures
+
+TARGET = "value_cny"
+ID = "asset_id"
+OWNER_COLUMNS = ["owner_revenue_cny", "owner_industry", "owner_high_tech"]
+# Directions the value must follow whatever the data say (a longer remaining life never lowers value).
+MONOTONE = {"remaining_years": "increasing", "owner_revenue_cny": "increasing", "family_countries": "increasing"}
+CATEGORICAL = {"asset_kind", "patent_type", "ipc_section", "nice_class", "owner_industry"}
+
+
+def asset_rows(portfolio: Portfolio, rows: pd.DataFrame) -> pd.DataFrame:
+    """Flat valuation rows for (asset_kind, asset_id, as_of) rows, in the order given."""
+    rows = rows.reset_index(drop=True)
+    is_patent = (rows["asset_kind"] == "patent").to_numpy()
+    parts = []
+    for kind, mask, snap_fn, table, transformer in (
+        ("patent", is_patent, patent_snapshot, portfolio.patents, PatentFeatures()),
+        ("trademark", ~is_patent, trademark_snapshot, portfolio.trademarks, TrademarkFeatures()),
+    ):
+        if not mask.any():
+            continue
+        key = f"{kind}_id"
+        subset = rows[mask].rename(columns={"asset_id": key})
+        snap = snap_fn(subset, table, portfolio.events)
+        feats = transformer.fit(snap).transform(snap)
+        # Category codes are for models; the flat table keeps readable categories.
+        if kind == "patent":
+            feats["patent_type"] = snap["patent_type"].astype(str).to_numpy()
+            feats["ipc_section"] = snap["ipc_main"].str[0].to_numpy()
+            feats["status_as_of"] = snap["status_as_of"].to_numpy()
+        else:
+            feats["nice_class"] = snap["nice_class"].astype(str).to_numpy()
+            feats["status_as_of"] = snap["status_as_of"].to_numpy()
+        feats.insert(0, "enterprise_id", snap["enterprise_id"].to_numpy())
+        feats.index = subset.index
+        parts.append(feats)
+    flat = pd.concat(parts).sort_index()
+    owners = enterprise_snapshot(pd.DataFrame({"enterprise_id": flat["enterprise_id"], "as_of": rows["as_of"]}),
+                                 portfolio.enterprises)
+    out = pd.DataFrame({"asset_id": rows["asset_id"], "asset_kind": rows["asset_kind"].astype(str),
+                        "as_of": pd.to_datetime(rows["as_of"])})
+    out = out.join(flat)
+    out["owner_revenue_cny"] = owners["revenue_cny"].to_numpy(dtype="float64")
+    out["owner_industry"] = owners["industry"].astype(str).to_numpy()
+    out["owner_high_tech"] = owners["high_tech"].to_numpy(dtype="float64")
+    return out
+
+
+def training_table(portfolio: Portfolio) -> pd.DataFrame:
+    """Every observed value (appraisal or transaction) with the asset's features at its date."""
+    obs = portfolio.appraisals.sort_values(["asset_kind", "asset_id", "appraisal_date"])
+    obs = obs.drop_duplicates(["asset_kind", "asset_id"], keep="last").reset_index(drop=True)
+    rows = pd.DataFrame({"asset_kind": obs["asset_kind"].astype(str), "asset_id": obs["asset_id"],
+                         "as_of": obs["appraisal_date"]})
+    table = asset_rows(portfolio, rows)
+    table[TARGET] = obs["value_cny"].to_numpy(dtype="float64")
+    table["source"] = obs["source"].astype(str).to_numpy()
+    return table
+
+
+NOT_FEATURES = {"asset_id", "as_of", "enterprise_id", "status_as_of", TARGET, "source"}
+
+
+def default_spec(table: pd.DataFrame) -> FeatureSpec:
+    """The spec of the built-in valuation model over a table made by `asset_rows`."""
+    features = []
+    for name in table.columns:
+        if name in NOT_FEATURES:
+            continue
+        kind = "categorical" if name in CATEGORICAL else "numeric"
+        features.append(FeatureColumn(name=name, type=kind, monotone=MONOTONE.get(name)))
+    return FeatureSpec(target=TARGET, id=ID, features=tuple(features), task="valuation")
+
+
+def in_force(table: pd.DataFrame) -> np.ndarray:
+    """Rows whose asset is a right in force (or pending) at its date; an ended right is worth nothing."""
+    return table["status_as_of"].isin(["valid", "pending", "registered"]).to_numpy()
