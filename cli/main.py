@@ -27,8 +27,9 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (InvalidData, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {e}", markup=True, highlight=False)
+        except (InvalidData, FileNotFoundError, ValueError) as e:
+            # markup off: file names and data values may hold square brackets
+            console.print(f"error: {e}", markup=False, highlight=False)
             raise typer.Exit(2) from None
 
     return wrapper
@@ -76,10 +77,13 @@ def features(
     as_of: Annotated[str, typer.Option(help="Date of the asset rows (YYYY-MM-DD)")] = "2025-06-30",
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
-    from features.io import write_table
+    from features.io import check_format, write_table
     from features.pipeline import application_features, feature_summary
     from features.portfolio import Portfolio
 
+    for target in (out, assets_out):
+        if target is not None:
+            check_format(target)  # refuse a wrong extension before the work, not after
     portfolio = Portfolio.load(data)
     portfolio.validate()
     table = application_features(portfolio)
@@ -191,7 +195,7 @@ def value(
     typer.echo(f"valued {len(out) - len({p.row for p in problems})} of {len(out)} rows -> {output}")
     if problems:
         for p in problems[:20]:
-            console.print(f"refused: {p}", highlight=False)
+            console.print(f"refused: {p}", markup=False, highlight=False)
         if len(problems) > 20:
             console.print(f"... {len(problems) - 20} more; every refused row has its reason in the `error` column")
         raise typer.Exit(3)

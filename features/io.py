@@ -9,6 +9,11 @@ import pandas as pd
 FORMATS = (".csv", ".parquet")
 
 
+def check_format(path: str | Path) -> str:
+    """The table format a path names; refused unless it ends in .csv or .parquet."""
+    return _suffix(Path(path))
+
+
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:

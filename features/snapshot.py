@@ -162,9 +162,13 @@ def enterprise_snapshot(rows: pd.DataFrame, enterprises: pd.DataFrame) -> pd.Dat
     A row whose enterprise has no snapshot by then is refused: scoring it would need data from
     after the application.
     """
-    left = pd.DataFrame({"_row": np.arange(len(rows)), "enterprise_id": rows["enterprise_id"].to_numpy(),
+    left = pd.DataFrame({"_row": np.arange(len(rows)),
+                         "enterprise_id": rows["enterprise_id"].astype("string").to_numpy(),
                          "as_of": pd.to_datetime(rows["as_of"]).to_numpy().astype("datetime64[ns]")})
-    right = enterprises.assign(report_date=enterprises["report_date"].to_numpy().astype("datetime64[ns]"))
+    # Both keys as one text type: merge_asof refuses to match object against string columns.
+    left["enterprise_id"] = left["enterprise_id"].astype("string")
+    right = enterprises.assign(report_date=enterprises["report_date"].to_numpy().astype("datetime64[ns]"),
+                               enterprise_id=enterprises["enterprise_id"].astype("string"))
     merged = pd.merge_asof(left.sort_values("as_of"), right.sort_values("report_date"), left_on="as_of",
                            right_on="report_date", by="enterprise_id", direction="backward")
     merged = merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)

@@ -50,7 +50,7 @@ def _require(X: pd.DataFrame, needed: list[str], who: str) -> None:
 
 def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
     """Category codes as floats; unseen or missing values become NaN (LightGBM treats them as missing)."""
-    codes = pd.Categorical(values.astype("string"), categories=categories).codes.astype("float64")
+    codes = pd.Index(categories, dtype="string").get_indexer(values.astype("string")).astype("float64")
     codes[codes < 0] = np.nan
     return codes
 
@@ -107,9 +107,11 @@ class PatentFeatures(_SnapshotTransformer):
         strategic = self.strategic_ipc if self.strategic_ipc is not None else STRATEGIC_EMERGING_IPC
         age = _years_between(X["filing_date"], X["as_of"])
         since_grant = _years_between(X["grant_date"], X["as_of"])
-        remaining = np.clip(_years_between(X["as_of"], X["expiry_date"]), 0, None)
-        term = _years_between(X["filing_date"], X["expiry_date"])
         status = X["status_as_of"].to_numpy()
+        in_force = np.isin(status, [LegalStatus.VALID, LegalStatus.PENDING])
+        # A right that has lapsed or been invalidated has no life left, whatever its legal term said.
+        remaining = np.where(in_force, np.clip(_years_between(X["as_of"], X["expiry_date"]), 0, None), 0.0)
+        term = _years_between(X["filing_date"], X["expiry_date"])
         cites = X["forward_citations"].to_numpy(dtype="float64")
         return pd.DataFrame({
             "patent_type": _codes(X["patent_type"], self.categories_["patent_type"]),
@@ -153,7 +155,9 @@ class TrademarkFeatures(_SnapshotTransformer):
             "is_registered": (X["status_as_of"].to_numpy() == TrademarkStatus.REGISTERED).astype("float64"),
             "goods_services": X["n_goods_services"].to_numpy(dtype="float64"),
             "years_registered": _years_between(X["registration_date"], X["as_of"]),
-            "remaining_years": np.clip(_years_between(X["as_of"], X["expiry_as_of"]), 0, None),
+            "remaining_years": np.where(
+                np.isin(X["status_as_of"].to_numpy(), [TrademarkStatus.REGISTERED, TrademarkStatus.PENDING]),
+                np.clip(_years_between(X["as_of"], X["expiry_as_of"]), 0, None), 0.0),
             "renewals": X["renewals"].to_numpy(dtype="float64"),
             "well_known": X["well_known"].to_numpy(dtype="float64"),
             "time_honoured": X["time_honoured"].to_numpy(dtype="float64"),
@@ -257,7 +261,8 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        _require(X, ["application_id", "asset_kind", "remaining_years"], "BundleFeatures")
+        _require(X, ["application_id", "asset_kind", "remaining_years"]
+                 + ([self.value_column] if self.value_column else []), "BundleFeatures")
         return self.transform_unchecked(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -283,7 +288,8 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
             "n_inventions": g["invention"].sum(),
             "invention_share": g["invention"].mean(),
             "has_patent_and_trademark": (g["patent"].any() & g["trademark"].any()),
-            "concentration_hhi": share_sq.groupby(frame["application_id"], sort=False).sum(),
+            # min_count=1 keeps a bundle with no value at NaN instead of a perfect-looking 0
+            "concentration_hhi": share_sq.groupby(frame["application_id"], sort=False).sum(min_count=1),
             "largest_share": g["w"].max() / total,
             "shortest_remaining_years": g["remaining"].min(),
             "mean_remaining_years": g["remaining"].mean(),

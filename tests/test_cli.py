@@ -98,7 +98,8 @@ def test_features_writes_parquet_too(data, tmp_path):
     folder, _ = data
     result = run("features", "--data", folder, "--out", tmp_path / "f.parquet")
     assert result.exit_code == 0, result.output
-    assert len(pd.read_parquet(tmp_path / "f.parquet")) == len(pd.read_parquet(folder / "applications.parquet"))
+    written = pd.read_parquet(tmp_path / "f.parquet")
+    assert len(written) == len(pd.read_parquet(folder / "applications.parquet"))
 
 
 def test_features_on_a_folder_that_is_not_a_portfolio(tmp_path):
@@ -130,11 +131,11 @@ def test_features_refuses_an_output_file_of_unknown_format(data, tmp_path):
     assert not (tmp_path / "x.txt").exists()
 
 
-def test_an_error_message_is_printed_verbatim(tmp_path):
+@pytest.mark.parametrize("name", ["portfolio[old]", "x[/b]"])
+def test_an_error_message_is_printed_verbatim(tmp_path, name):
     """BUG: `user_errors` prints the message with rich markup on, so square brackets in it (here in a
     folder name; in data errors, in the values shown) are read as style tags: `[old]` silently vanishes
     from the message and `[/b]` crashes the command with a MarkupError traceback."""
-    for name in ("portfolio[old]", "x[/b]"):
-        folder = tmp_path / name
-        folder.mkdir()
-        assert_refused(run("features", "--data", folder), f"{folder} is not a portfolio folder")
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    assert_refused(run("features", "--data", folder), f"{folder} is not a portfolio folder")

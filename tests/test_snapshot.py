@@ -47,17 +47,18 @@ def patent(patent_id: str = "P1", **changes) -> dict:
     """An invention filed 2010, granted mid-2012, in force until 2030 (a valid Patent record)."""
     return {
         "patent_id": patent_id, "enterprise_id": "E1", "patent_type": "invention",
-        "filing_date": dt.date(2010, 1, 1), "grant_date": dt.date(2012, 6, 1), "expiry_date": dt.date(2030, 1, 1),
-        "legal_status": "valid", "ipc_main": "H01M", "ipc_count": 2, "n_claims": 10, "n_independent_claims": 2,
-        "backward_citations": 5, "family_size": 2, "family_countries": 2, "n_inventors": 3, "in_use": True,
+        "filing_date": dt.date(2010, 1, 1), "grant_date": dt.date(2012, 6, 1),
+        "expiry_date": dt.date(2030, 1, 1), "legal_status": "valid", "ipc_main": "H01M", "ipc_count": 2,
+        "n_claims": 10, "n_independent_claims": 2, "backward_citations": 5, "family_size": 2,
+        "family_countries": 2, "n_inventors": 3, "in_use": True,
     } | changes
 
 
 PATENTS = [
     patent("P1"),
-    patent("P2", patent_type="utility_model", filing_date=dt.date(2015, 3, 1), grant_date=dt.date(2015, 12, 1),
-           expiry_date=dt.date(2025, 3, 1), ipc_main="B23K", n_claims=6, n_independent_claims=1,
-           family_size=1, family_countries=1, legal_status="lapsed"),
+    patent("P2", patent_type="utility_model", filing_date=dt.date(2015, 3, 1),
+           grant_date=dt.date(2015, 12, 1), expiry_date=dt.date(2025, 3, 1), ipc_main="B23K", n_claims=6,
+           n_independent_claims=1, family_size=1, family_countries=1, legal_status="lapsed"),
     patent("P3", patent_type="design", filing_date=dt.date(2021, 7, 1), grant_date=dt.date(2022, 1, 10),
            expiry_date=dt.date(2036, 7, 1), ipc_main=None, ipc_count=0, n_claims=0, n_independent_claims=0,
            backward_citations=0, family_size=1, family_countries=1, in_use=False),
@@ -193,7 +194,8 @@ def test_the_extraction_time_legal_status_is_never_used(patents, events, legal_s
 def test_a_patent_event_on_or_before_the_as_of_date_counts(patents, events, event_type, column, expected,
                                                              days_before):
     """The counterpart of the tests above: the same events, dated on or before D, do change the features."""
-    earlier = with_events(events, *[event(p["patent_id"], event_type, D - days_before * DAY) for p in PATENTS])
+    on_or_before = D - days_before * DAY
+    earlier = with_events(events, *[event(p["patent_id"], event_type, on_or_before) for p in PATENTS])
     before = patent_snapshot(patent_rows(), patents, events)
     after = patent_snapshot(patent_rows(), patents, earlier)
     assert list(after[column]) == expected
@@ -242,8 +244,8 @@ def test_the_extraction_time_trademark_status_is_never_used(trademarks, events, 
     ("invalidated", "status_as_of", ["invalidated"] * 3),
     ("cancellation", "status_as_of", ["cancelled"] * 3),
 ])
-def test_a_trademark_event_on_or_before_the_as_of_date_counts(trademarks, events, event_type, column, expected,
-                                                                days_before):
+def test_a_trademark_event_on_or_before_the_as_of_date_counts(trademarks, events, event_type, column,
+                                                                expected, days_before):
     earlier = with_events(events, *[event(t["trademark_id"], event_type, D - days_before * DAY, "trademark")
                                     for t in TRADEMARKS])
     before = trademark_snapshot(trademark_rows(), trademarks, events)
@@ -273,9 +275,11 @@ def test_a_renewal_on_or_before_the_as_of_date_extends_the_term(trademarks, even
     pytest.param("P1", "2015-12-31", [event("P1", "lapse", "2016-01-01")], "valid", id="valid-before-lapse"),
     pytest.param("P2", "2025-03-01", [], "expired", id="expired-on-expiry-day"),
     pytest.param("P2", "2025-02-28", [], "valid", id="valid-day-before-expiry"),
-    pytest.param("P1", "2019-01-01", [event("P1", "invalidated", "2019-01-01")], "invalidated", id="invalidated"),
+    pytest.param("P1", "2019-01-01", [event("P1", "invalidated", "2019-01-01")], "invalidated",
+                 id="invalidated"),
     pytest.param("P2", "2021-01-01", [], "valid", id="valid-with-pending-invalidation-request"),
-    pytest.param("P2", "2026-01-01", [event("P2", "lapse", "2020-01-01")], "lapsed", id="lapsed-then-term-ends"),
+    pytest.param("P2", "2026-01-01", [event("P2", "lapse", "2020-01-01")], "lapsed",
+                 id="lapsed-then-term-ends"),
 ])
 def test_patent_status_as_of_a_date(patents, events, patent_id, as_of, extra, status):
     snap = patent_snapshot(rows("patent_id", (patent_id, as_of)), patents, with_events(events, *extra))
@@ -307,7 +311,8 @@ def test_a_grant_after_the_as_of_date_is_not_known_yet(patents, events):
                  id="invalidated"),
 ])
 def test_trademark_status_as_of_a_date(trademark_id, as_of, extra, status):
-    snap = trademark_snapshot(rows("trademark_id", (trademark_id, as_of)), trademarks_table(), events_table(*extra))
+    snap = trademark_snapshot(rows("trademark_id", (trademark_id, as_of)), trademarks_table(),
+                              events_table(*extra))
     assert snap["status_as_of"].tolist() == [status]
 
 
@@ -333,7 +338,8 @@ def test_the_same_patent_at_two_dates_gets_two_rows_of_counts(patents, events):
 
 
 def test_the_same_trademark_at_two_dates_gets_two_rows(trademarks, events):
-    snap = trademark_snapshot(rows("trademark_id", ("T1", "2014-01-01"), ("T1", "2019-01-01")), trademarks, events)
+    request = rows("trademark_id", ("T1", "2014-01-01"), ("T1", "2019-01-01"))
+    snap = trademark_snapshot(request, trademarks, events)
     assert snap["renewals"].tolist() == [0, 1]
     assert snap["licences"].tolist() == [0, 1]
 
@@ -362,10 +368,12 @@ def test_an_unknown_trademark_is_refused_naming_the_row(trademarks, events):
 
 def test_an_as_of_date_before_filing_is_refused_naming_the_row(patents, events):
     with pytest.raises(InvalidData) as caught:
-        patent_snapshot(rows("patent_id", ("P1", D), ("P2", "2015-02-28"), ("P3", "2021-07-01")), patents, events)
+        patent_snapshot(rows("patent_id", ("P1", D), ("P2", "2015-02-28"), ("P3", "2021-07-01")), patents,
+                        events)
     assert [(p.field, p.row, p.record_id, p.got) for p in caught.value.problems] == [
         ("as_of", 1, "P2", "2015-02-28")]
-    assert "as_of: expected a date on or after the filing date; got '2015-02-28' (row 1, id P2)" in str(caught.value)
+    message = "as_of: expected a date on or after the filing date; got '2015-02-28' (row 1, id P2)"
+    assert message in str(caught.value)
 
 
 def test_a_trademark_as_of_date_before_filing_is_refused(trademarks, events):
@@ -390,8 +398,8 @@ REPORTS = pd.DataFrame({
     pytest.param("E2", "2021-07-01", "2021-06-30", id="other-enterprise"),
 ])
 def test_enterprise_snapshot_takes_the_latest_report_on_or_before_the_date(enterprise_id, as_of, report):
-    snap = enterprise_snapshot(pd.DataFrame({"enterprise_id": [enterprise_id], "as_of": [pd.Timestamp(as_of)]}),
-                               REPORTS)
+    request = pd.DataFrame({"enterprise_id": [enterprise_id], "as_of": [pd.Timestamp(as_of)]})
+    snap = enterprise_snapshot(request, REPORTS)
     assert snap["report_date"].tolist() == [pd.Timestamp(report)]
     assert (snap["report_date"] <= snap["as_of"]).all()
 
@@ -406,22 +414,27 @@ def test_enterprise_snapshot_keeps_row_order_and_index():
 
 
 def test_a_later_report_never_enters_the_enterprise_snapshot():
-    request = pd.DataFrame({"enterprise_id": ["E1", "E2"], "as_of": pd.to_datetime(["2021-12-31", "2021-07-01"])})
-    later = pd.DataFrame({"enterprise_id": ["E1", "E2"], "report_date": pd.to_datetime(["2022-01-01", "2021-07-02"]),
+    request = pd.DataFrame({"enterprise_id": ["E1", "E2"],
+                            "as_of": pd.to_datetime(["2021-12-31", "2021-07-01"])})
+    later = pd.DataFrame({"enterprise_id": ["E1", "E2"],
+                          "report_date": pd.to_datetime(["2022-01-01", "2021-07-02"]),
                           "revenue_cny": [99.0, 99.0]})
     before = enterprise_snapshot(request, REPORTS)
     after = enterprise_snapshot(request, pd.concat([REPORTS, later], ignore_index=True))
     pd.testing.assert_frame_equal(after, before)
     same_day = later.assign(report_date=request["as_of"])  # the counterpart: a report on the day is used
-    assert enterprise_snapshot(request, pd.concat([REPORTS, same_day]))["revenue_cny"].tolist() == [99.0, 99.0]
+    snap = enterprise_snapshot(request, pd.concat([REPORTS, same_day]))
+    assert snap["revenue_cny"].tolist() == [99.0, 99.0]
 
 
 @pytest.mark.parametrize("enterprise_id, as_of", [("E2", "2021-06-29"), ("E9", "2021-06-29")],
                          ids=["no-report-yet", "unknown-enterprise"])
 def test_an_enterprise_without_a_report_by_then_is_refused(enterprise_id, as_of):
-    request = pd.DataFrame({"enterprise_id": ["E1", enterprise_id], "as_of": pd.to_datetime(["2022-01-01", as_of])})
-    with pytest.raises(InvalidData, match=rf"enterprise_id: expected a credit snapshot dated on or before the "
-                                          rf"as-of date; got 'none' \(row 1, id {enterprise_id}\)"):
+    request = pd.DataFrame({"enterprise_id": ["E1", enterprise_id],
+                            "as_of": pd.to_datetime(["2022-01-01", as_of])})
+    message = (r"enterprise_id: expected a credit snapshot dated on or before the as-of date; "
+               rf"got 'none' \(row 1, id {enterprise_id}\)")
+    with pytest.raises(InvalidData, match=message):
         enterprise_snapshot(request, REPORTS)
 
 
@@ -469,7 +482,8 @@ def test_application_features_ignore_everything_after_each_application(portfolio
     for kind, types in (("patent", PATENT_EVENT_TYPES), ("trademark", TRADEMARK_EVENT_TYPES)):
         mine = pledged[pledged["asset_kind"] == kind]
         for days in (1, 400):  # the day after the pledging application, and a year later
-            later.append(_events_of_every_type(kind, mine["asset_id"], mine["application_date"] + days * DAY, types))
+            dates = mine["application_date"] + days * DAY
+            later.append(_events_of_every_type(kind, mine["asset_id"], dates, types))
         every = portfolio.patents["patent_id"] if kind == "patent" else portfolio.trademarks["trademark_id"]
         later.append(_events_of_every_type(kind, every, [last + DAY] * len(every), types))
     events = pd.concat(later, ignore_index=True)
@@ -492,7 +506,8 @@ def test_a_renewal_on_the_application_date_does_change_application_features(port
     marks = pledged[pledged["asset_kind"] == "trademark"]
     assert len(marks) > 10
     renewals = _events_of_every_type("trademark", marks["asset_id"], marks["application_date"], ["renewal"])
-    changed = dataclasses.replace(portfolio, events=pd.concat([portfolio.events, renewals], ignore_index=True))
+    events = pd.concat([portfolio.events, renewals], ignore_index=True)
+    changed = dataclasses.replace(portfolio, events=events)
     after = application_features(changed)
     moved = after["mean_remaining_years"] - baseline["mean_remaining_years"]
     has_mark = baseline.index.isin(marks["application_id"])
@@ -504,6 +519,7 @@ def test_a_newer_report_on_the_application_date_does_change_application_features
     newer = _one_report_per_applicant(portfolio, apps)
     newer["report_date"] = newer["enterprise_id"].map(apps).astype(newer["report_date"].dtype)
     newer["revenue_cny"] = newer["revenue_cny"] * 2
-    changed = dataclasses.replace(portfolio, enterprises=pd.concat([portfolio.enterprises, newer], ignore_index=True))
+    enterprises = pd.concat([portfolio.enterprises, newer], ignore_index=True)
+    changed = dataclasses.replace(portfolio, enterprises=enterprises)
     after = application_features(changed)
     assert np.allclose(after["log_revenue"] - baseline["log_revenue"], np.log(2), atol=1e-5)

@@ -56,10 +56,11 @@ def enterprise_row(**changes) -> dict:
         "enterprise_id": "E1", "industry": "electronics", "founded_date": T("2010-06-01"),
         "registered_capital_cny": 5e6, "employees": 40, "rd_staff": 10, "revenue_cny": 2e7,
         "revenue_growth": 0.1, "gross_margin": 0.3, "net_profit_cny": 2e6, "total_assets_cny": 2.5e7,
-        "total_liabilities_cny": 1e7, "current_ratio": 1.5, "operating_cash_flow_cny": 1e6, "rd_spend_cny": 1.6e6,
-        "tax_grade": "B", "tax_paid_cny": 6e5, "overdue_count_24m": 0, "max_overdue_days_24m": 0,
-        "outstanding_loans_cny": 4e6, "guarantees_given_cny": 0.0, "court_judgements": 0, "enforcement_count": 0,
-        "dishonest_debtor": False, "admin_penalties": 0, "high_tech": True, "specialized_sme": False,
+        "total_liabilities_cny": 1e7, "current_ratio": 1.5, "operating_cash_flow_cny": 1e6,
+        "rd_spend_cny": 1.6e6, "tax_grade": "B", "tax_paid_cny": 6e5, "overdue_count_24m": 0,
+        "max_overdue_days_24m": 0, "outstanding_loans_cny": 4e6, "guarantees_given_cny": 0.0,
+        "court_judgements": 0, "enforcement_count": 0, "dishonest_debtor": False, "admin_penalties": 0,
+        "high_tech": True, "specialized_sme": False,
         "little_giant": False, "tech_sme": True, "as_of": T("2020-06-01"),
     } | changes
 
@@ -76,7 +77,8 @@ PATENTS_FIT = frame(patent_row(), patent_row(patent_id="P2", patent_type="design
                                             n_independent_claims=0),
                     patent_row(patent_id="P3", ipc_main="H04L", status_as_of="pending", grant_date=pd.NaT))
 TRADEMARKS_FIT = frame(trademark_row(), trademark_row(trademark_id="T2", nice_class=35))
-ENTERPRISES_FIT = frame(enterprise_row(), enterprise_row(enterprise_id="E2", industry="software", tax_grade="A"))
+ENTERPRISES_FIT = frame(enterprise_row(),
+                        enterprise_row(enterprise_id="E2", industry="software", tax_grade="A"))
 
 # (transformer, fit data, new data with an unseen category, the column that becomes missing)
 CASES = {
@@ -207,12 +209,13 @@ def test_patent_remaining_years_decrease_as_the_as_of_date_advances():
 def test_citations_per_year():
     rows = frame(
         patent_row(forward_citations=16),  # 16 citations in the 8 years since grant
-        patent_row(forward_citations=3, grant_date=T("2020-03-01")),  # granted 3 months ago: counted per 1 year
+        patent_row(forward_citations=3, grant_date=T("2020-03-01")),  # granted 3 months ago: per 1 year
         patent_row(forward_citations=2, grant_date=pd.NaT, status_as_of="pending"),
         patent_row(forward_citations=0),
     )
     out = PatentFeatures().fit(rows).transform(rows)
-    assert out["citations_per_year"].tolist() == pytest.approx([16 / _years("2012-06-01", "2020-06-01"), 3, 2, 0])
+    expected = [16 / _years("2012-06-01", "2020-06-01"), 3, 2, 0]
+    assert out["citations_per_year"].tolist() == pytest.approx(expected)
     assert out["citations_per_year"].iloc[0] == pytest.approx(2.0, rel=1e-3)
 
 
@@ -222,7 +225,8 @@ def test_patent_status_and_counts_pass_through():
     out = PatentFeatures().fit(rows).transform(rows)
     assert out["is_valid"].tolist() == [1.0, 0.0, 0.0]
     assert out["is_pending"].tolist() == [0.0, 1.0, 0.0]
-    assert out[["claims", "forward_citations", "licences", "in_use"]].iloc[0].tolist() == [10.0, 16.0, 1.0, 1.0]
+    first = out[["claims", "forward_citations", "licences", "in_use"]].iloc[0]
+    assert first.tolist() == [10.0, 16.0, 1.0, 1.0]
 
 
 @pytest.mark.parametrize("transformer, row", [
@@ -247,7 +251,8 @@ def test_trademark_remaining_years_decrease_and_years_registered_increase():
     dates = ["2012-01-01", "2020-06-01", "2030-04-30", "2031-01-01"]
     rows = frame(*[trademark_row(as_of=T(d)) for d in dates])
     out = TrademarkFeatures().fit(rows).transform(rows)
-    assert out["remaining_years"].tolist() == pytest.approx([_years(d, "2030-05-01") for d in dates[:3]] + [0.0])
+    expected = [_years(d, "2030-05-01") for d in dates[:3]] + [0.0]
+    assert out["remaining_years"].tolist() == pytest.approx(expected)
     assert out["years_registered"].tolist() == pytest.approx([_years("2010-05-01", d) for d in dates])
 
 
@@ -262,7 +267,8 @@ def test_trademark_features_by_hand():
 
 
 def test_enterprise_ratios_by_hand():
-    rows = frame(enterprise_row(), enterprise_row(revenue_cny=0.0, total_assets_cny=0.0, employees=1, rd_staff=0))
+    rows = frame(enterprise_row(),
+                 enterprise_row(revenue_cny=0.0, total_assets_cny=0.0, employees=1, rd_staff=0))
     out = EnterpriseFeatures().fit(rows).transform(rows)
     first = out.iloc[0]
     assert first["leverage"] == pytest.approx(0.4)
@@ -274,11 +280,13 @@ def test_enterprise_ratios_by_hand():
     assert first["age_years"] == pytest.approx(_years("2010-06-01", "2020-06-01"))
     # a zero denominator gives a missing ratio, never an infinite one
     second = out.iloc[1]
-    assert second[["net_margin", "leverage", "return_on_assets", "rd_intensity", "debt_to_revenue"]].isna().all()
+    ratios = ["net_margin", "leverage", "return_on_assets", "rd_intensity", "debt_to_revenue"]
+    assert second[ratios].isna().all()
     assert not np.isinf(out.to_numpy()).any()
 
 
-@pytest.mark.parametrize("grade, rank", [("A", 0.0), ("B", 1.0), ("M", 2.0), ("C", 3.0), ("D", 4.0), ("X", None)])
+@pytest.mark.parametrize("grade, rank",
+                         [("A", 0.0), ("B", 1.0), ("M", 2.0), ("C", 3.0), ("D", 4.0), ("X", None)])
 def test_tax_grade_rank(grade, rank):
     rows = frame(enterprise_row(tax_grade=grade))
     value = EnterpriseFeatures().fit(rows).transform(rows)["tax_grade_rank"].iloc[0]
@@ -288,7 +296,8 @@ def test_tax_grade_rank(grade, rank):
 # --- bundle features -------------------------------------------------------------------------------------
 
 
-def asset(application_id: str, kind: str, remaining: float, value: float, patent_type: str | None = None) -> dict:
+def asset(application_id: str, kind: str, remaining: float, value: float,
+          patent_type: str | None = None) -> dict:
     return {"application_id": application_id, "asset_kind": kind, "patent_type": patent_type,
             "remaining_years": remaining, "value_cny": value}
 
@@ -381,7 +390,8 @@ def test_a_bundle_with_no_value_has_no_concentration():
     """BUG: when a bundle's values sum to 0 (every right ended) its shares are 0/0; largest_share is then
     missing but concentration_hhi is 0.0, a value the index can never take (it is at least 1/n), and one
     that reads as the best possible diversification."""
-    worthless = PLEDGED.assign(value_cny=np.where(PLEDGED["application_id"] == "A3", 0.0, PLEDGED["value_cny"]))
+    in_a3 = PLEDGED["application_id"] == "A3"
+    worthless = PLEDGED.assign(value_cny=np.where(in_a3, 0.0, PLEDGED["value_cny"]))
     out = BundleFeatures(value_column="value_cny").fit_transform(worthless)
     assert np.isnan(out.loc["A3", "largest_share"])
     assert np.isnan(out.loc["A3", "concentration_hhi"])

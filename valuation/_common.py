@@ -53,7 +53,8 @@ def range_problems(name: str, values: np.ndarray, *, lo: float | None = None, hi
         bad |= (values >= hi) if hi_open else (values > hi)
     left = "(" if lo_open else "["
     right = ")" if hi_open else "]"
-    expected = f"a finite number in {left}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{right}"
+    low, high = "-inf" if lo is None else lo, "inf" if hi is None else hi
+    expected = f"a finite number in {left}{low}, {high}{right}"
     return [Problem(name, expected, plain(values[i]), row=i,
                     record_id=None if ids is None else str(ids[i])) for i in positions(bad)]
 
@@ -105,7 +106,8 @@ def with_overrides(obj: Any, **changes: Any) -> Any:
     merged = {}
     for key, value in changes.items():
         current = getattr(obj, key)
-        merged[key] = {**current, **value} if isinstance(current, Mapping) and isinstance(value, Mapping) else value
+        both_maps = isinstance(current, Mapping) and isinstance(value, Mapping)
+        merged[key] = {**current, **value} if both_maps else value
     return dataclasses.replace(obj, **merged)
 
 
@@ -132,4 +134,5 @@ def require_columns(X: Any, needed: Sequence[str], who: str) -> None:
         raise TypeError(f"{who} expects a pandas DataFrame of features; got {type(X).__name__}")
     missing = [c for c in needed if c not in X.columns]
     if missing:
-        raise InvalidData([Problem(c, "a column of the feature frame", "no such column") for c in missing], who)
+        raise InvalidData([Problem(c, "a column of the feature frame", "no such column") for c in missing],
+                          what=who)

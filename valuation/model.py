@@ -71,7 +71,7 @@ class SpecEncoder:
         out = {}
         for c in self.spec.feature_names:
             if c in self.categories_:
-                codes = pd.Categorical(category_text(df[c]), categories=self.categories_[c]).codes
+                codes = pd.Index(self.categories_[c], dtype="string").get_indexer(category_text(df[c]))
                 out[c] = np.where(codes < 0, np.nan, codes).astype("float64")
             else:
                 out[c] = pd.to_numeric(df[c]).to_numpy(dtype="float64", na_value=np.nan)
