@@ -1,0 +1,120 @@
+"""The value model: intervals, exact multiplicative explanations, bad rows, the train and value CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from features.errors import InvalidData
+from features.synth import synthesize
+from valuation.data import default_spec, in_force, training_table
+from valuation.model import ValueModel, category_text
+from valuation.train import train_valuation, value_batch
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    t = training_table(synthesize(2500, seed=4))
+    return t[in_force(t)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def trained(table):
+    return train_valuation(table, default_spec(table), seed=1, params={"n_estimators": 120})
+
+
+def test_held_out_coverage_is_near_nominal_per_asset_kind(trained):
+    for kind in ("patent", "trademark"):
+        m = trained.metrics["model"][kind]
+        # finite-sample slack: a few hundred held-out rows per kind
+        assert abs(m["coverage"] - 0.9) < 0.06, (kind, m)
+
+
+def test_model_beats_the_median_and_plain_lightgbm_on_held_out_rows(trained):
+    model, plain = trained.metrics["model"]["all"], trained.metrics["plain_lightgbm"]["all"]
+    assert model["spearman"] > 0.7
+    assert model["rmse_log"] <= plain["rmse_log"]
+    y = trained.test["value_cny"].to_numpy()
+    median_ape = np.median(np.abs(np.median(y) / y - 1))  # the plainest baseline
+    assert model["median_ape"] < median_ape
+
+
+def test_wider_level_gives_wider_interval(trained):
+    rows = trained.test.head(50)
+    narrow = trained.model.predict_interval(rows, level=0.5)
+    wide = trained.model.predict_interval(rows, level=0.95)
+    assert (wide["value_low_cny"] <= narrow["value_low_cny"]).all()
+    assert (wide["value_high_cny"] >= narrow["value_high_cny"]).all()
+    assert np.allclose(wide["value_cny"], narrow["value_cny"])
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        trained.model.predict_interval(rows, level=1.0)
+
+
+def test_explanation_factors_multiply_exactly_to_the_value(trained):
+    rows = trained.test.head(20)
+    values = trained.model.predict(rows)
+    for value, factors in zip(values, trained.model.explain(rows), strict=True):
+        product = np.prod([f["factor"] for f in factors])
+        assert product == pytest.approx(value, rel=1e-9)
+        assert factors[0]["feature"] == "base"
+
+
+def test_bad_rows_are_reported_by_id_and_good_rows_still_valued(trained):
+    rows = trained.test.head(6).reset_index(drop=True).copy()
+    rows["claims"] = rows["claims"].astype(object)
+    rows.loc[1, "claims"] = "many"
+    rows.loc[3, "remaining_years"] = -2.0
+    out, problems = value_batch(trained.model, rows)
+    assert len(out) == 6 and list(out["asset_id"]) == list(rows["asset_id"])
+    assert {(p.row, p.field) for p in problems} == {(1, "claims"), (3, "remaining_years")}
+    assert all(p.record_id == rows.loc[p.row, "asset_id"] for p in problems)
+    assert out.loc[[1, 3], "value_cny"].isna().all() and out.loc[[0, 2, 4, 5], "value_cny"].notna().all()
+    assert "expected a number" in out.loc[1, "error"]
+
+
+def test_a_missing_feature_column_is_refused(trained):
+    with pytest.raises(InvalidData, match="claims: expected a column"):
+        value_batch(trained.model, trained.test.drop(columns=["claims"]))
+
+
+def test_training_table_with_a_non_positive_target_is_refused(table):
+    bad = table.head(200).copy()
+    bad.loc[bad.index[5], "value_cny"] = 0.0
+    with pytest.raises(InvalidData, match="value_cny"):
+        ValueModel(default_spec(bad)).fit(bad)
+
+
+def test_categories_read_back_from_csv_match():
+    assert list(category_text(pd.Series([9.0, 35.0, None]))) == ["9", "35", pd.NA]
+    assert list(category_text(pd.Series(["9", "x"]))) == ["9", "x"]
+
+
+def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table):
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path / "home"))
+    flat = table.head(600).copy()
+    flat.to_csv(tmp_path / "assets.csv", index=False)
+    default_spec(flat).to_yaml(tmp_path / "spec.yaml")
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "valuation", "--data", str(tmp_path / "assets.csv"),
+                                 "--spec", str(tmp_path / "spec.yaml"), "--name", "bank-a"])
+    assert result.exit_code == 0, result.output
+    assert '"coverage"' in result.output
+    result = runner.invoke(app, ["value", "--input", str(tmp_path / "assets.csv"),
+                                 "--output", str(tmp_path / "values.parquet"), "--model", "bank-a"])
+    assert result.exit_code == 0, result.output
+    out = pd.read_parquet(tmp_path / "values.parquet")
+    assert list(out.columns[:5]) == ["asset_id", "value_cny", "value_low_cny", "value_high_cny", "error"]
+    assert list(out["asset_id"]) == list(flat["asset_id"])
+    assert (out["value_low_cny"] <= out["value_cny"]).all() and (out["value_cny"] <= out["value_high_cny"]).all()
+
+
+def test_value_cli_with_an_unknown_model_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
+    (tmp_path / "in.csv").write_text("asset_id\nX\n")
+    result = CliRunner().invoke(app, ["value", "--input", str(tmp_path / "in.csv"), "--output",
+                                      str(tmp_path / "out.csv"), "--model", "nope"])
+    assert result.exit_code == 2
+    assert "no model named 'nope'" in result.output and "Traceback" not in result.output
