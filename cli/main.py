@@ -13,8 +13,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from features.errors import InvalidData
 
-app = typer.Typer(help="ipcredit: IP valuation and 'IP + credit' scoring for IP pledge lending.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="ipcredit: IP valuation and 'IP + credit' scoring for IP pledge lending.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console(stderr=True)
 
 DEFAULT_DATA = Path("data/portfolio")
@@ -37,12 +40,21 @@ def user_errors(command):
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress details")] = False):
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
-SYNTH_STAGES = ["enterprises", "patents and trademarks", "events", "applications", "true values", "defaults",
-                "tables"]
+SYNTH_STAGES = [
+    "enterprises",
+    "patents and trademarks",
+    "events",
+    "applications",
+    "true values",
+    "defaults",
+    "tables",
+]
 
 
 @app.command()
@@ -57,23 +69,32 @@ def synth(
 
     with _progress() as bar:
         task = bar.add_task("synthesising", total=len(SYNTH_STAGES) + 1)
-        portfolio = synthesize(enterprises, seed=seed,
-                               progress=lambda step: bar.update(task, advance=1, description=step))
+        portfolio = synthesize(
+            enterprises, seed=seed, progress=lambda step: bar.update(task, advance=1, description=step)
+        )
         bar.update(task, description="writing Parquet")
         portfolio.save(out)
         bar.update(task, advance=1, description="done")
     sizes = ", ".join(f"{n} {k}" for k, n in portfolio.manifest["sizes"].items())
-    console.print(f"wrote {out}: {sizes}; observed default rate "
-                  f"{portfolio.manifest['default_rate_observed']:.2%}")
+    console.print(
+        f"wrote {out}: {sizes}; observed default rate {portfolio.manifest['default_rate_observed']:.2%}"
+    )
 
 
 @app.command()
 @user_errors
 def features(
     data: Annotated[Path, typer.Option(help="Portfolio folder written by `ipcredit synth`")] = DEFAULT_DATA,
-    out: Annotated[Path | None, typer.Option(help="Write the application features here (.csv or .parquet)")] = None,
-    assets_out: Annotated[Path | None, typer.Option(
-        help="Write every patent and trademark in force on --as-of as valuation rows (`ipcredit value` input)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the application features here (.csv or .parquet)")
+    ] = None,
+    assets_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write every patent and trademark in force on --as-of as valuation rows "
+            "(the input of `ipcredit value`)"
+        ),
+    ] = None,
     as_of: Annotated[str, typer.Option(help="Date of the asset rows (YYYY-MM-DD)")] = "2025-06-30",
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
@@ -87,8 +108,10 @@ def features(
     portfolio = Portfolio.load(data)
     portfolio.validate()
     table = application_features(portfolio)
-    typer.echo(f"{len(table)} applications, {table.shape[1] - 1} features, "
-               f"default rate {table['defaulted_12m'].mean():.2%}")
+    typer.echo(
+        f"{len(table)} applications, {table.shape[1] - 1} features, "
+        f"default rate {table['defaulted_12m'].mean():.2%}"
+    )
     typer.echo(feature_summary(table).to_string(float_format=lambda v: f"{v:,.3f}"))
     if out is not None:
         write_table(table.reset_index(), out)
@@ -99,12 +122,25 @@ def features(
         from valuation.data import asset_rows, in_force
 
         when = pd.Timestamp(as_of)
-        rows = pd.concat([
-            pd.DataFrame({"asset_kind": "patent", "asset_id": portfolio.patents["patent_id"],
-                          "filed": portfolio.patents["filing_date"]}),
-            pd.DataFrame({"asset_kind": "trademark", "asset_id": portfolio.trademarks["trademark_id"],
-                          "filed": portfolio.trademarks["filing_date"]}),
-        ], ignore_index=True)
+        rows = pd.concat(
+            [
+                pd.DataFrame(
+                    {
+                        "asset_kind": "patent",
+                        "asset_id": portfolio.patents["patent_id"],
+                        "filed": portfolio.patents["filing_date"],
+                    }
+                ),
+                pd.DataFrame(
+                    {
+                        "asset_kind": "trademark",
+                        "asset_id": portfolio.trademarks["trademark_id"],
+                        "filed": portfolio.trademarks["filing_date"],
+                    }
+                ),
+            ],
+            ignore_index=True,
+        )
         rows = rows[rows["filed"] <= when].drop(columns="filed").assign(as_of=when)
         assets = asset_rows(portfolio, rows)
         assets = assets[in_force(assets)]
@@ -151,7 +187,9 @@ def _training_data(data: Path | None, spec_path: Path | None, task: str):
 @train_app.command("valuation")
 @user_errors
 def train_valuation_command(
-    data: Annotated[Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")] = None,
+    data: Annotated[
+        Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")
+    ] = None,
     spec: Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")] = None,
     name: Annotated[str, typer.Option(help="Name to store the model under")] = "ipcredit-valuation",
     seed: Annotated[int, typer.Option(help="Seed of the split and the model")] = 0,
@@ -177,7 +215,9 @@ def train_valuation_command(
 @app.command()
 @user_errors
 def value(
-    input: Annotated[Path, typer.Option(help="Assets to value (.csv or .parquet) with the model's feature columns")],
+    input: Annotated[
+        Path, typer.Option(help="Assets to value (.csv or .parquet) with the model's feature columns")
+    ],
     output: Annotated[Path, typer.Option(help="Where to write the values (.csv or .parquet)")],
     model: Annotated[str, typer.Option(help="Stored model name")] = "ipcredit-valuation",
     level: Annotated[float, typer.Option(help="Interval level")] = 0.9,
@@ -197,5 +237,7 @@ def value(
         for p in problems[:20]:
             console.print(f"refused: {p}", markup=False, highlight=False)
         if len(problems) > 20:
-            console.print(f"... {len(problems) - 20} more; every refused row has its reason in the `error` column")
+            console.print(
+                f"... {len(problems) - 20} more; every refused row has its reason in the `error` column"
+            )
         raise typer.Exit(3)

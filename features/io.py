@@ -17,7 +17,9 @@ def check_format(path: str | Path) -> str:
 def _suffix(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
-        raise ValueError(f"{path}: expected a file ending in .csv or .parquet; got {suffix or 'no extension'!r}")
+        raise ValueError(
+            f"{path}: expected a file ending in .csv or .parquet; got {suffix or 'no extension'!r}"
+        )
     return suffix
 
 

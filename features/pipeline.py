@@ -14,8 +14,9 @@ from features.snapshot import enterprise_snapshot, patent_snapshot, trademark_sn
 from features.transformers import BundleFeatures, EnterpriseFeatures, PatentFeatures, TrademarkFeatures
 
 
-def patent_features(portfolio: Portfolio, rows: pd.DataFrame,
-                    transformer: PatentFeatures | None = None) -> tuple[pd.DataFrame, PatentFeatures]:
+def patent_features(
+    portfolio: Portfolio, rows: pd.DataFrame, transformer: PatentFeatures | None = None
+) -> tuple[pd.DataFrame, PatentFeatures]:
     """Features of patents at dates: `rows` has `patent_id` and `as_of`. Fits a transformer unless one
     is given (a fitted one keeps the training categories)."""
     snap = patent_snapshot(rows, portfolio.patents, portfolio.events)
@@ -23,8 +24,9 @@ def patent_features(portfolio: Portfolio, rows: pd.DataFrame,
     return transformer.transform(snap), transformer
 
 
-def trademark_features(portfolio: Portfolio, rows: pd.DataFrame,
-                       transformer: TrademarkFeatures | None = None) -> tuple[pd.DataFrame, TrademarkFeatures]:
+def trademark_features(
+    portfolio: Portfolio, rows: pd.DataFrame, transformer: TrademarkFeatures | None = None
+) -> tuple[pd.DataFrame, TrademarkFeatures]:
     snap = trademark_snapshot(rows, portfolio.trademarks, portfolio.events)
     transformer = transformer or TrademarkFeatures().fit(snap)
     return transformer.transform(snap), transformer
@@ -33,8 +35,9 @@ def trademark_features(portfolio: Portfolio, rows: pd.DataFrame,
 LOAN_COLUMNS = ["amount_cny", "term_months", "annual_rate", "guarantee_share", "insurance_share"]
 
 
-def application_features(portfolio: Portfolio, value_column: str | None = None,
-                         asset_values: pd.DataFrame | None = None) -> pd.DataFrame:
+def application_features(
+    portfolio: Portfolio, value_column: str | None = None, asset_values: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per application: enterprise credit features, bundle aggregates and loan terms, all as of
     the application date, with `defaulted_12m` where an outcome is known.
 
@@ -55,14 +58,29 @@ def application_features(portfolio: Portfolio, value_column: str | None = None,
     pat_feat = PatentFeatures().fit(pat_snap).transform(pat_snap)
     tm_snap = trademark_snapshot(tm, portfolio.trademarks, portfolio.events)
     tm_remaining = (tm_snap["expiry_as_of"] - tm_snap["as_of"]).dt.days.to_numpy(dtype="float64") / 365.25
-    assets = pd.concat([
-        pd.DataFrame({"application_id": pat["application_id"].to_numpy(), "asset_kind": "patent",
-                      "asset_id": pat["patent_id"].to_numpy(), "patent_type": pat_snap["patent_type"].to_numpy(),
-                      "remaining_years": pat_feat["remaining_years"].to_numpy()}),
-        pd.DataFrame({"application_id": tm["application_id"].to_numpy(), "asset_kind": "trademark",
-                      "asset_id": tm["trademark_id"].to_numpy(), "patent_type": None,
-                      "remaining_years": np.clip(tm_remaining, 0, None)}),
-    ], ignore_index=True)
+    assets = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "application_id": pat["application_id"].to_numpy(),
+                    "asset_kind": "patent",
+                    "asset_id": pat["patent_id"].to_numpy(),
+                    "patent_type": pat_snap["patent_type"].to_numpy(),
+                    "remaining_years": pat_feat["remaining_years"].to_numpy(),
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "application_id": tm["application_id"].to_numpy(),
+                    "asset_kind": "trademark",
+                    "asset_id": tm["trademark_id"].to_numpy(),
+                    "patent_type": None,
+                    "remaining_years": np.clip(tm_remaining, 0, None),
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
     if asset_values is not None:
         assets = assets.merge(asset_values, on=["application_id", "asset_kind", "asset_id"], how="left")
     bundle = BundleFeatures(value_column=value_column).fit_transform(assets)
@@ -83,10 +101,12 @@ def application_features(portfolio: Portfolio, value_column: str | None = None,
 def feature_summary(features: pd.DataFrame) -> pd.DataFrame:
     """Per column: non-missing share, mean, quartiles; what `ipcredit features` prints."""
     numeric = features.select_dtypes("number")
-    return pd.DataFrame({
-        "present": numeric.notna().mean(),
-        "mean": numeric.mean(),
-        "p25": numeric.quantile(0.25),
-        "median": numeric.median(),
-        "p75": numeric.quantile(0.75),
-    })
+    return pd.DataFrame(
+        {
+            "present": numeric.notna().mean(),
+            "mean": numeric.mean(),
+            "p25": numeric.quantile(0.25),
+            "median": numeric.median(),
+            "p75": numeric.quantile(0.75),
+        }
+    )

@@ -52,8 +52,9 @@ class Portfolio:
             df.to_parquet(folder / f"{name}.parquet", index=False)
         for name, df in self.truth.items():
             df.to_parquet(folder / "truth" / f"{name}.parquet", index=False)
-        (folder / "manifest.json").write_text(json.dumps(self.manifest, indent=2, ensure_ascii=False,
-                                                         default=str) + "\n", encoding="utf-8")
+        (folder / "manifest.json").write_text(
+            json.dumps(self.manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8"
+        )
         return folder
 
     @classmethod
@@ -63,8 +64,11 @@ class Portfolio:
         if missing:
             raise FileNotFoundError(f"{folder} is not a portfolio folder: missing {', '.join(missing)}")
         tables = {n: pd.read_parquet(folder / f"{n}.parquet") for n in TABLE_MODELS}
-        truth_tables = ({p.stem: pd.read_parquet(p) for p in sorted((folder / "truth").glob("*.parquet"))}
-                        if truth else {})
+        truth_tables = (
+            {p.stem: pd.read_parquet(p) for p in sorted((folder / "truth").glob("*.parquet"))}
+            if truth
+            else {}
+        )
         manifest_path = folder / "manifest.json"
         manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else {}
         return cls(**tables, truth=truth_tables, manifest=manifest)
@@ -76,8 +80,9 @@ class Portfolio:
             try:
                 schema.validate_table(df, TABLE_MODELS[name], today=today, what=name)
             except InvalidData as e:
-                problems += [Problem(f"{name}.{p.field}", p.expected, p.got, p.row, p.record_id)
-                             for p in e.problems]
+                problems += [
+                    Problem(f"{name}.{p.field}", p.expected, p.got, p.row, p.record_id) for p in e.problems
+                ]
         if not problems:
             problems += self._link_problems()
         if problems:
@@ -108,13 +113,22 @@ class Portfolio:
                 expected = f"an existing {kind} id"
             else:
                 is_patent = (df[kind_column] == schema.AssetKind.PATENT).to_numpy()
-                bad = pd.Series(is_patent & ~df[column].isin(known["patent"]).to_numpy()
-                                | ~is_patent & ~df[column].isin(known["trademark"]).to_numpy())
+                bad = pd.Series(
+                    is_patent & ~df[column].isin(known["patent"]).to_numpy()
+                    | ~is_patent & ~df[column].isin(known["trademark"]).to_numpy()
+                )
                 expected = "an existing patent or trademark id of that kind"
             for row in bad.to_numpy().nonzero()[0][:1000]:
                 problems.append(Problem(f"{table}.{column}", expected, df[column].iat[row], int(row)))
         pledged_apps = set(self.pledges["application_id"])
         for row in (~self.applications["application_id"].isin(pledged_apps)).to_numpy().nonzero()[0][:1000]:
-            problems.append(Problem("applications.pledged_assets", "at least one pledged asset", "none",
-                                    int(row), self.applications["application_id"].iat[row]))
+            problems.append(
+                Problem(
+                    "applications.pledged_assets",
+                    "at least one pledged asset",
+                    "none",
+                    int(row),
+                    self.applications["application_id"].iat[row],
+                )
+            )
         return problems

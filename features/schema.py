@@ -121,8 +121,14 @@ class AppraisalSource(StrEnum):
 # --- field helpers --------------------------------------------------------------------------
 
 
-def field(description: str, *, unit: str | None = None, at_application: bool = True,
-          past: bool = False, **constraints: Any) -> Any:
+def field(
+    description: str,
+    *,
+    unit: str | None = None,
+    at_application: bool = True,
+    past: bool = False,
+    **constraints: Any,
+) -> Any:
     """A documented field: `unit`, whether it is known at application time, and for dates whether
     it may not lie in the future. Bounds (`ge`, `le`, `gt`) go to pydantic and to table checks."""
     extra = {"unit": unit, "at_application": at_application, "past": past}
@@ -177,9 +183,14 @@ class Patent(Record):
     expiry_date: Date = field("Statutory end of term (filing date + term)")
     legal_status: LegalStatus = field(
         "Status when the record was extracted; features derive the status as of the application "
-        "date from dated events instead", at_application=False)
-    ipc_main: Annotated[str, Strict()] | None = field("Main IPC subclass, e.g. H01M; empty for designs (Locarno-classified)",
-                                 default=None, pattern=r"^[A-H]\d\d[A-Z]$")
+        "date from dated events instead",
+        at_application=False,
+    )
+    ipc_main: Annotated[str, Strict()] | None = field(
+        "Main IPC subclass, e.g. H01M; empty for designs (Locarno-classified)",
+        default=None,
+        pattern=r"^[A-H]\d\d[A-Z]$",
+    )
     ipc_count: Int = field("Number of distinct IPC subclasses assigned (breadth of field)", ge=0)
     n_claims: Int = field("Number of claims", ge=0)
     n_independent_claims: Int = field("Number of independent claims", ge=0)
@@ -203,12 +214,14 @@ class Trademark(Record):
     registration_date: Date | None = field("Registration date; empty while pending", past=True, default=None)
     status: TrademarkStatus = field(
         "Status when the record was extracted; features derive it as of the application date",
-        at_application=False)
+        at_application=False,
+    )
     well_known: Bool = field("Recognised well-known mark (驰名商标)")
     time_honoured: Bool = field("Time-honoured brand (中华老字号)")
     in_use: Bool = field("The mark is used on goods or services (declared)")
     revenue_under_mark_cny: Float | None = field(
-        "Yearly revenue of products sold under the mark (declared)", unit=CNY, ge=0, default=None)
+        "Yearly revenue of products sold under the mark (declared)", unit=CNY, ge=0, default=None
+    )
 
 
 class AssetEvent(Record):
@@ -228,8 +241,10 @@ class Enterprise(Record):
     key: typing.ClassVar[tuple[str, ...]] = ("enterprise_id", "report_date")
 
     enterprise_id: Id = field("Unified social credit code or internal id")
-    report_date: Date = field("Date the snapshot was taken; features use the latest one on or "
-                                 "before the application date", past=True)
+    report_date: Date = field(
+        "Date the snapshot was taken; features use the latest one on or before the application date",
+        past=True,
+    )
     industry: Industry = field("Main industry")
     founded_date: Date = field("Date of incorporation", past=True)
     registered_capital_cny: Float = field("Registered capital", unit=CNY, ge=0)
@@ -241,8 +256,9 @@ class Enterprise(Record):
     net_profit_cny: Float = field("Net profit of the last fiscal year", unit=CNY)
     total_assets_cny: Float = field("Total assets", unit=CNY, ge=0)
     total_liabilities_cny: Float = field("Total liabilities", unit=CNY, ge=0)
-    current_ratio: Float | None = field("Current assets / current liabilities", unit="ratio", ge=0,
-                                        default=None)
+    current_ratio: Float | None = field(
+        "Current assets / current liabilities", unit="ratio", ge=0, default=None
+    )
     operating_cash_flow_cny: Float = field("Operating cash flow of the last fiscal year", unit=CNY)
     rd_spend_cny: Float = field("R&D spend of the last fiscal year", unit=CNY, ge=0)
     tax_grade: TaxGrade = field("Tax credit grade (纳税信用等级) A, B, M, C, D")
@@ -287,13 +303,16 @@ class LoanApplication(Record):
     term_months: Int = field("Loan term", unit="months", ge=1, le=60)
     annual_rate: Float = field("Annual interest rate (0.045 = 4.5%)", unit="ratio", ge=0, le=0.36)
     guarantee: GuaranteeType = field("Guarantee beside the pledge")
-    guarantee_share: Float = field("Share of a loss the guarantor bears (0 with no guarantee)", unit="ratio",
-                                   ge=0, le=1)
+    guarantee_share: Float = field(
+        "Share of a loss the guarantor bears (0 with no guarantee)", unit="ratio", ge=0, le=1
+    )
     insurance: Bool = field("IP pledge financing insurance bought")
-    insurance_share: Float = field("Share of a loss the insurer bears (0 without insurance)", unit="ratio",
-                                   ge=0, le=1)
+    insurance_share: Float = field(
+        "Share of a loss the insurer bears (0 without insurance)", unit="ratio", ge=0, le=1
+    )
     pledged_assets: tuple[PledgedAsset, ...] = field(
-        "Patents and trademarks pledged (the bundle); a table keeps them in the pledges table", min_length=1)
+        "Patents and trademarks pledged (the bundle); a table keeps them in the pledges table", min_length=1
+    )
 
 
 class LoanOutcome(Record):
@@ -304,8 +323,13 @@ class LoanOutcome(Record):
     application_id: Id = field("Loan application")
     defaulted_12m: Bool = field("90+ days past due or written off within 12 months", at_application=False)
     default_date: Date | None = field("Date of default", past=True, at_application=False, default=None)
-    recovery_cny: Float | None = field("Amount recovered after default (disposal of the pledge and others)",
-                                       unit=CNY, ge=0, at_application=False, default=None)
+    recovery_cny: Float | None = field(
+        "Amount recovered after default (disposal of the pledge and others)",
+        unit=CNY,
+        ge=0,
+        at_application=False,
+        default=None,
+    )
 
 
 class Appraisal(Record):
@@ -367,10 +391,23 @@ def columns(model: type[Record]) -> list[Column]:
         else:
             kind = {str: "str", int: "int", float: "float", bool: "bool", dt.date: "date"}[inner]
         extra = info.json_schema_extra or {}
-        out.append(Column(name, kind, required, allowed, bounds["ge"], bounds["gt"], bounds["le"],
-                          bounds["pattern"], bool(extra.get("past")), extra.get("unit"),
-                          bool(extra.get("at_application", True)), info.description or "",
-                          bounds["max_length"]))
+        out.append(
+            Column(
+                name,
+                kind,
+                required,
+                allowed,
+                bounds["ge"],
+                bounds["gt"],
+                bounds["le"],
+                bounds["pattern"],
+                bool(extra.get("past")),
+                extra.get("unit"),
+                bool(extra.get("at_application", True)),
+                info.description or "",
+                bounds["max_length"],
+            )
+        )
     return out
 
 
@@ -389,15 +426,23 @@ def _row_label(df: pd.DataFrame, key: tuple[str, ...], positions: np.ndarray) ->
     return ["/".join(p) for p in zip(*parts, strict=True)]
 
 
-def _problems_at(df: pd.DataFrame, key: tuple[str, ...], mask: np.ndarray, field_name: str,
-                 expected: str, got: Iterable[Any] | None = None) -> list[Problem]:
+def _problems_at(
+    df: pd.DataFrame,
+    key: tuple[str, ...],
+    mask: np.ndarray,
+    field_name: str,
+    expected: str,
+    got: Iterable[Any] | None = None,
+) -> list[Problem]:
     positions = np.flatnonzero(mask)
     if positions.size == 0:
         return []
     values = df[field_name].to_numpy()[positions] if got is None else np.asarray(list(got), dtype=object)
     ids = _row_label(df, key, positions)
-    return [Problem(field_name, expected, _plain(v), int(r), i)
-            for r, v, i in zip(positions, values, ids, strict=True)]
+    return [
+        Problem(field_name, expected, _plain(v), int(r), i)
+        for r, v, i in zip(positions, values, ids, strict=True)
+    ]
 
 
 def _plain(value: Any) -> Any:
@@ -423,8 +468,11 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
         if col.kind == "int":
             problems += _problems_at(df, key, present & (values != np.round(values)), col.name, "an integer")
         problems += _problems_at(df, key, present & ~np.isfinite(values), col.name, "a finite number")
-        for bound, op, text in ((col.ge, np.less, ">="), (col.gt, np.less_equal, ">"),
-                                (col.le, np.greater, "<=")):
+        for bound, op, text in (
+            (col.ge, np.less, ">="),
+            (col.gt, np.less_equal, ">"),
+            (col.le, np.greater, "<="),
+        ):
             if bound is not None:
                 problems += _problems_at(df, key, present & op(values, bound), col.name, f"{text} {bound:g}")
     elif col.kind == "bool":
@@ -437,8 +485,11 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
             future = present & (s.to_numpy() > np.datetime64(today, "D"))
             problems += _problems_at(df, key, future, col.name, f"a date not after today ({today})")
     else:  # str and enum
-        is_text = pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or (
-            s.dtype == object and s.dropna().map(type).eq(str).all())
+        is_text = (
+            pd.api.types.is_string_dtype(s)
+            or isinstance(s.dtype, pd.CategoricalDtype)
+            or (s.dtype == object and s.dropna().map(type).eq(str).all())
+        )
         if not is_text:
             return problems + [Problem(col.name, "a text column", str(s.dtype))]
         text = s.astype("string")
@@ -450,8 +501,13 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
             problems += _problems_at(df, key, bad, col.name, f"a code matching {col.pattern}")
         if col.max_length is not None:
             length = text.str.len().fillna(0).to_numpy()
-            problems += _problems_at(df, key, present & ((length == 0) | (length > col.max_length)), col.name,
-                                     f"a non-empty text of at most {col.max_length} characters")
+            problems += _problems_at(
+                df,
+                key,
+                present & ((length == 0) | (length > col.max_length)),
+                col.name,
+                f"a non-empty text of at most {col.max_length} characters",
+            )
     return problems
 
 
@@ -464,59 +520,121 @@ def _date_gap(df: pd.DataFrame, later: str, earlier: str) -> np.ndarray:
 RowRule = Callable[[pd.DataFrame], tuple[str, str, np.ndarray]]
 _ROW_RULES: dict[type[Record], list[RowRule]] = {
     Patent: [
-        lambda d: ("grant_date", "a grant date on or after the filing date", _date_gap(d, "grant_date", "filing_date")),
-        lambda d: ("expiry_date", "an expiry date after the filing date",
-                   (d["expiry_date"] <= d["filing_date"]).fillna(False).to_numpy(dtype=bool)),
-        lambda d: ("n_independent_claims", "at most n_claims independent claims",
-                   (d["n_independent_claims"] > d["n_claims"]).to_numpy(dtype=bool)),
-        lambda d: ("family_countries", "at most family_size countries",
-                   (d["family_countries"] > d["family_size"]).to_numpy(dtype=bool)),
-        lambda d: ("ipc_main", "an IPC subclass for inventions and utility models",
-                   (d["ipc_main"].isna() & (d["patent_type"] != PatentType.DESIGN)).to_numpy(dtype=bool)),
-        lambda d: ("grant_date", "a grant date for a patent in force",
-                   (d["grant_date"].isna() & (d["legal_status"] == LegalStatus.VALID)).to_numpy(dtype=bool)),
+        lambda d: (
+            "grant_date",
+            "a grant date on or after the filing date",
+            _date_gap(d, "grant_date", "filing_date"),
+        ),
+        lambda d: (
+            "expiry_date",
+            "an expiry date after the filing date",
+            (d["expiry_date"] <= d["filing_date"]).fillna(False).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "n_independent_claims",
+            "at most n_claims independent claims",
+            (d["n_independent_claims"] > d["n_claims"]).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "family_countries",
+            "at most family_size countries",
+            (d["family_countries"] > d["family_size"]).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "ipc_main",
+            "an IPC subclass for inventions and utility models",
+            (d["ipc_main"].isna() & (d["patent_type"] != PatentType.DESIGN)).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "grant_date",
+            "a grant date for a patent in force",
+            (d["grant_date"].isna() & (d["legal_status"] == LegalStatus.VALID)).to_numpy(dtype=bool),
+        ),
     ],
     Trademark: [
-        lambda d: ("registration_date", "a registration date on or after the filing date",
-                   _date_gap(d, "registration_date", "filing_date")),
-        lambda d: ("registration_date", "a registration date for a registered mark",
-                   (d["registration_date"].isna() & (d["status"] == TrademarkStatus.REGISTERED))
-                   .to_numpy(dtype=bool)),
+        lambda d: (
+            "registration_date",
+            "a registration date on or after the filing date",
+            _date_gap(d, "registration_date", "filing_date"),
+        ),
+        lambda d: (
+            "registration_date",
+            "a registration date for a registered mark",
+            (d["registration_date"].isna() & (d["status"] == TrademarkStatus.REGISTERED)).to_numpy(
+                dtype=bool
+            ),
+        ),
     ],
     AssetEvent: [
-        lambda d: ("event_type", "an event that can happen to a patent",
-                   ((d["asset_kind"] == AssetKind.PATENT)
-                    & d["event_type"].isin([e.value for e in TRADEMARK_ONLY_EVENTS])).to_numpy(dtype=bool)),
-        lambda d: ("event_type", "an event that can happen to a trademark",
-                   ((d["asset_kind"] == AssetKind.TRADEMARK)
-                    & d["event_type"].isin([e.value for e in PATENT_ONLY_EVENTS])).to_numpy(dtype=bool)),
+        lambda d: (
+            "event_type",
+            "an event that can happen to a patent",
+            (
+                (d["asset_kind"] == AssetKind.PATENT)
+                & d["event_type"].isin([e.value for e in TRADEMARK_ONLY_EVENTS])
+            ).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "event_type",
+            "an event that can happen to a trademark",
+            (
+                (d["asset_kind"] == AssetKind.TRADEMARK)
+                & d["event_type"].isin([e.value for e in PATENT_ONLY_EVENTS])
+            ).to_numpy(dtype=bool),
+        ),
     ],
     Enterprise: [
-        lambda d: ("founded_date", "a founding date on or before the report date",
-                   _date_gap(d, "report_date", "founded_date")),
-        lambda d: ("rd_staff", "at most `employees` R&D staff", (d["rd_staff"] > d["employees"]).to_numpy(dtype=bool)),
-        lambda d: ("max_overdue_days_24m", "0 when overdue_count_24m is 0",
-                   ((d["overdue_count_24m"] == 0) & (d["max_overdue_days_24m"] > 0)).to_numpy(dtype=bool)),
-        lambda d: ("little_giant", "a little giant to be a 专精特新 SME too",
-                   (d["little_giant"] & ~d["specialized_sme"]).to_numpy(dtype=bool)),
+        lambda d: (
+            "founded_date",
+            "a founding date on or before the report date",
+            _date_gap(d, "report_date", "founded_date"),
+        ),
+        lambda d: (
+            "rd_staff",
+            "at most `employees` R&D staff",
+            (d["rd_staff"] > d["employees"]).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "max_overdue_days_24m",
+            "0 when overdue_count_24m is 0",
+            ((d["overdue_count_24m"] == 0) & (d["max_overdue_days_24m"] > 0)).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "little_giant",
+            "a little giant to be a 专精特新 SME too",
+            (d["little_giant"] & ~d["specialized_sme"]).to_numpy(dtype=bool),
+        ),
     ],
     LoanApplication: [
-        lambda d: ("guarantee_share", "0 when there is no guarantee",
-                   ((d["guarantee"] == GuaranteeType.NONE) & (d["guarantee_share"] > 0)).to_numpy(dtype=bool)),
-        lambda d: ("insurance_share", "0 when there is no insurance",
-                   (~d["insurance"].astype(bool) & (d["insurance_share"] > 0)).to_numpy(dtype=bool)),
-        lambda d: ("insurance_share", "guarantee_share + insurance_share <= 1",
-                   ((d["guarantee_share"] + d["insurance_share"]) > 1 + 1e-9).to_numpy(dtype=bool)),
+        lambda d: (
+            "guarantee_share",
+            "0 when there is no guarantee",
+            ((d["guarantee"] == GuaranteeType.NONE) & (d["guarantee_share"] > 0)).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "insurance_share",
+            "0 when there is no insurance",
+            (~d["insurance"].astype(bool) & (d["insurance_share"] > 0)).to_numpy(dtype=bool),
+        ),
+        lambda d: (
+            "insurance_share",
+            "guarantee_share + insurance_share <= 1",
+            ((d["guarantee_share"] + d["insurance_share"]) > 1 + 1e-9).to_numpy(dtype=bool),
+        ),
     ],
     LoanOutcome: [
-        lambda d: ("default_date", "a default date exactly when defaulted_12m is true",
-                   (d["defaulted_12m"].astype(bool) != d["default_date"].notna()).to_numpy(dtype=bool)),
+        lambda d: (
+            "default_date",
+            "a default date exactly when defaulted_12m is true",
+            (d["defaulted_12m"].astype(bool) != d["default_date"].notna()).to_numpy(dtype=bool),
+        ),
     ],
 }
 
 
-def validate_table(df: pd.DataFrame, model: type[Record], *, today: dt.date | None = None,
-                   what: str | None = None) -> None:
+def validate_table(
+    df: pd.DataFrame, model: type[Record], *, today: dt.date | None = None, what: str | None = None
+) -> None:
     """Refuse a table with any bad value, listing every problem (field, row, id, expected, got).
 
     Columns beyond the record's fields are allowed and left alone; nothing is converted.
@@ -536,8 +654,14 @@ def validate_table(df: pd.DataFrame, model: type[Record], *, today: dt.date | No
         raise InvalidData(problems, what)
     if model.key:
         dup = df.duplicated(list(model.key), keep="first").to_numpy()
-        problems += _problems_at(df, model.key, dup, model.key[0], "a unique id",
-                                 got=_row_label(df, model.key, np.flatnonzero(dup)))
+        problems += _problems_at(
+            df,
+            model.key,
+            dup,
+            model.key[0],
+            "a unique id",
+            got=_row_label(df, model.key, np.flatnonzero(dup)),
+        )
     for rule in _ROW_RULES.get(model, []):
         try:
             name, expected, mask = rule(df)
@@ -550,8 +674,10 @@ def validate_table(df: pd.DataFrame, model: type[Record], *, today: dt.date | No
 
 def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataFrame:
     """Records as a typed table (dates as datetime64, enums as strings)."""
-    rows = [r.model_dump(exclude={n for n in model.model_fields if n not in {c.name for c in columns(model)}})
-            for r in records]
+    rows = [
+        r.model_dump(exclude={n for n in model.model_fields if n not in {c.name for c in columns(model)}})
+        for r in records
+    ]
     df = pd.DataFrame(rows, columns=[c.name for c in columns(model)])
     for col in columns(model):
         if col.kind == "date":
@@ -559,13 +685,15 @@ def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataF
         elif col.kind == "bool":
             df[col.name] = df[col.name].astype(bool)
         elif col.kind in ("int", "float"):
-            df[col.name] = pd.to_numeric(df[col.name]).astype("float64" if col.kind == "float" or
-                                                                 df[col.name].isna().any() else "int64")
+            df[col.name] = pd.to_numeric(df[col.name]).astype(
+                "float64" if col.kind == "float" or df[col.name].isna().any() else "int64"
+            )
     return df
 
 
-def parse_records(model: type[Record], items: Iterable[Mapping[str, Any]], *,
-                  today: dt.date | None = None) -> list[Record]:
+def parse_records(
+    model: type[Record], items: Iterable[Mapping[str, Any]], *, today: dt.date | None = None
+) -> list[Record]:
     """Parse and check raw records (dicts; dates as dates or ISO text). Every problem in every record
     is reported at once, with its row and id: type errors in some records and table rules (future
     dates, cross-field rules, duplicates) in the others."""
@@ -583,10 +711,14 @@ def parse_records(model: type[Record], items: Iterable[Mapping[str, Any]], *,
     try:
         validate_table(records_to_table(parsed, model), model, today=today, what=f"{model.__name__} records")
     except InvalidData as e:  # rows of the table are positions among the records that parsed
-        problems += [Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None,
-                             p.record_id) for p in e.problems]
+        problems += [
+            Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None, p.record_id)
+            for p in e.problems
+        ]
     if problems:
-        raise InvalidData(sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records")
+        raise InvalidData(
+            sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records"
+        )
     return parsed
 
 

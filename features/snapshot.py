@@ -59,13 +59,18 @@ def _codes_against(reference: pd.Series, values: pd.Series) -> np.ndarray:
     joint, uniques = pd.factorize(pd.concat([reference, values.astype(reference.dtype)], ignore_index=True))
     ref_codes = joint[: len(reference)]
     n_known = ref_codes.max() + 1 if len(reference) else 0
-    codes = joint[len(reference):].astype("int64")
+    codes = joint[len(reference) :].astype("int64")
     codes[codes >= n_known] = -1
     return codes
 
 
-def count_events_as_of(asset_ids: pd.Series, as_of_days: np.ndarray, events: pd.DataFrame,
-                       kind: AssetKind, counts: dict[str, EventType]) -> pd.DataFrame:
+def count_events_as_of(
+    asset_ids: pd.Series,
+    as_of_days: np.ndarray,
+    events: pd.DataFrame,
+    kind: AssetKind,
+    counts: dict[str, EventType],
+) -> pd.DataFrame:
     """For each row, how many events of each type the asset had on or before its as-of day.
 
     Vectorised: events are keyed by (asset code, day) and sorted, and each row's count is the
@@ -95,18 +100,33 @@ def _attach(rows: pd.DataFrame, table: pd.DataFrame, key: str, what: str) -> pd.
     positions = _codes_against(table[key], rows[key])
     unknown = np.flatnonzero(positions < 0)
     if unknown.size:
-        raise InvalidData([Problem(key, f"an id present in the {what} table", rows[key].iat[i], int(i))
-                           for i in unknown], f"{what} rows")
+        raise InvalidData(
+            [Problem(key, f"an id present in the {what} table", rows[key].iat[i], int(i)) for i in unknown],
+            f"{what} rows",
+        )
     static = table.take(positions).reset_index(drop=True)
     static.index = rows.index
     return static
 
 
-def _refuse_before_filing(rows: pd.DataFrame, filing_days: np.ndarray, as_of_days: np.ndarray, key: str) -> None:
+def _refuse_before_filing(
+    rows: pd.DataFrame, filing_days: np.ndarray, as_of_days: np.ndarray, key: str
+) -> None:
     early = np.flatnonzero(as_of_days < filing_days)
     if early.size:
-        raise InvalidData([Problem("as_of", "a date on or after the filing date", str(rows["as_of"].iat[i])[:10],
-                                   int(i), str(rows[key].iat[i])) for i in early], "as-of rows")
+        raise InvalidData(
+            [
+                Problem(
+                    "as_of",
+                    "a date on or after the filing date",
+                    str(rows["as_of"].iat[i])[:10],
+                    int(i),
+                    str(rows[key].iat[i]),
+                )
+                for i in early
+            ],
+            "as-of rows",
+        )
 
 
 def patent_snapshot(rows: pd.DataFrame, patents: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
@@ -118,10 +138,20 @@ def patent_snapshot(rows: pd.DataFrame, patents: pd.DataFrame, events: pd.DataFr
     counts = count_events_as_of(rows["patent_id"], as_of, events, AssetKind.PATENT, PATENT_EVENT_COUNTS)
     granted = _days(static["grant_date"]) <= as_of
     status = np.select(
-        [counts["invalidations"].to_numpy() > 0, counts["lapses"].to_numpy() > 0,
-         _days(static["expiry_date"]) <= as_of, ~granted],
-        [LegalStatus.INVALIDATED.value, LegalStatus.LAPSED.value, LegalStatus.EXPIRED.value,
-         LegalStatus.PENDING.value], LegalStatus.VALID.value)
+        [
+            counts["invalidations"].to_numpy() > 0,
+            counts["lapses"].to_numpy() > 0,
+            _days(static["expiry_date"]) <= as_of,
+            ~granted,
+        ],
+        [
+            LegalStatus.INVALIDATED.value,
+            LegalStatus.LAPSED.value,
+            LegalStatus.EXPIRED.value,
+            LegalStatus.PENDING.value,
+        ],
+        LegalStatus.VALID.value,
+    )
     out = pd.concat([static, counts.drop(columns=["lapses", "invalidations"])], axis=1)
     out["grant_date"] = out["grant_date"].where(granted)  # a grant after the as-of date is not known yet
     out["status_as_of"] = status
@@ -137,20 +167,33 @@ def trademark_snapshot(rows: pd.DataFrame, trademarks: pd.DataFrame, events: pd.
     static = _attach(rows, trademarks, "trademark_id", "trademarks").drop(columns=["status"])
     as_of = _as_of_days(rows["as_of"], len(rows))
     _refuse_before_filing(rows, _days(static["filing_date"]), as_of, "trademark_id")
-    counts = count_events_as_of(rows["trademark_id"], as_of, events, AssetKind.TRADEMARK, TRADEMARK_EVENT_COUNTS)
+    counts = count_events_as_of(
+        rows["trademark_id"], as_of, events, AssetKind.TRADEMARK, TRADEMARK_EVENT_COUNTS
+    )
     registered = _days(static["registration_date"]) <= as_of
     # The term runs 10 years from registration and 10 more for each renewal recorded by then.
     years = TRADEMARK_TERM_YEARS * (1 + counts["renewals"].to_numpy())
     expiry = _days(static["registration_date"]) + np.round(years * 365.25).astype("int64")
     status = np.select(
-        [counts["invalidations"].to_numpy() > 0, counts["cancellations"].to_numpy() > 0, ~registered,
-         expiry <= as_of],
-        [TrademarkStatus.INVALIDATED.value, TrademarkStatus.CANCELLED.value, TrademarkStatus.PENDING.value,
-         TrademarkStatus.EXPIRED.value], TrademarkStatus.REGISTERED.value)
+        [
+            counts["invalidations"].to_numpy() > 0,
+            counts["cancellations"].to_numpy() > 0,
+            ~registered,
+            expiry <= as_of,
+        ],
+        [
+            TrademarkStatus.INVALIDATED.value,
+            TrademarkStatus.CANCELLED.value,
+            TrademarkStatus.PENDING.value,
+            TrademarkStatus.EXPIRED.value,
+        ],
+        TrademarkStatus.REGISTERED.value,
+    )
     out = pd.concat([static, counts.drop(columns=["invalidations", "cancellations"])], axis=1)
     out["registration_date"] = out["registration_date"].where(registered)
-    out["expiry_as_of"] = pd.to_datetime(np.where(registered, expiry, 0).astype("datetime64[D]")) \
-        .where(registered)
+    out["expiry_as_of"] = pd.to_datetime(np.where(registered, expiry, 0).astype("datetime64[D]")).where(
+        registered
+    )
     out["status_as_of"] = status
     out["as_of"] = pd.to_datetime(rows["as_of"])
     return out
@@ -162,20 +205,42 @@ def enterprise_snapshot(rows: pd.DataFrame, enterprises: pd.DataFrame) -> pd.Dat
     A row whose enterprise has no snapshot by then is refused: scoring it would need data from
     after the application.
     """
-    left = pd.DataFrame({"_row": np.arange(len(rows)),
-                         "enterprise_id": rows["enterprise_id"].astype("string").to_numpy(),
-                         "as_of": pd.to_datetime(rows["as_of"]).to_numpy().astype("datetime64[ns]")})
+    left = pd.DataFrame(
+        {
+            "_row": np.arange(len(rows)),
+            "enterprise_id": rows["enterprise_id"].astype("string").to_numpy(),
+            "as_of": pd.to_datetime(rows["as_of"]).to_numpy().astype("datetime64[ns]"),
+        }
+    )
     # Both keys as one text type: merge_asof refuses to match object against string columns.
     left["enterprise_id"] = left["enterprise_id"].astype("string")
-    right = enterprises.assign(report_date=enterprises["report_date"].to_numpy().astype("datetime64[ns]"),
-                               enterprise_id=enterprises["enterprise_id"].astype("string"))
-    merged = pd.merge_asof(left.sort_values("as_of"), right.sort_values("report_date"), left_on="as_of",
-                           right_on="report_date", by="enterprise_id", direction="backward")
+    right = enterprises.assign(
+        report_date=enterprises["report_date"].to_numpy().astype("datetime64[ns]"),
+        enterprise_id=enterprises["enterprise_id"].astype("string"),
+    )
+    merged = pd.merge_asof(
+        left.sort_values("as_of"),
+        right.sort_values("report_date"),
+        left_on="as_of",
+        right_on="report_date",
+        by="enterprise_id",
+        direction="backward",
+    )
     merged = merged.sort_values("_row").drop(columns="_row").reset_index(drop=True)
     missing = np.flatnonzero(merged["report_date"].isna().to_numpy())
     if missing.size:
-        raise InvalidData([Problem("enterprise_id", "a credit snapshot dated on or before the as-of date",
-                                   "none", int(i), str(rows["enterprise_id"].iat[i])) for i in missing],
-                          "enterprise rows")
+        raise InvalidData(
+            [
+                Problem(
+                    "enterprise_id",
+                    "a credit snapshot dated on or before the as-of date",
+                    "none",
+                    int(i),
+                    str(rows["enterprise_id"].iat[i]),
+                )
+                for i in missing
+            ],
+            "enterprise rows",
+        )
     merged.index = rows.index
     return merged

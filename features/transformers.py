@@ -22,19 +22,34 @@ TERM_YEARS = {PatentType.INVENTION: 20, PatentType.UTILITY_MODEL: 10, PatentType
 
 # GB/T 42748-2023 first-level dimension of each patent feature (legal, technical, economic).
 PATENT_INDICATORS = {
-    "is_valid": "legal", "is_pending": "legal", "independent_claims": "legal", "claims": "legal",
-    "family_size": "legal", "family_countries": "legal", "invalidation_requests": "legal",
-    "forward_citations": "technical", "citations_per_year": "technical", "backward_citations": "technical",
-    "ipc_count": "technical", "n_inventors": "technical", "patent_type": "technical", "ipc_section": "technical",
+    "is_valid": "legal",
+    "is_pending": "legal",
+    "independent_claims": "legal",
+    "claims": "legal",
+    "family_size": "legal",
+    "family_countries": "legal",
+    "invalidation_requests": "legal",
+    "forward_citations": "technical",
+    "citations_per_year": "technical",
+    "backward_citations": "technical",
+    "ipc_count": "technical",
+    "n_inventors": "technical",
+    "patent_type": "technical",
+    "ipc_section": "technical",
     "age_years": "technical",
-    "remaining_years": "economic", "remaining_share": "economic", "policy_fit": "economic",
-    "transfers": "economic", "licences": "economic", "prior_pledges": "economic", "litigations": "economic",
+    "remaining_years": "economic",
+    "remaining_share": "economic",
+    "policy_fit": "economic",
+    "transfers": "economic",
+    "licences": "economic",
+    "prior_pledges": "economic",
+    "litigations": "economic",
     "in_use": "economic",
 }
 
 
 def _years_between(start: pd.Series, end: pd.Series) -> np.ndarray:
-    delta = (end.to_numpy().astype("datetime64[D]") - start.to_numpy().astype("datetime64[D]"))
+    delta = end.to_numpy().astype("datetime64[D]") - start.to_numpy().astype("datetime64[D]")
     years = delta.astype("float64") / DAYS_PER_YEAR
     years[np.isnat(delta)] = np.nan
     return years
@@ -90,10 +105,29 @@ class PatentFeatures(_SnapshotTransformer):
         curated default is `features.reference.STRATEGIC_EMERGING_IPC`.
     """
 
-    required = ["patent_type", "filing_date", "grant_date", "expiry_date", "ipc_main", "ipc_count", "n_claims",
-                "n_independent_claims", "backward_citations", "family_size", "family_countries", "n_inventors",
-                "in_use", "forward_citations", "transfers", "licences", "prior_pledges", "invalidation_requests",
-                "litigations", "status_as_of", "as_of"]
+    required = [
+        "patent_type",
+        "filing_date",
+        "grant_date",
+        "expiry_date",
+        "ipc_main",
+        "ipc_count",
+        "n_claims",
+        "n_independent_claims",
+        "backward_citations",
+        "family_size",
+        "family_countries",
+        "n_inventors",
+        "in_use",
+        "forward_citations",
+        "transfers",
+        "licences",
+        "prior_pledges",
+        "invalidation_requests",
+        "litigations",
+        "status_as_of",
+        "as_of",
+    ]
     categorical = ["patent_type", "ipc_section"]
 
     def __init__(self, strategic_ipc: frozenset[str] | None = None):
@@ -113,62 +147,90 @@ class PatentFeatures(_SnapshotTransformer):
         remaining = np.where(in_force, np.clip(_years_between(X["as_of"], X["expiry_date"]), 0, None), 0.0)
         term = _years_between(X["filing_date"], X["expiry_date"])
         cites = X["forward_citations"].to_numpy(dtype="float64")
-        return pd.DataFrame({
-            "patent_type": _codes(X["patent_type"], self.categories_["patent_type"]),
-            "ipc_section": _codes(X["ipc_main"].str[0], self.categories_["ipc_section"]),
-            "is_valid": (status == LegalStatus.VALID).astype("float64"),
-            "is_pending": (status == LegalStatus.PENDING).astype("float64"),
-            "age_years": age,
-            "remaining_years": remaining,
-            "remaining_share": np.clip(remaining / term, 0, 1),
-            "claims": X["n_claims"].to_numpy(dtype="float64"),
-            "independent_claims": X["n_independent_claims"].to_numpy(dtype="float64"),
-            "backward_citations": X["backward_citations"].to_numpy(dtype="float64"),
-            "forward_citations": cites,
-            "citations_per_year": cites / np.maximum(np.nan_to_num(since_grant, nan=0.0), 1.0),
-            "family_size": X["family_size"].to_numpy(dtype="float64"),
-            "family_countries": X["family_countries"].to_numpy(dtype="float64"),
-            "ipc_count": X["ipc_count"].to_numpy(dtype="float64"),
-            "n_inventors": X["n_inventors"].to_numpy(dtype="float64"),
-            "policy_fit": X["ipc_main"].isin(list(strategic)).to_numpy(dtype="float64"),
-            "in_use": X["in_use"].to_numpy(dtype="float64"),
-            "transfers": X["transfers"].to_numpy(dtype="float64"),
-            "licences": X["licences"].to_numpy(dtype="float64"),
-            "prior_pledges": X["prior_pledges"].to_numpy(dtype="float64"),
-            "invalidation_requests": X["invalidation_requests"].to_numpy(dtype="float64"),
-            "litigations": X["litigations"].to_numpy(dtype="float64"),
-        }, index=X.index)
+        return pd.DataFrame(
+            {
+                "patent_type": _codes(X["patent_type"], self.categories_["patent_type"]),
+                "ipc_section": _codes(X["ipc_main"].str[0], self.categories_["ipc_section"]),
+                "is_valid": (status == LegalStatus.VALID).astype("float64"),
+                "is_pending": (status == LegalStatus.PENDING).astype("float64"),
+                "age_years": age,
+                "remaining_years": remaining,
+                "remaining_share": np.clip(remaining / term, 0, 1),
+                "claims": X["n_claims"].to_numpy(dtype="float64"),
+                "independent_claims": X["n_independent_claims"].to_numpy(dtype="float64"),
+                "backward_citations": X["backward_citations"].to_numpy(dtype="float64"),
+                "forward_citations": cites,
+                "citations_per_year": cites / np.maximum(np.nan_to_num(since_grant, nan=0.0), 1.0),
+                "family_size": X["family_size"].to_numpy(dtype="float64"),
+                "family_countries": X["family_countries"].to_numpy(dtype="float64"),
+                "ipc_count": X["ipc_count"].to_numpy(dtype="float64"),
+                "n_inventors": X["n_inventors"].to_numpy(dtype="float64"),
+                "policy_fit": X["ipc_main"].isin(list(strategic)).to_numpy(dtype="float64"),
+                "in_use": X["in_use"].to_numpy(dtype="float64"),
+                "transfers": X["transfers"].to_numpy(dtype="float64"),
+                "licences": X["licences"].to_numpy(dtype="float64"),
+                "prior_pledges": X["prior_pledges"].to_numpy(dtype="float64"),
+                "invalidation_requests": X["invalidation_requests"].to_numpy(dtype="float64"),
+                "litigations": X["litigations"].to_numpy(dtype="float64"),
+            },
+            index=X.index,
+        )
 
 
 class TrademarkFeatures(_SnapshotTransformer):
     """Per-trademark features: class, breadth, age, renewals, standing, use and market events."""
 
-    required = ["nice_class", "n_goods_services", "filing_date", "registration_date", "expiry_as_of", "well_known",
-                "time_honoured", "in_use", "revenue_under_mark_cny", "renewals", "transfers", "licences",
-                "prior_pledges", "oppositions", "invalidation_requests", "status_as_of", "as_of"]
+    required = [
+        "nice_class",
+        "n_goods_services",
+        "filing_date",
+        "registration_date",
+        "expiry_as_of",
+        "well_known",
+        "time_honoured",
+        "in_use",
+        "revenue_under_mark_cny",
+        "renewals",
+        "transfers",
+        "licences",
+        "prior_pledges",
+        "oppositions",
+        "invalidation_requests",
+        "status_as_of",
+        "as_of",
+    ]
     categorical = ["nice_class"]
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
         revenue = X["revenue_under_mark_cny"].to_numpy(dtype="float64", na_value=np.nan)
-        return pd.DataFrame({
-            "nice_class": _codes(X["nice_class"], self.categories_["nice_class"]),
-            "is_registered": (X["status_as_of"].to_numpy() == TrademarkStatus.REGISTERED).astype("float64"),
-            "goods_services": X["n_goods_services"].to_numpy(dtype="float64"),
-            "years_registered": _years_between(X["registration_date"], X["as_of"]),
-            "remaining_years": np.where(
-                np.isin(X["status_as_of"].to_numpy(), [TrademarkStatus.REGISTERED, TrademarkStatus.PENDING]),
-                np.clip(_years_between(X["as_of"], X["expiry_as_of"]), 0, None), 0.0),
-            "renewals": X["renewals"].to_numpy(dtype="float64"),
-            "well_known": X["well_known"].to_numpy(dtype="float64"),
-            "time_honoured": X["time_honoured"].to_numpy(dtype="float64"),
-            "in_use": X["in_use"].to_numpy(dtype="float64"),
-            "log_revenue_under_mark": np.log1p(revenue),
-            "transfers": X["transfers"].to_numpy(dtype="float64"),
-            "licences": X["licences"].to_numpy(dtype="float64"),
-            "prior_pledges": X["prior_pledges"].to_numpy(dtype="float64"),
-            "oppositions": X["oppositions"].to_numpy(dtype="float64"),
-            "invalidation_requests": X["invalidation_requests"].to_numpy(dtype="float64"),
-        }, index=X.index)
+        return pd.DataFrame(
+            {
+                "nice_class": _codes(X["nice_class"], self.categories_["nice_class"]),
+                "is_registered": (X["status_as_of"].to_numpy() == TrademarkStatus.REGISTERED).astype(
+                    "float64"
+                ),
+                "goods_services": X["n_goods_services"].to_numpy(dtype="float64"),
+                "years_registered": _years_between(X["registration_date"], X["as_of"]),
+                "remaining_years": np.where(
+                    np.isin(
+                        X["status_as_of"].to_numpy(), [TrademarkStatus.REGISTERED, TrademarkStatus.PENDING]
+                    ),
+                    np.clip(_years_between(X["as_of"], X["expiry_as_of"]), 0, None),
+                    0.0,
+                ),
+                "renewals": X["renewals"].to_numpy(dtype="float64"),
+                "well_known": X["well_known"].to_numpy(dtype="float64"),
+                "time_honoured": X["time_honoured"].to_numpy(dtype="float64"),
+                "in_use": X["in_use"].to_numpy(dtype="float64"),
+                "log_revenue_under_mark": np.log1p(revenue),
+                "transfers": X["transfers"].to_numpy(dtype="float64"),
+                "licences": X["licences"].to_numpy(dtype="float64"),
+                "prior_pledges": X["prior_pledges"].to_numpy(dtype="float64"),
+                "oppositions": X["oppositions"].to_numpy(dtype="float64"),
+                "invalidation_requests": X["invalidation_requests"].to_numpy(dtype="float64"),
+            },
+            index=X.index,
+        )
 
 
 # Tax credit grades as an ordinal risk rank: A best; M (new taxpayer) between B and C.
@@ -176,10 +238,17 @@ TAX_GRADE_RANK = {TaxGrade.A: 0.0, TaxGrade.B: 1.0, TaxGrade.M: 2.0, TaxGrade.C:
 
 # Direction of each enterprise feature's effect on default risk, where credit practice knows it.
 ENTERPRISE_MONOTONE = {
-    "leverage": "increasing", "overdue_count_24m": "increasing", "max_overdue_days_24m": "increasing",
-    "court_judgements": "increasing", "enforcement_count": "increasing", "dishonest_debtor": "increasing",
-    "admin_penalties": "increasing", "tax_grade_rank": "increasing", "net_margin": "decreasing",
-    "return_on_assets": "decreasing", "current_ratio": "decreasing",
+    "leverage": "increasing",
+    "overdue_count_24m": "increasing",
+    "max_overdue_days_24m": "increasing",
+    "court_judgements": "increasing",
+    "enforcement_count": "increasing",
+    "dishonest_debtor": "increasing",
+    "admin_penalties": "increasing",
+    "tax_grade_rank": "increasing",
+    "net_margin": "decreasing",
+    "return_on_assets": "decreasing",
+    "current_ratio": "decreasing",
 }
 
 
@@ -187,12 +256,37 @@ class EnterpriseFeatures(_SnapshotTransformer):
     """Enterprise credit features: size, profitability, leverage, liquidity, R&D, tax, bureau and court
     records, qualifications. Ratios with a zero denominator are missing, not infinite."""
 
-    required = ["industry", "founded_date", "registered_capital_cny", "employees", "rd_staff", "revenue_cny",
-                "revenue_growth", "gross_margin", "net_profit_cny", "total_assets_cny", "total_liabilities_cny",
-                "current_ratio", "operating_cash_flow_cny", "rd_spend_cny", "tax_grade", "tax_paid_cny",
-                "overdue_count_24m", "max_overdue_days_24m", "outstanding_loans_cny", "guarantees_given_cny",
-                "court_judgements", "enforcement_count", "dishonest_debtor", "admin_penalties", "high_tech",
-                "specialized_sme", "little_giant", "tech_sme", "as_of"]
+    required = [
+        "industry",
+        "founded_date",
+        "registered_capital_cny",
+        "employees",
+        "rd_staff",
+        "revenue_cny",
+        "revenue_growth",
+        "gross_margin",
+        "net_profit_cny",
+        "total_assets_cny",
+        "total_liabilities_cny",
+        "current_ratio",
+        "operating_cash_flow_cny",
+        "rd_spend_cny",
+        "tax_grade",
+        "tax_paid_cny",
+        "overdue_count_24m",
+        "max_overdue_days_24m",
+        "outstanding_loans_cny",
+        "guarantees_given_cny",
+        "court_judgements",
+        "enforcement_count",
+        "dishonest_debtor",
+        "admin_penalties",
+        "high_tech",
+        "specialized_sme",
+        "little_giant",
+        "tech_sme",
+        "as_of",
+    ]
     categorical = ["industry"]
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -204,38 +298,43 @@ class EnterpriseFeatures(_SnapshotTransformer):
                 return np.where(b > 0, a / b, np.nan)
 
         revenue, assets = num("revenue_cny"), num("total_assets_cny")
-        return pd.DataFrame({
-            "industry": _codes(X["industry"], self.categories_["industry"]),
-            "age_years": _years_between(X["founded_date"], X["as_of"]),
-            "log_revenue": np.log1p(revenue),
-            "log_total_assets": np.log1p(assets),
-            "log_registered_capital": np.log1p(num("registered_capital_cny")),
-            "employees": num("employees"),
-            "revenue_growth": num("revenue_growth"),
-            "gross_margin": num("gross_margin"),
-            "net_margin": ratio(num("net_profit_cny"), revenue),
-            "return_on_assets": ratio(num("net_profit_cny"), assets),
-            "leverage": ratio(num("total_liabilities_cny"), assets),
-            "current_ratio": num("current_ratio"),
-            "cash_flow_margin": ratio(num("operating_cash_flow_cny"), revenue),
-            "rd_intensity": ratio(num("rd_spend_cny"), revenue),
-            "rd_staff_share": ratio(num("rd_staff"), num("employees")),
-            "tax_grade_rank": X["tax_grade"].astype(str).map({k.value: v for k, v in TAX_GRADE_RANK.items()})
-            .to_numpy(dtype="float64", na_value=np.nan),
-            "tax_to_revenue": ratio(num("tax_paid_cny"), revenue),
-            "overdue_count_24m": num("overdue_count_24m"),
-            "max_overdue_days_24m": num("max_overdue_days_24m"),
-            "debt_to_revenue": ratio(num("outstanding_loans_cny"), revenue),
-            "guarantees_to_revenue": ratio(num("guarantees_given_cny"), revenue),
-            "court_judgements": num("court_judgements"),
-            "enforcement_count": num("enforcement_count"),
-            "dishonest_debtor": num("dishonest_debtor"),
-            "admin_penalties": num("admin_penalties"),
-            "high_tech": num("high_tech"),
-            "specialized_sme": num("specialized_sme"),
-            "little_giant": num("little_giant"),
-            "tech_sme": num("tech_sme"),
-        }, index=X.index)
+        return pd.DataFrame(
+            {
+                "industry": _codes(X["industry"], self.categories_["industry"]),
+                "age_years": _years_between(X["founded_date"], X["as_of"]),
+                "log_revenue": np.log1p(revenue),
+                "log_total_assets": np.log1p(assets),
+                "log_registered_capital": np.log1p(num("registered_capital_cny")),
+                "employees": num("employees"),
+                "revenue_growth": num("revenue_growth"),
+                "gross_margin": num("gross_margin"),
+                "net_margin": ratio(num("net_profit_cny"), revenue),
+                "return_on_assets": ratio(num("net_profit_cny"), assets),
+                "leverage": ratio(num("total_liabilities_cny"), assets),
+                "current_ratio": num("current_ratio"),
+                "cash_flow_margin": ratio(num("operating_cash_flow_cny"), revenue),
+                "rd_intensity": ratio(num("rd_spend_cny"), revenue),
+                "rd_staff_share": ratio(num("rd_staff"), num("employees")),
+                "tax_grade_rank": X["tax_grade"]
+                .astype(str)
+                .map({k.value: v for k, v in TAX_GRADE_RANK.items()})
+                .to_numpy(dtype="float64", na_value=np.nan),
+                "tax_to_revenue": ratio(num("tax_paid_cny"), revenue),
+                "overdue_count_24m": num("overdue_count_24m"),
+                "max_overdue_days_24m": num("max_overdue_days_24m"),
+                "debt_to_revenue": ratio(num("outstanding_loans_cny"), revenue),
+                "guarantees_to_revenue": ratio(num("guarantees_given_cny"), revenue),
+                "court_judgements": num("court_judgements"),
+                "enforcement_count": num("enforcement_count"),
+                "dishonest_debtor": num("dishonest_debtor"),
+                "admin_penalties": num("admin_penalties"),
+                "high_tech": num("high_tech"),
+                "specialized_sme": num("specialized_sme"),
+                "little_giant": num("little_giant"),
+                "tech_sme": num("tech_sme"),
+            },
+            index=X.index,
+        )
 
 
 class BundleFeatures(TransformerMixin, BaseEstimator):
@@ -261,8 +360,12 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        _require(X, ["application_id", "asset_kind", "remaining_years"]
-                 + ([self.value_column] if self.value_column else []), "BundleFeatures")
+        _require(
+            X,
+            ["application_id", "asset_kind", "remaining_years"]
+            + ([self.value_column] if self.value_column else []),
+            "BundleFeatures",
+        )
         return self.transform_unchecked(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -270,30 +373,41 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_out_
 
     def transform_unchecked(self, X: pd.DataFrame) -> pd.DataFrame:
-        weight = (X[self.value_column].to_numpy(dtype="float64") if self.value_column
-                  else np.ones(len(X)))
+        weight = X[self.value_column].to_numpy(dtype="float64") if self.value_column else np.ones(len(X))
         is_patent = (X["asset_kind"].astype(str) == "patent").to_numpy()
-        is_invention = (X["patent_type"].astype(str) == PatentType.INVENTION).to_numpy() if "patent_type" in X \
+        is_invention = (
+            (X["patent_type"].astype(str) == PatentType.INVENTION).to_numpy()
+            if "patent_type" in X
             else np.zeros(len(X), dtype=bool)
-        frame = pd.DataFrame({"application_id": X["application_id"].to_numpy(), "w": weight,
-                              "patent": is_patent, "trademark": ~is_patent, "invention": is_invention,
-                              "remaining": X["remaining_years"].to_numpy(dtype="float64")})
+        )
+        frame = pd.DataFrame(
+            {
+                "application_id": X["application_id"].to_numpy(),
+                "w": weight,
+                "patent": is_patent,
+                "trademark": ~is_patent,
+                "invention": is_invention,
+                "remaining": X["remaining_years"].to_numpy(dtype="float64"),
+            }
+        )
         g = frame.groupby("application_id", sort=False)
         total = g["w"].sum()
         share_sq = (frame["w"] / frame["application_id"].map(total)).pow(2)
-        out = pd.DataFrame({
-            "n_assets": g.size(),
-            "n_patents": g["patent"].sum(),
-            "n_trademarks": g["trademark"].sum(),
-            "n_inventions": g["invention"].sum(),
-            "invention_share": g["invention"].mean(),
-            "has_patent_and_trademark": (g["patent"].any() & g["trademark"].any()),
-            # min_count=1 keeps a bundle with no value at NaN instead of a perfect-looking 0
-            "concentration_hhi": share_sq.groupby(frame["application_id"], sort=False).sum(min_count=1),
-            "largest_share": g["w"].max() / total,
-            "shortest_remaining_years": g["remaining"].min(),
-            "mean_remaining_years": g["remaining"].mean(),
-        })
+        out = pd.DataFrame(
+            {
+                "n_assets": g.size(),
+                "n_patents": g["patent"].sum(),
+                "n_trademarks": g["trademark"].sum(),
+                "n_inventions": g["invention"].sum(),
+                "invention_share": g["invention"].mean(),
+                "has_patent_and_trademark": (g["patent"].any() & g["trademark"].any()),
+                # min_count=1 keeps a bundle with no value at NaN instead of a perfect-looking 0
+                "concentration_hhi": share_sq.groupby(frame["application_id"], sort=False).sum(min_count=1),
+                "largest_share": g["w"].max() / total,
+                "shortest_remaining_years": g["remaining"].min(),
+                "mean_remaining_years": g["remaining"].mean(),
+            }
+        )
         if self.value_column:
             out["bundle_value_cny"] = total
             out["strongest_asset_value_cny"] = g["w"].max()

@@ -124,7 +124,9 @@ def test_saved_folder_holds_parquet_tables_truth_and_manifest(portfolio, saved):
     manifest = json.loads((saved / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["seed"] == SEED
     assert manifest["sizes"] == {name: len(df) for name, df in portfolio.tables().items()}
-    assert portfolio.enterprises["enterprise_id"].nunique() == N  # a baseline report each, plus applicants' own
+    assert (
+        portfolio.enterprises["enterprise_id"].nunique() == N
+    )  # a baseline report each, plus applicants' own
     assert manifest["assumptions"]["extraction_date"] == A.extraction_date
     assert manifest["assumptions"]["default_rate"] == A.default_rate
 
@@ -192,10 +194,12 @@ def test_default_dates_fall_within_12_months_of_application(portfolio):
 
 
 def _appraisals_with_truth(p: Portfolio) -> pd.DataFrame:
-    truth = pd.concat([
-        p.truth["patents"].rename(columns={"patent_id": "asset_id"}).assign(asset_kind="patent"),
-        p.truth["trademarks"].rename(columns={"trademark_id": "asset_id"}).assign(asset_kind="trademark"),
-    ])
+    truth = pd.concat(
+        [
+            p.truth["patents"].rename(columns={"patent_id": "asset_id"}).assign(asset_kind="patent"),
+            p.truth["trademarks"].rename(columns={"trademark_id": "asset_id"}).assign(asset_kind="trademark"),
+        ]
+    )
     return p.appraisals.merge(truth, on=["asset_kind", "asset_id"], how="left", validate="one_to_one")
 
 
@@ -242,19 +246,30 @@ def test_true_value_is_zero_exactly_when_the_right_has_ended(portfolio):
     ev = portfolio.events
     ended = ev[ev["event_type"].isin(["lapse", "invalidated"])].groupby("asset_id")["event_date"].min()
     end = pd.concat([t.set_index("patent_id")["expiry_date"], ended], axis=1).min(axis=1)
-    dead = (end.reindex(t["patent_id"]).to_numpy() <= t["valuation_date"].to_numpy())
+    dead = end.reindex(t["patent_id"]).to_numpy() <= t["valuation_date"].to_numpy()
     assert ((t["true_value_cny"] == 0).to_numpy() == dead).all()
 
 
-@pytest.mark.parametrize("check, changes, holds", [
-    pytest.param(appraisal_rank_correlation, {"appraisal_noise": 2.0, "transaction_noise": 2.0},
-                 lambda r: r > 0.8, id="appraisals-vs-truth"),
-    pytest.param(value_quality_rank_correlation, {"value_per_z": 0.0}, lambda r: r > 0.35,
-                 id="value-vs-quality"),
-    pytest.param(pd_quality_rank_correlation,
-                 {"pd_coefficients": {**A.pd_coefficients, "latent_quality": 2.0}},
-                 lambda r: r < -0.7, id="pd-vs-quality"),
-])
+@pytest.mark.parametrize(
+    "check, changes, holds",
+    [
+        pytest.param(
+            appraisal_rank_correlation,
+            {"appraisal_noise": 2.0, "transaction_noise": 2.0},
+            lambda r: r > 0.8,
+            id="appraisals-vs-truth",
+        ),
+        pytest.param(
+            value_quality_rank_correlation, {"value_per_z": 0.0}, lambda r: r > 0.35, id="value-vs-quality"
+        ),
+        pytest.param(
+            pd_quality_rank_correlation,
+            {"pd_coefficients": {**A.pd_coefficients, "latent_quality": 2.0}},
+            lambda r: r < -0.7,
+            id="pd-vs-quality",
+        ),
+    ],
+)
 def test_relation_checks_fail_when_the_relation_is_switched_off(check, changes, holds):
     broken = synthesize(N, seed=SEED, assumptions=_with(**changes))
     assert not holds(check(broken))
@@ -305,9 +320,12 @@ def pledges_not_in_force(p: Portfolio) -> pd.DataFrame:
 
 
 def pledges_of_another_enterprise(p: Portfolio) -> pd.DataFrame:
-    owners = pd.concat([
-        p.patents[["patent_id", "enterprise_id"]].set_axis(["asset_id", "owner"], axis=1),
-        p.trademarks[["trademark_id", "enterprise_id"]].set_axis(["asset_id", "owner"], axis=1)])
+    owners = pd.concat(
+        [
+            p.patents[["patent_id", "enterprise_id"]].set_axis(["asset_id", "owner"], axis=1),
+            p.trademarks[["trademark_id", "enterprise_id"]].set_axis(["asset_id", "owner"], axis=1),
+        ]
+    )
     pl = p.pledges.merge(p.applications[["application_id", "enterprise_id"]], on="application_id")
     pl = pl.merge(owners, on="asset_id", how="left")
     return pl[pl["owner"] != pl["enterprise_id"]]
@@ -339,10 +357,17 @@ def test_date_and_pledge_checks_catch_a_broken_portfolio(portfolio):
     pledge = portfolio.pledges[portfolio.pledges["asset_kind"] == "patent"].iloc[0]
     apps = portfolio.applications.set_index("application_id")
     applied = apps.loc[pledge["application_id"], "application_date"]
-    lapse = pd.DataFrame({"asset_kind": ["patent"], "asset_id": [pledge["asset_id"]], "event_type": ["lapse"],
-                          "event_date": [applied - pd.Timedelta(days=1)]}).astype(portfolio.events.dtypes)
+    lapse = pd.DataFrame(
+        {
+            "asset_kind": ["patent"],
+            "asset_id": [pledge["asset_id"]],
+            "event_type": ["lapse"],
+            "event_date": [applied - pd.Timedelta(days=1)],
+        }
+    ).astype(portfolio.events.dtypes)
     late = lapse.assign(event_type="licence", event_date=EXTRACTION + pd.Timedelta(days=1)).astype(
-        portfolio.events.dtypes)
+        portfolio.events.dtypes
+    )
     events = pd.concat([portfolio.events, lapse, late], ignore_index=True)
     applicant = apps.loc[pledge["application_id"], "enterprise_id"]
     stranger = portfolio.patents.loc[portfolio.patents["enterprise_id"] != applicant, "patent_id"].iloc[0]

@@ -98,23 +98,56 @@ def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table)
     flat.to_csv(tmp_path / "assets.csv", index=False)
     default_spec(flat).to_yaml(tmp_path / "spec.yaml")
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "valuation", "--data", str(tmp_path / "assets.csv"),
-                                 "--spec", str(tmp_path / "spec.yaml"), "--name", "bank-a"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "valuation",
+            "--data",
+            str(tmp_path / "assets.csv"),
+            "--spec",
+            str(tmp_path / "spec.yaml"),
+            "--name",
+            "bank-a",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert '"coverage"' in result.output
-    result = runner.invoke(app, ["value", "--input", str(tmp_path / "assets.csv"),
-                                 "--output", str(tmp_path / "values.parquet"), "--model", "bank-a"])
+    result = runner.invoke(
+        app,
+        [
+            "value",
+            "--input",
+            str(tmp_path / "assets.csv"),
+            "--output",
+            str(tmp_path / "values.parquet"),
+            "--model",
+            "bank-a",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = pd.read_parquet(tmp_path / "values.parquet")
     assert list(out.columns[:5]) == ["asset_id", "value_cny", "value_low_cny", "value_high_cny", "error"]
     assert list(out["asset_id"]) == list(flat["asset_id"])
-    assert (out["value_low_cny"] <= out["value_cny"]).all() and (out["value_cny"] <= out["value_high_cny"]).all()
+    assert (out["value_low_cny"] <= out["value_cny"]).all() and (
+        out["value_cny"] <= out["value_high_cny"]
+    ).all()
 
 
 def test_value_cli_with_an_unknown_model_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
     (tmp_path / "in.csv").write_text("asset_id\nX\n")
-    result = CliRunner().invoke(app, ["value", "--input", str(tmp_path / "in.csv"), "--output",
-                                      str(tmp_path / "out.csv"), "--model", "nope"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "value",
+            "--input",
+            str(tmp_path / "in.csv"),
+            "--output",
+            str(tmp_path / "out.csv"),
+            "--model",
+            "nope",
+        ],
+    )
     assert result.exit_code == 2
     assert "no model named 'nope'" in result.output and "Traceback" not in result.output

@@ -19,7 +19,11 @@ TARGET = "value_cny"
 ID = "asset_id"
 OWNER_COLUMNS = ["owner_revenue_cny", "owner_industry", "owner_high_tech"]
 # Directions the value must follow whatever the data say (a longer remaining life never lowers value).
-MONOTONE = {"remaining_years": "increasing", "owner_revenue_cny": "increasing", "family_countries": "increasing"}
+MONOTONE = {
+    "remaining_years": "increasing",
+    "owner_revenue_cny": "increasing",
+    "family_countries": "increasing",
+}
 CATEGORICAL = {"asset_kind", "patent_type", "ipc_section", "nice_class", "owner_industry"}
 
 
@@ -50,10 +54,16 @@ def asset_rows(portfolio: Portfolio, rows: pd.DataFrame) -> pd.DataFrame:
         feats.index = subset.index
         parts.append(feats)
     flat = pd.concat(parts).sort_index()
-    owners = enterprise_snapshot(pd.DataFrame({"enterprise_id": flat["enterprise_id"], "as_of": rows["as_of"]}),
-                                 portfolio.enterprises)
-    out = pd.DataFrame({"asset_id": rows["asset_id"], "asset_kind": rows["asset_kind"].astype(str),
-                        "as_of": pd.to_datetime(rows["as_of"])})
+    owners = enterprise_snapshot(
+        pd.DataFrame({"enterprise_id": flat["enterprise_id"], "as_of": rows["as_of"]}), portfolio.enterprises
+    )
+    out = pd.DataFrame(
+        {
+            "asset_id": rows["asset_id"],
+            "asset_kind": rows["asset_kind"].astype(str),
+            "as_of": pd.to_datetime(rows["as_of"]),
+        }
+    )
     out = out.join(flat)
     out["owner_revenue_cny"] = owners["revenue_cny"].to_numpy(dtype="float64")
     out["owner_industry"] = owners["industry"].astype(str).to_numpy()
@@ -65,8 +75,13 @@ def training_table(portfolio: Portfolio) -> pd.DataFrame:
     """Every observed value (appraisal or transaction) with the asset's features at its date."""
     obs = portfolio.appraisals.sort_values(["asset_kind", "asset_id", "appraisal_date"])
     obs = obs.drop_duplicates(["asset_kind", "asset_id"], keep="last").reset_index(drop=True)
-    rows = pd.DataFrame({"asset_kind": obs["asset_kind"].astype(str), "asset_id": obs["asset_id"],
-                         "as_of": obs["appraisal_date"]})
+    rows = pd.DataFrame(
+        {
+            "asset_kind": obs["asset_kind"].astype(str),
+            "asset_id": obs["asset_id"],
+            "as_of": obs["appraisal_date"],
+        }
+    )
     table = asset_rows(portfolio, rows)
     table[TARGET] = obs["value_cny"].to_numpy(dtype="float64")
     table["source"] = obs["source"].astype(str).to_numpy()

@@ -18,9 +18,18 @@ from sklearn.utils.validation import check_is_fitted
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
 
-DEFAULT_PARAMS = {"n_estimators": 300, "learning_rate": 0.05, "num_leaves": 15, "min_child_samples": 20,
-                  "subsample": 0.8, "subsample_freq": 1, "colsample_bytree": 0.8, "reg_lambda": 1.0,
-                  "verbose": -1, "n_jobs": 2}
+DEFAULT_PARAMS = {
+    "n_estimators": 300,
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_child_samples": 20,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.8,
+    "reg_lambda": 1.0,
+    "verbose": -1,
+    "n_jobs": 2,
+}
 
 
 class SpecEncoder:
@@ -43,15 +52,24 @@ class SpecEncoder:
         """Every unusable value, by field, row and id; the rows named here are not valued."""
         missing = [c for c in self.spec.feature_names if c not in df.columns]
         if missing:
-            raise InvalidData([Problem(c, "a column of the model's feature spec", "no such column")
-                               for c in missing], "input table")
+            raise InvalidData(
+                [Problem(c, "a column of the model's feature spec", "no such column") for c in missing],
+                "input table",
+            )
         ids = df[self.spec.id].astype(str).to_numpy() if self.spec.id and self.spec.id in df else None
         problems = []
 
         def report(mask: np.ndarray, column: str, expected: str) -> None:
             for row in np.flatnonzero(mask):
-                problems.append(Problem(column, expected, _plain(df[column].iat[row]), int(row),
-                                        None if ids is None else ids[row]))
+                problems.append(
+                    Problem(
+                        column,
+                        expected,
+                        _plain(df[column].iat[row]),
+                        int(row),
+                        None if ids is None else ids[row],
+                    )
+                )
 
         for c in self.spec.numeric:
             values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
@@ -107,8 +125,15 @@ class ValueModel(RegressorMixin, BaseEstimator):
     random_state : seed of the folds and the booster.
     """
 
-    def __init__(self, spec: FeatureSpec, group: str | None = "asset_kind", level: float = 0.9,
-                 n_folds: int = 5, params: dict | None = None, random_state: int = 0):
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        group: str | None = "asset_kind",
+        level: float = 0.9,
+        n_folds: int = 5,
+        params: dict | None = None,
+        random_state: int = 0,
+    ):
         self.spec = spec
         self.group = group
         self.level = level
@@ -174,8 +199,14 @@ class ValueModel(RegressorMixin, BaseEstimator):
         check_is_fitted(self, "model_")
         log_value = self.predict_log(self.encoder_.transform(df))
         half = self.half_width(self._groups(df), level)
-        return pd.DataFrame({"value_cny": np.exp(log_value), "value_low_cny": np.exp(log_value - half),
-                             "value_high_cny": np.exp(log_value + half)}, index=df.index)
+        return pd.DataFrame(
+            {
+                "value_cny": np.exp(log_value),
+                "value_low_cny": np.exp(log_value - half),
+                "value_high_cny": np.exp(log_value + half),
+            },
+            index=df.index,
+        )
 
     def contributions(self, df: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions on the log scale (LightGBM's own), plus the base value:
@@ -195,7 +226,15 @@ class ValueModel(RegressorMixin, BaseEstimator):
             effects = row.drop("base")
             order = effects.abs().sort_values(ascending=False).index
             order = order[:top] if top else order
-            out.append([{"feature": "base", "value": None, "factor": float(np.exp(row["base"]))}] + [
-                {"feature": name, "value": _plain(df[name].iat[i]), "factor": float(np.exp(effects[name]))}
-                for name in order])
+            out.append(
+                [{"feature": "base", "value": None, "factor": float(np.exp(row["base"]))}]
+                + [
+                    {
+                        "feature": name,
+                        "value": _plain(df[name].iat[i]),
+                        "factor": float(np.exp(effects[name])),
+                    }
+                    for name in order
+                ]
+            )
         return out

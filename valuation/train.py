@@ -31,22 +31,40 @@ class TrainedValuation:
 
 
 def _accuracy(y: np.ndarray, value: np.ndarray) -> dict:
-    return {"n": int(y.size), "median_ape": float(np.median(np.abs(value / y - 1))),
-            "spearman": float(spearmanr(value, y)[0]) if y.size > 2 else float("nan"),
-            "rmse_log": float(np.sqrt(np.mean((np.log(value) - np.log(y)) ** 2)))}
+    return {
+        "n": int(y.size),
+        "median_ape": float(np.median(np.abs(value / y - 1))),
+        "spearman": float(spearmanr(value, y)[0]) if y.size > 2 else float("nan"),
+        "rmse_log": float(np.sqrt(np.mean((np.log(value) - np.log(y)) ** 2))),
+    }
 
 
-def train_valuation(table: pd.DataFrame, spec: FeatureSpec, *, test_size: float = 0.2, seed: int = 0,
-                    level: float = 0.9, params: dict | None = None) -> TrainedValuation:
+def train_valuation(
+    table: pd.DataFrame,
+    spec: FeatureSpec,
+    *,
+    test_size: float = 0.2,
+    seed: int = 0,
+    level: float = 0.9,
+    params: dict | None = None,
+) -> TrainedValuation:
     """Fit on a random split, measure on the rest (overall and per asset kind)."""
     spec.check(table, task="valuation")
     train, test = train_test_split(table, test_size=test_size, random_state=seed)
     model = ValueModel(spec, level=level, params=params, random_state=seed).fit(train)
     interval = model.predict_interval(test)
     y = test[spec.target].to_numpy(dtype="float64")
-    metrics = {"level": level, "rows_train": len(train), "rows_test": len(test), "model": {}, "plain_lightgbm": {}}
+    metrics = {
+        "level": level,
+        "rows_train": len(train),
+        "rows_test": len(test),
+        "model": {},
+        "plain_lightgbm": {},
+    }
     groups = model._groups(test)
-    for name, mask in [("all", np.ones(len(test), dtype=bool))] + [(g, groups == g) for g in np.unique(groups)]:
+    for name, mask in [("all", np.ones(len(test), dtype=bool))] + [
+        (g, groups == g) for g in np.unique(groups)
+    ]:
         if name != "all" and (groups == "all").all():
             continue
         if mask.sum() == 0:
@@ -59,7 +77,8 @@ def train_valuation(table: pd.DataFrame, spec: FeatureSpec, *, test_size: float 
     # The plain reference: LightGBM defaults, raw target, same features and split.
     encoder = model.encoder_
     plain = LGBMRegressor(verbose=-1, random_state=seed, n_jobs=2).fit(
-        encoder.transform(train), train[spec.target].to_numpy(dtype="float64"))
+        encoder.transform(train), train[spec.target].to_numpy(dtype="float64")
+    )
     plain_value = np.maximum(plain.predict(encoder.transform(test)), 1.0)  # a value is positive
     metrics["plain_lightgbm"]["all"] = _accuracy(y, plain_value)
     log.info("valuation held-out: %s", metrics["model"].get("all"))
@@ -67,8 +86,9 @@ def train_valuation(table: pd.DataFrame, spec: FeatureSpec, *, test_size: float 
     return TrainedValuation(model, metrics, test)
 
 
-def value_batch(model: ValueModel, table: pd.DataFrame, level: float | None = None
-                ) -> tuple[pd.DataFrame, list[Problem]]:
+def value_batch(
+    model: ValueModel, table: pd.DataFrame, level: float | None = None
+) -> tuple[pd.DataFrame, list[Problem]]:
     """Value every usable row; rows with bad values get no value and are listed in the problems.
     The output has one row per input row, in input order."""
     problems = model.encoder_.row_problems(table)
@@ -86,7 +106,8 @@ def value_batch(model: ValueModel, table: pd.DataFrame, level: float | None = No
         out.loc[~bad, columns] = interval[columns].to_numpy()
     errors = pd.Series("", index=table.index, dtype=object)
     for p in problems:
-        errors.iat[p.row] = (errors.iat[p.row] + "; " if errors.iat[p.row] else "") + f"{p.field}: expected " \
-            f"{p.expected}; got {p.got!r}"
+        errors.iat[p.row] = (
+            errors.iat[p.row] + "; " if errors.iat[p.row] else ""
+        ) + f"{p.field}: expected {p.expected}; got {p.got!r}"
     out["error"] = errors.to_numpy()
     return out, problems
