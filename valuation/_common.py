@@ -7,6 +7,7 @@ check returns `Problem`s instead of raising, so a caller can list every bad valu
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -33,18 +34,26 @@ def positions(mask: Iterable[bool]) -> list[int]:
 
 
 def broadcast(values: ArrayLike, n: int, name: str, dtype: str = "float64") -> np.ndarray:
-    """`values` as a 1-d array of length n (a scalar is repeated); a wrong length is refused, not recycled."""
+    """`values` as a 1-d array of length n (a scalar or a single value is repeated); any other length is
+    refused, not recycled."""
     arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values, dtype=dtype)
-    if arr.ndim == 0:
-        return np.full(n, arr[()], dtype=dtype)
+    if arr.ndim == 0 or arr.shape == (1,):
+        return np.full(n, arr.reshape(-1)[0], dtype=dtype)
     if arr.ndim != 1 or arr.size != n:
         raise InvalidData([Problem(name, f"a scalar or {n} values (one per row)", f"shape {arr.shape}")])
     return arr
 
 
-def range_problems(name: str, values: np.ndarray, *, lo: float | None = None, hi: float | None = None,
-                   lo_open: bool = False, hi_open: bool = False, ids: Sequence[Any] | None = None
-                   ) -> list[Problem]:
+def range_problems(
+    name: str,
+    values: np.ndarray,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    ids: Sequence[Any] | None = None,
+) -> list[Problem]:
     """One problem per value that is missing, infinite or outside [lo, hi] (bounds open where asked)."""
     bad = ~np.isfinite(values)
     if lo is not None:
@@ -55,12 +64,20 @@ def range_problems(name: str, values: np.ndarray, *, lo: float | None = None, hi
     right = ")" if hi_open else "]"
     low, high = "-inf" if lo is None else lo, "inf" if hi is None else hi
     expected = f"a finite number in {left}{low}, {high}{right}"
-    return [Problem(name, expected, plain(values[i]), row=i,
-                    record_id=None if ids is None else str(ids[i])) for i in positions(bad)]
+    return [
+        Problem(name, expected, plain(values[i]), row=i, record_id=None if ids is None else str(ids[i]))
+        for i in positions(bad)
+    ]
 
 
-def mapping_problems(name: str, mapping: Mapping[str, Any], keys: Iterable[str], *,
-                     lo: float | None = None, hi: float | None = None) -> list[Problem]:
+def mapping_problems(
+    name: str,
+    mapping: Mapping[str, Any],
+    keys: Iterable[str],
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+) -> list[Problem]:
     """A parameter keyed by industry / asset type / route must cover every key with a number in range."""
     problems = []
     keys = list(keys)
@@ -69,7 +86,7 @@ def mapping_problems(name: str, mapping: Mapping[str, Any], keys: Iterable[str],
             problems.append(Problem(f"{name}[{key!r}]", "a value for every key", "missing"))
             continue
         value = mapping[key]
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+        ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
         if ok and lo is not None:
             ok = value >= lo
         if ok and hi is not None:
@@ -82,9 +99,16 @@ def mapping_problems(name: str, mapping: Mapping[str, Any], keys: Iterable[str],
     return problems
 
 
-def scalar_problem(name: str, value: Any, *, lo: float | None = None, hi: float | None = None,
-                   lo_open: bool = False, hi_open: bool = False) -> list[Problem]:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+def scalar_problem(
+    name: str,
+    value: Any,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+) -> list[Problem]:
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value)
     if ok and lo is not None:
         ok = value > lo if lo_open else value >= lo
     if ok and hi is not None:
@@ -101,8 +125,10 @@ def with_overrides(obj: Any, **changes: Any) -> Any:
     names = {f.name for f in dataclasses.fields(obj)}
     unknown = sorted(set(changes) - names)
     if unknown:
-        raise InvalidData([Problem(k, f"one of {sorted(names)}", "unknown parameter") for k in unknown],
-                          what=type(obj).__name__)
+        raise InvalidData(
+            [Problem(k, f"one of {sorted(names)}", "unknown parameter") for k in unknown],
+            what=type(obj).__name__,
+        )
     merged = {}
     for key, value in changes.items():
         current = getattr(obj, key)
@@ -118,8 +144,10 @@ def decode_patent_type(values: ArrayLike, categories: Sequence[str] | None = Non
     Text values are passed through. Unknown or missing codes become None."""
     arr = np.asarray(values.to_numpy() if isinstance(values, pd.Series) else values)
     if arr.dtype.kind in "OUT" or isinstance(values, pd.Series) and pd.api.types.is_string_dtype(values):
-        out = np.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in arr],
-                       dtype=object)
+        out = np.array(
+            [None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v) for v in arr],
+            dtype=object,
+        )
         return out
     cats = list(categories) if categories is not None else sorted(PATENT_TYPES)
     codes = arr.astype("float64")
@@ -134,5 +162,6 @@ def require_columns(X: Any, needed: Sequence[str], who: str) -> None:
         raise TypeError(f"{who} expects a pandas DataFrame of features; got {type(X).__name__}")
     missing = [c for c in needed if c not in X.columns]
     if missing:
-        raise InvalidData([Problem(c, "a column of the feature frame", "no such column") for c in missing],
-                          what=who)
+        raise InvalidData(
+            [Problem(c, "a column of the feature frame", "no such column") for c in missing], what=who
+        )

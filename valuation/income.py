@@ -52,16 +52,26 @@ INDUSTRIES: tuple[str, ...] = tuple(i.value for i in Industry)
 # 2-3.5%, machinery 1.5-3%, pharmaceuticals 2.5-4%, electrical 3-4.5%, precision electronics 4-5.5%,
 # consumer goods 1-2.5%), moved up for biomedicine and software where licence deals run higher.
 PATENT_ROYALTY_RATES: dict[str, float] = {
-    Industry.ELECTRONICS: 0.045, Industry.BIOMEDICINE: 0.05, Industry.NEW_MATERIALS: 0.03,
-    Industry.ADVANCED_MANUFACTURING: 0.03, Industry.SOFTWARE: 0.05, Industry.ENERGY_ENVIRONMENT: 0.035,
-    Industry.AGRI_FOOD: 0.02, Industry.LOGISTICS: 0.02,
+    Industry.ELECTRONICS: 0.045,
+    Industry.BIOMEDICINE: 0.05,
+    Industry.NEW_MATERIALS: 0.03,
+    Industry.ADVANCED_MANUFACTURING: 0.03,
+    Industry.SOFTWARE: 0.05,
+    Industry.ENERGY_ENVIRONMENT: 0.035,
+    Industry.AGRI_FOOD: 0.02,
+    Industry.LOGISTICS: 0.02,
 }
 # Royalty rates for trademarks, share of revenue under the mark: brand licences run about 0.5-5%, highest
 # for consumer goods (food) and lowest for industrial goods bought on specification.
 TRADEMARK_ROYALTY_RATES: dict[str, float] = {
-    Industry.ELECTRONICS: 0.02, Industry.BIOMEDICINE: 0.025, Industry.NEW_MATERIALS: 0.01,
-    Industry.ADVANCED_MANUFACTURING: 0.01, Industry.SOFTWARE: 0.02, Industry.ENERGY_ENVIRONMENT: 0.015,
-    Industry.AGRI_FOOD: 0.03, Industry.LOGISTICS: 0.015,
+    Industry.ELECTRONICS: 0.02,
+    Industry.BIOMEDICINE: 0.025,
+    Industry.NEW_MATERIALS: 0.01,
+    Industry.ADVANCED_MANUFACTURING: 0.01,
+    Industry.SOFTWARE: 0.02,
+    Industry.ENERGY_ENVIRONMENT: 0.015,
+    Industry.AGRI_FOOD: 0.03,
+    Industry.LOGISTICS: 0.015,
 }
 
 
@@ -116,7 +126,8 @@ class IncomeAssumptions:
     royalty_rate_patent: dict[str, float] = field(default_factory=lambda: dict(PATENT_ROYALTY_RATES))
     royalty_rate_trademark: dict[str, float] = field(default_factory=lambda: dict(TRADEMARK_ROYALTY_RATES))
     patent_type_royalty_factor: dict[str, float] = field(
-        default_factory=lambda: {"invention": 1.0, "utility_model": 0.5, "design": 0.4})
+        default_factory=lambda: {"invention": 1.0, "utility_model": 0.5, "design": 0.4}
+    )
     well_known_royalty_factor: float = 2.0
     time_honoured_royalty_factor: float = 1.5
     revenue_attribution: float = 0.6
@@ -126,12 +137,18 @@ class IncomeAssumptions:
     trademark_not_in_use_factor: float = 0.0
     pending_factor: float = 0.5
     economic_life_cap: dict[str, float] = field(
-        default_factory=lambda: {"invention": 10.0, "utility_model": 6.0, "design": 5.0, "trademark": 10.0})
+        default_factory=lambda: {"invention": 10.0, "utility_model": 6.0, "design": 5.0, "trademark": 10.0}
+    )
     assume_trademark_renewal: bool = True
     discount_rate: float = 0.13
     growth_rate: dict[str, float] = field(
-        default_factory=lambda: {"invention": -0.05, "utility_model": -0.10, "design": -0.10,
-                                 "trademark": 0.0})
+        default_factory=lambda: {
+            "invention": -0.05,
+            "utility_model": -0.10,
+            "design": -0.10,
+            "trademark": 0.0,
+        }
+    )
     tax_rate: float = 0.25
     high_tech_tax_rate: float = 0.15
 
@@ -142,21 +159,30 @@ class IncomeAssumptions:
         problems = (
             mapping_problems("royalty_rate_patent", self.royalty_rate_patent, INDUSTRIES, lo=0, hi=1)
             + mapping_problems("royalty_rate_trademark", self.royalty_rate_trademark, INDUSTRIES, lo=0, hi=1)
-            + mapping_problems("patent_type_royalty_factor", self.patent_type_royalty_factor, PATENT_TYPES,
-                               lo=0)
+            + mapping_problems(
+                "patent_type_royalty_factor", self.patent_type_royalty_factor, PATENT_TYPES, lo=0
+            )
             + mapping_problems("economic_life_cap", self.economic_life_cap, ASSET_TYPES, lo=0)
             + mapping_problems("growth_rate", self.growth_rate, ASSET_TYPES, lo=-0.99)
         )
-        for name, lo, hi in (("well_known_royalty_factor", 0, None),
-                             ("time_honoured_royalty_factor", 0, None), ("revenue_attribution", 0, 1),
-                             ("max_revenue_share_per_patent", 0, 1),
-                             ("patent_not_in_use_factor", 0, 1), ("trademark_revenue_share", 0, 1),
-                             ("trademark_not_in_use_factor", 0, 1), ("pending_factor", 0, 1),
-                             ("discount_rate", 0, 1), ("tax_rate", 0, 0.99), ("high_tech_tax_rate", 0, 0.99)):
+        for name, lo, hi in (
+            ("well_known_royalty_factor", 0, None),
+            ("time_honoured_royalty_factor", 0, None),
+            ("revenue_attribution", 0, 1),
+            ("max_revenue_share_per_patent", 0, 1),
+            ("patent_not_in_use_factor", 0, 1),
+            ("trademark_revenue_share", 0, 1),
+            ("trademark_not_in_use_factor", 0, 1),
+            ("pending_factor", 0, 1),
+            ("discount_rate", 0, 1),
+            ("tax_rate", 0, 0.99),
+            ("high_tech_tax_rate", 0, 0.99),
+        ):
             problems += scalar_problem(name, getattr(self, name), lo=lo, hi=hi)
         if not isinstance(self.assume_trademark_renewal, bool):
-            problems.append(Problem("assume_trademark_renewal", "True or False",
-                                    self.assume_trademark_renewal))
+            problems.append(
+                Problem("assume_trademark_renewal", "True or False", self.assume_trademark_renewal)
+            )
         if problems:
             raise InvalidData(problems, what="IncomeAssumptions")
 
@@ -174,9 +200,15 @@ class CrossCheck(NamedTuple):
     ratio: np.ndarray
 
 
-def income_value(revenue_attributable_cny: ArrayLike, royalty_rate: ArrayLike, remaining_years: ArrayLike,
-                 assumptions: IncomeAssumptions | None = None, *, tax_rate: ArrayLike | None = None,
-                 growth_rate: ArrayLike | None = None) -> np.ndarray:
+def income_value(
+    revenue_attributable_cny: ArrayLike,
+    royalty_rate: ArrayLike,
+    remaining_years: ArrayLike,
+    assumptions: IncomeAssumptions | None = None,
+    *,
+    tax_rate: ArrayLike | None = None,
+    growth_rate: ArrayLike | None = None,
+) -> np.ndarray:
     """Relief-from-royalty value in CNY: after-tax royalty savings discounted over the remaining life.
 
     Vectorised over assets; scalars broadcast. `remaining_years` is the remaining *economic* life (see
@@ -198,11 +230,13 @@ def income_value(revenue_attributable_cny: ArrayLike, royalty_rate: ArrayLike, r
     life = broadcast(remaining_years, n, "remaining_years")
     tax = broadcast(a.tax_rate if tax_rate is None else tax_rate, n, "tax_rate")
     growth = broadcast(0.0 if growth_rate is None else growth_rate, n, "growth_rate")
-    problems = (range_problems("revenue_attributable_cny", revenue, lo=0)
-                + range_problems("royalty_rate", royalty, lo=0, hi=1)
-                + range_problems("remaining_years", life, lo=0)
-                + range_problems("tax_rate", tax, lo=0, hi=1, hi_open=True)
-                + range_problems("growth_rate", growth, lo=-1, lo_open=True))
+    problems = (
+        range_problems("revenue_attributable_cny", revenue, lo=0)
+        + range_problems("royalty_rate", royalty, lo=0, hi=1)
+        + range_problems("remaining_years", life, lo=0)
+        + range_problems("tax_rate", tax, lo=0, hi=1, hi_open=True)
+        + range_problems("growth_rate", growth, lo=-1, lo_open=True)
+    )
     if problems:
         raise InvalidData(problems, what="income_value input")
 
@@ -212,15 +246,19 @@ def income_value(revenue_attributable_cny: ArrayLike, royalty_rate: ArrayLike, r
     q = (1.0 + growth) / (1.0 + r)
     # sum_{t=1..n} q^(t-1) = (1 - q^n) / (1 - q), or n when q = 1 (growth equal to the discount rate)
     same = np.isclose(q, 1.0, rtol=0.0, atol=1e-12)
-    geometric = np.divide(1.0 - q ** full_years, 1.0 - q, out=full_years.copy(), where=~same)
+    geometric = np.divide(1.0 - q**full_years, 1.0 - q, out=full_years.copy(), where=~same)
     whole = geometric / np.sqrt(1.0 + r)
     partial = fraction * (1.0 + growth) ** full_years / (1.0 + r) ** (full_years + fraction / 2.0)
     return revenue * royalty * (1.0 - tax) * (whole + partial)
 
 
-def economic_life(remaining_legal_years: ArrayLike, asset_type: ArrayLike,
-                  assumptions: IncomeAssumptions | None = None, *, registered: ArrayLike | None = None
-                  ) -> np.ndarray:
+def economic_life(
+    remaining_legal_years: ArrayLike,
+    asset_type: ArrayLike,
+    assumptions: IncomeAssumptions | None = None,
+    *,
+    registered: ArrayLike | None = None,
+) -> np.ndarray:
     """Remaining economic life: the legal remaining term capped by the asset type's economic life.
 
     A registered trademark (`registered` true, default all) gets the full cap when
@@ -233,8 +271,10 @@ def economic_life(remaining_legal_years: ArrayLike, asset_type: ArrayLike,
     legal = broadcast(remaining_legal_years, n, "remaining_legal_years")
     unknown = [i for i, t in enumerate(types) if t not in a.economic_life_cap]
     if unknown:
-        raise InvalidData([Problem("asset_type", f"one of {list(ASSET_TYPES)}", plain(types[i]), row=i)
-                           for i in unknown], what="economic_life input")
+        raise InvalidData(
+            [Problem("asset_type", f"one of {list(ASSET_TYPES)}", plain(types[i]), row=i) for i in unknown],
+            what="economic_life input",
+        )
     cap = np.array([a.economic_life_cap[t] for t in types], dtype="float64")
     life = np.minimum(np.nan_to_num(np.clip(legal, 0, None), nan=0.0), cap)
     if a.assume_trademark_renewal:
@@ -265,18 +305,33 @@ def _flag(column: pd.Series) -> np.ndarray:
 
 
 def _industry_problems(industry: np.ndarray) -> list[Problem]:
-    return [Problem("industry", f"one of {list(INDUSTRIES)}", plain(industry[i]), row=i)
-            for i in positions(~np.isin(industry.astype(str), INDUSTRIES))]
+    return [
+        Problem("industry", f"one of {list(INDUSTRIES)}", plain(industry[i]), row=i)
+        for i in positions(~np.isin(industry.astype(str), INDUSTRIES))
+    ]
 
 
-INPUT_COLUMNS = ["asset_type", "revenue_attributable_cny", "royalty_rate", "remaining_years", "growth_rate",
-                 "tax_rate", "status_factor"]
+INPUT_COLUMNS = [
+    "asset_type",
+    "revenue_attributable_cny",
+    "royalty_rate",
+    "remaining_years",
+    "growth_rate",
+    "tax_rate",
+    "status_factor",
+]
 
 
-def patent_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike, industry: ArrayLike,
-                         patents_in_force: ArrayLike, *, high_tech: ArrayLike = False,
-                         assumptions: IncomeAssumptions | None = None,
-                         patent_type_categories: Sequence[str] | None = None) -> pd.DataFrame:
+def patent_income_inputs(
+    features: pd.DataFrame,
+    owner_revenue_cny: ArrayLike,
+    industry: ArrayLike,
+    patents_in_force: ArrayLike,
+    *,
+    high_tech: ArrayLike = False,
+    assumptions: IncomeAssumptions | None = None,
+    patent_type_categories: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Relief-from-royalty inputs for patents, one row per row of a `PatentFeatures` frame.
 
     revenue attributable = owner revenue x revenue_attribution / max(patents in force, 1), capped at
@@ -288,19 +343,32 @@ def patent_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike, i
     `valuation._common.decode_patent_type`).
     """
     a = assumptions or IncomeAssumptions()
-    require_columns(features, ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"],
-                    "patent_income_inputs")
+    require_columns(
+        features,
+        ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"],
+        "patent_income_inputs",
+    )
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
     ind = broadcast(industry, n, "industry", dtype="object")
     count = broadcast(patents_in_force, n, "patents_in_force")
     ptype = decode_patent_type(features["patent_type"], patent_type_categories)
     ids = [str(i) for i in features.index]
-    problems = (range_problems("owner_revenue_cny", revenue, lo=0, ids=ids)
-                + range_problems("patents_in_force", count, lo=0, ids=ids) + _industry_problems(ind)
-                + [Problem("patent_type", f"one of {list(PATENT_TYPES)}",
-                           plain(features["patent_type"].iloc[i]), row=i, record_id=ids[i])
-                   for i in positions(~np.isin(ptype.astype(str), PATENT_TYPES))])
+    problems = (
+        range_problems("owner_revenue_cny", revenue, lo=0, ids=ids)
+        + range_problems("patents_in_force", count, lo=0, ids=ids)
+        + _industry_problems(ind)
+        + [
+            Problem(
+                "patent_type",
+                f"one of {list(PATENT_TYPES)}",
+                plain(features["patent_type"].iloc[i]),
+                row=i,
+                record_id=ids[i],
+            )
+            for i in positions(~np.isin(ptype.astype(str), PATENT_TYPES))
+        ]
+    )
     if problems:
         raise InvalidData(problems, what="patent_income_inputs input")
     ind = ind.astype(str)
@@ -308,23 +376,36 @@ def patent_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike, i
     share = np.minimum(a.revenue_attribution / np.maximum(count, 1.0), a.max_revenue_share_per_patent)
     in_use = features["in_use"].to_numpy(dtype="float64") > 0
     base = revenue * share * np.where(in_use, 1.0, a.patent_not_in_use_factor)
-    rate = (np.array([a.royalty_rate_patent[i] for i in ind])
-            * np.array([a.patent_type_royalty_factor[t] for t in ptype]))
+    rate = np.array([a.royalty_rate_patent[i] for i in ind]) * np.array(
+        [a.patent_type_royalty_factor[t] for t in ptype]
+    )
     valid = features["is_valid"].to_numpy(dtype="float64") > 0
     pending = features["is_pending"].to_numpy(dtype="float64") > 0
     status = np.where(valid, 1.0, np.where(pending, a.pending_factor, 0.0))
     legal = features["remaining_years"].to_numpy(dtype="float64", na_value=np.nan)
     life = np.where(status > 0, economic_life(legal, ptype, a), 0.0)
-    return pd.DataFrame({
-        "asset_type": ptype.astype(str), "revenue_attributable_cny": base, "royalty_rate": rate,
-        "remaining_years": life, "growth_rate": np.array([a.growth_rate[t] for t in ptype]),
-        "tax_rate": tax_rates(high_tech, n, a), "status_factor": status,
-    }, index=features.index)
+    return pd.DataFrame(
+        {
+            "asset_type": ptype.astype(str),
+            "revenue_attributable_cny": base,
+            "royalty_rate": rate,
+            "remaining_years": life,
+            "growth_rate": np.array([a.growth_rate[t] for t in ptype]),
+            "tax_rate": tax_rates(high_tech, n, a),
+            "status_factor": status,
+        },
+        index=features.index,
+    )
 
 
-def trademark_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike, industry: ArrayLike, *,
-                            high_tech: ArrayLike = False, assumptions: IncomeAssumptions | None = None
-                            ) -> pd.DataFrame:
+def trademark_income_inputs(
+    features: pd.DataFrame,
+    owner_revenue_cny: ArrayLike,
+    industry: ArrayLike,
+    *,
+    high_tech: ArrayLike = False,
+    assumptions: IncomeAssumptions | None = None,
+) -> pd.DataFrame:
     """Relief-from-royalty inputs for trademarks, one row per row of a `TrademarkFeatures` frame.
 
     The royalty base is the declared revenue under the mark (`log_revenue_under_mark` undone); a mark in
@@ -333,8 +414,18 @@ def trademark_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike
     time-honoured factors (1 for neither). Only registered marks save a royalty (status_factor 0 else).
     """
     a = assumptions or IncomeAssumptions()
-    require_columns(features, ["is_registered", "remaining_years", "well_known", "time_honoured", "in_use",
-                               "log_revenue_under_mark"], "trademark_income_inputs")
+    require_columns(
+        features,
+        [
+            "is_registered",
+            "remaining_years",
+            "well_known",
+            "time_honoured",
+            "in_use",
+            "log_revenue_under_mark",
+        ],
+        "trademark_income_inputs",
+    )
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
     ind = broadcast(industry, n, "industry", dtype="object")
@@ -348,31 +439,44 @@ def trademark_income_inputs(features: pd.DataFrame, owner_revenue_cny: ArrayLike
     in_use = features["in_use"].to_numpy(dtype="float64") > 0
     assumed = revenue * a.trademark_revenue_share * np.where(in_use, 1.0, a.trademark_not_in_use_factor)
     base = np.where(np.isnan(declared), assumed, declared)
-    famous = np.maximum.reduce([
-        np.ones(n),
-        np.where(_flag(features["well_known"]), a.well_known_royalty_factor, 1.0),
-        np.where(_flag(features["time_honoured"]), a.time_honoured_royalty_factor, 1.0),
-    ])
+    famous = np.maximum.reduce(
+        [
+            np.ones(n),
+            np.where(_flag(features["well_known"]), a.well_known_royalty_factor, 1.0),
+            np.where(_flag(features["time_honoured"]), a.time_honoured_royalty_factor, 1.0),
+        ]
+    )
     rate = np.minimum(np.array([a.royalty_rate_trademark[i] for i in ind]) * famous, 1.0)
     registered = features["is_registered"].to_numpy(dtype="float64") > 0
     types = np.full(n, TRADEMARK, dtype=object)
     legal = features["remaining_years"].to_numpy(dtype="float64", na_value=np.nan)
     life = np.where(registered, economic_life(legal, types, a, registered=registered), 0.0)
-    return pd.DataFrame({
-        "asset_type": TRADEMARK, "revenue_attributable_cny": base, "royalty_rate": rate,
-        "remaining_years": life,
-        "growth_rate": a.growth_rate[TRADEMARK], "tax_rate": tax_rates(high_tech, n, a),
-        "status_factor": registered.astype("float64"),
-    }, index=features.index)
+    return pd.DataFrame(
+        {
+            "asset_type": TRADEMARK,
+            "revenue_attributable_cny": base,
+            "royalty_rate": rate,
+            "remaining_years": life,
+            "growth_rate": a.growth_rate[TRADEMARK],
+            "tax_rate": tax_rates(high_tech, n, a),
+            "status_factor": registered.astype("float64"),
+        },
+        index=features.index,
+    )
 
 
 def value_from_inputs(inputs: pd.DataFrame, assumptions: IncomeAssumptions | None = None) -> np.ndarray:
     """Income value of each row of `patent_income_inputs` / `trademark_income_inputs`, times its
     status factor."""
     require_columns(inputs, INPUT_COLUMNS, "value_from_inputs")
-    value = income_value(inputs["revenue_attributable_cny"], inputs["royalty_rate"],
-                         inputs["remaining_years"], assumptions, tax_rate=inputs["tax_rate"],
-                         growth_rate=inputs["growth_rate"])
+    value = income_value(
+        inputs["revenue_attributable_cny"],
+        inputs["royalty_rate"],
+        inputs["remaining_years"],
+        assumptions,
+        tax_rate=inputs["tax_rate"],
+        growth_rate=inputs["growth_rate"],
+    )
     return value * inputs["status_factor"].to_numpy(dtype="float64")
 
 
@@ -389,9 +493,11 @@ def cross_check(model_value: ArrayLike, income_value: ArrayLike, factor: float =
     n = max(np.size(model_value), np.size(income_value))
     model = broadcast(model_value, n, "model_value")
     income = broadcast(income_value, n, "income_value")
-    problems = [Problem(name, "a value >= 0 (or missing)", plain(v[i]), row=i)
-                for name, v in (("model_value", model), ("income_value", income))
-                for i in positions(~np.isnan(v) & ~(v >= 0))]
+    problems = [
+        Problem(name, "a value >= 0 (or missing)", plain(v[i]), row=i)
+        for name, v in (("model_value", model), ("income_value", income))
+        for i in positions(~np.isnan(v) & ~(v >= 0))
+    ]
     if problems:
         raise InvalidData(problems, what="cross_check input")
     with np.errstate(divide="ignore", invalid="ignore"):

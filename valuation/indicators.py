@@ -67,27 +67,59 @@ class Indicator:
 PATENT_INDICATORS: tuple[Indicator, ...] = (
     Indicator("validity", "is_valid", "legal", "validity", "validity / legal status"),
     Indicator("claims", "claims", "legal", "rank", "claim reasonableness (breadth of protection)"),
-    Indicator("independent_claims", "independent_claims", "legal", "rank",
-              "claim type; difficulty of designing around"),
+    Indicator(
+        "independent_claims",
+        "independent_claims",
+        "legal",
+        "rank",
+        "claim type; difficulty of designing around",
+    ),
     Indicator("family_size", "family_size", "legal", "log_cap", "patent family"),
     Indicator("family_countries", "family_countries", "legal", "log_cap", "patent family (jurisdictions)"),
-    Indicator("invalidation_requests", "invalidation_requests", "legal", "decay",
-              "re-examination and invalidation history"),
-    Indicator("litigations", "litigations", "legal", "decay",
-              "litigation and arbitration (GB/T lists it as economic; scored here as legal risk)"),
+    Indicator(
+        "invalidation_requests",
+        "invalidation_requests",
+        "legal",
+        "decay",
+        "re-examination and invalidation history",
+    ),
+    Indicator(
+        "litigations",
+        "litigations",
+        "legal",
+        "decay",
+        "litigation and arbitration (GB/T lists it as economic; scored here as legal risk)",
+    ),
     Indicator("forward_citations", "forward_citations", "technical", "rank", "citations"),
-    Indicator("citations_per_year", "citations_per_year", "technical", "rank",
-              "citations per year since grant (importance of the problem solved)"),
-    Indicator("backward_citations", "backward_citations", "technical", "rank",
-              "dependence on supporting technology (references to prior art)"),
+    Indicator(
+        "citations_per_year",
+        "citations_per_year",
+        "technical",
+        "rank",
+        "citations per year since grant (importance of the problem solved)",
+    ),
+    Indicator(
+        "backward_citations",
+        "backward_citations",
+        "technical",
+        "rank",
+        "dependence on supporting technology (references to prior art)",
+    ),
     Indicator("ipc_count", "ipc_count", "technical", "rank", "number of fields applicable; breadth of field"),
     Indicator("n_inventors", "n_inventors", "technical", "rank", "development effort (inventors named)"),
-    Indicator("patent_type", "patent_type", "technical", "patent_type",
-              "originality (only inventions pass substantive examination)"),
-    Indicator("remaining_years", "remaining_years", "economic", "linear_cap", "remaining economic life",
-              param=10.0),
-    Indicator("remaining_share", "remaining_share", "economic", "linear_cap", "technology life cycle",
-              param=1.0),
+    Indicator(
+        "patent_type",
+        "patent_type",
+        "technical",
+        "patent_type",
+        "originality (only inventions pass substantive examination)",
+    ),
+    Indicator(
+        "remaining_years", "remaining_years", "economic", "linear_cap", "remaining economic life", param=10.0
+    ),
+    Indicator(
+        "remaining_share", "remaining_share", "economic", "linear_cap", "technology life cycle", param=1.0
+    ),
     Indicator("policy_fit", "policy_fit", "economic", "binary", "fit with industrial policy"),
     Indicator("in_use", "in_use", "economic", "binary", "sales revenue of the product (implemented)"),
     Indicator("licences", "licences", "economic", "log_cap", "transfers and licences"),
@@ -97,18 +129,29 @@ PATENT_INDICATORS: tuple[Indicator, ...] = (
 
 TRADEMARK_INDICATORS: tuple[Indicator, ...] = (
     Indicator("registered", "is_registered", "legal", "binary", "registered (validity)"),
-    Indicator("years_registered", "years_registered", "legal", "linear_cap",
-              "stability: five years after registration an invalidation on relative grounds is time-barred "
-              "(Trademark Law art. 45)", param=5.0),
+    Indicator(
+        "years_registered",
+        "years_registered",
+        "legal",
+        "linear_cap",
+        "stability: five years after registration an invalidation on relative grounds is time-barred "
+        "(Trademark Law art. 45)",
+        param=5.0,
+    ),
     Indicator("renewals", "renewals", "legal", "log_cap", "renewal history"),
     Indicator("oppositions", "oppositions", "legal", "decay", "opposition history"),
     Indicator("invalidation_requests", "invalidation_requests", "legal", "decay", "invalidation history"),
     Indicator("well_known", "well_known", "market", "binary", "well-known mark (驰名商标)"),
     Indicator("time_honoured", "time_honoured", "market", "binary", "time-honoured brand (中华老字号)"),
     Indicator("in_use", "in_use", "market", "binary", "mark in use"),
-    Indicator("revenue_under_mark", "log_revenue_under_mark", "market", "rank",
-              "revenue under the mark (undeclared counts as 0: a pledgee cannot rely on it)",
-              missing_score=0.0),
+    Indicator(
+        "revenue_under_mark",
+        "log_revenue_under_mark",
+        "market",
+        "rank",
+        "revenue under the mark (undeclared counts as 0: a pledgee cannot rely on it)",
+        missing_score=0.0,
+    ),
     Indicator("goods_services", "goods_services", "market", "rank", "breadth of goods and services"),
     Indicator("licences", "licences", "economic", "log_cap", "licences"),
     Indicator("transfers", "transfers", "economic", "log_cap", "transfers"),
@@ -118,37 +161,70 @@ TRADEMARK_INDICATORS: tuple[Indicator, ...] = (
 
 # Indicator weights within their dimension (they need not sum to 1; each dimension is normalised).
 _PATENT_INDICATOR_WEIGHTS = {
-    "validity": 0.30, "claims": 0.15, "independent_claims": 0.10, "family_size": 0.10,
-    "family_countries": 0.10, "invalidation_requests": 0.15, "litigations": 0.10,
-    "forward_citations": 0.20, "citations_per_year": 0.25, "backward_citations": 0.05, "ipc_count": 0.15,
-    "n_inventors": 0.10, "patent_type": 0.25,
-    "remaining_years": 0.25, "remaining_share": 0.10, "policy_fit": 0.15, "in_use": 0.25, "licences": 0.10,
-    "transfers": 0.05, "prior_pledges": 0.10,
+    "validity": 0.30,
+    "claims": 0.15,
+    "independent_claims": 0.10,
+    "family_size": 0.10,
+    "family_countries": 0.10,
+    "invalidation_requests": 0.15,
+    "litigations": 0.10,
+    "forward_citations": 0.20,
+    "citations_per_year": 0.25,
+    "backward_citations": 0.05,
+    "ipc_count": 0.15,
+    "n_inventors": 0.10,
+    "patent_type": 0.25,
+    "remaining_years": 0.25,
+    "remaining_share": 0.10,
+    "policy_fit": 0.15,
+    "in_use": 0.25,
+    "licences": 0.10,
+    "transfers": 0.05,
+    "prior_pledges": 0.10,
 }
 _TRADEMARK_INDICATOR_WEIGHTS = {
-    "registered": 0.20, "years_registered": 0.30, "renewals": 0.20, "oppositions": 0.15,
+    "registered": 0.20,
+    "years_registered": 0.30,
+    "renewals": 0.20,
+    "oppositions": 0.15,
     "invalidation_requests": 0.15,
-    "well_known": 0.10, "time_honoured": 0.05, "in_use": 0.35, "revenue_under_mark": 0.35,
+    "well_known": 0.10,
+    "time_honoured": 0.05,
+    "in_use": 0.35,
+    "revenue_under_mark": 0.35,
     "goods_services": 0.15,
-    "licences": 0.30, "transfers": 0.15, "prior_pledges": 0.15, "remaining_years": 0.40,
+    "licences": 0.30,
+    "transfers": 0.15,
+    "prior_pledges": 0.15,
+    "remaining_years": 0.40,
 }
 
 #: Dimension and indicator weights per GB/T 42748 scenario (assumptions: the standard's own weights are not
 #: public in detail). Financing weighs legal stability most (the pledge must be enforceable and survive
 #: the loan), then economic realisability, then technology.
 SCENARIOS: dict[str, dict[str, dict[str, float]]] = {
-    "financing": {"dimensions": {"legal": 0.40, "technical": 0.25, "economic": 0.35},
-                  "indicators": dict(_PATENT_INDICATOR_WEIGHTS)},
-    "licensing": {"dimensions": {"legal": 0.30, "technical": 0.40, "economic": 0.30},
-                  "indicators": dict(_PATENT_INDICATOR_WEIGHTS)},
-    "management": {"dimensions": {"legal": 1 / 3, "technical": 1 / 3, "economic": 1 / 3},
-                   "indicators": dict(_PATENT_INDICATOR_WEIGHTS)},
+    "financing": {
+        "dimensions": {"legal": 0.40, "technical": 0.25, "economic": 0.35},
+        "indicators": dict(_PATENT_INDICATOR_WEIGHTS),
+    },
+    "licensing": {
+        "dimensions": {"legal": 0.30, "technical": 0.40, "economic": 0.30},
+        "indicators": dict(_PATENT_INDICATOR_WEIGHTS),
+    },
+    "management": {
+        "dimensions": {"legal": 1 / 3, "technical": 1 / 3, "economic": 1 / 3},
+        "indicators": dict(_PATENT_INDICATOR_WEIGHTS),
+    },
 }
 TRADEMARK_SCENARIOS: dict[str, dict[str, dict[str, float]]] = {
-    "financing": {"dimensions": {"legal": 0.35, "market": 0.40, "economic": 0.25},
-                  "indicators": dict(_TRADEMARK_INDICATOR_WEIGHTS)},
-    "management": {"dimensions": {"legal": 1 / 3, "market": 1 / 3, "economic": 1 / 3},
-                   "indicators": dict(_TRADEMARK_INDICATOR_WEIGHTS)},
+    "financing": {
+        "dimensions": {"legal": 0.35, "market": 0.40, "economic": 0.25},
+        "indicators": dict(_TRADEMARK_INDICATOR_WEIGHTS),
+    },
+    "management": {
+        "dimensions": {"legal": 1 / 3, "market": 1 / 3, "economic": 1 / 3},
+        "indicators": dict(_TRADEMARK_INDICATOR_WEIGHTS),
+    },
 }
 
 
@@ -182,8 +258,10 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
         columns = self._columns()
         require_columns(X, columns, type(self).__name__)
         if len(X) == 0:
-            raise InvalidData([Problem("X", "at least one row to learn reference quantiles from", 0)],
-                              what=type(self).__name__)
+            raise InvalidData(
+                [Problem("X", "at least one row to learn reference quantiles from", 0)],
+                what=type(self).__name__,
+            )
         self._check_fit_params()
         levels = np.linspace(0.0, 1.0, int(self.n_quantiles))
         self.quantiles_: dict[str, np.ndarray] = {}
@@ -193,7 +271,7 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
             values = values[np.isfinite(values)]
             if ind.transform == "rank":
                 # With no reference value the grid is empty and every score is missing (drops out).
-                self.quantiles_[ind.name] = (np.quantile(values, levels) if values.size else np.array([]))
+                self.quantiles_[ind.name] = np.quantile(values, levels) if values.size else np.array([])
             elif ind.transform == "log_cap":
                 cap = float(np.quantile(values, self.cap_quantile)) if values.size else 1.0
                 self.caps_[ind.name] = max(cap, 1.0)
@@ -220,8 +298,10 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
     def _check_bands(self) -> np.ndarray:
         bands = np.asarray(self.star_bands, dtype="float64")
         if bands.shape != (4,) or not np.all(np.diff(bands) > 0) or bands[0] <= 0 or bands[-1] > 100:
-            raise InvalidData([Problem("star_bands", "4 increasing edges within (0, 100]", self.star_bands)],
-                              what=type(self).__name__)
+            raise InvalidData(
+                [Problem("star_bands", "4 increasing edges within (0, 100]", self.star_bands)],
+                what=type(self).__name__,
+            )
         return bands
 
     def _resolve_weights(self) -> dict[str, dict[str, float]]:
@@ -229,23 +309,29 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
         ({"dimensions": {...}, "indicators": {...}})."""
         who = type(self).__name__
         if self.scenario not in self._scenarios:
-            raise InvalidData([Problem("scenario", f"one of {sorted(self._scenarios)}", self.scenario)],
-                              what=who)
+            raise InvalidData(
+                [Problem("scenario", f"one of {sorted(self._scenarios)}", self.scenario)], what=who
+            )
         base = self._scenarios[self.scenario]
         dims = dict(base["dimensions"])
         inds = dict(base["indicators"])
         problems: list[Problem] = []
         override = self.weights or {}
         if not isinstance(override, Mapping) or set(override) - {"dimensions", "indicators"}:
-            raise InvalidData([Problem("weights", "a mapping with keys 'dimensions' and/or 'indicators'",
-                                       override)], what=who)
-        for key, target, known in (("dimensions", dims, self._dimensions),
-                                   ("indicators", inds, [i.name for i in self._indicators])):
+            raise InvalidData(
+                [Problem("weights", "a mapping with keys 'dimensions' and/or 'indicators'", override)],
+                what=who,
+            )
+        for key, target, known in (
+            ("dimensions", dims, self._dimensions),
+            ("indicators", inds, [i.name for i in self._indicators]),
+        ):
             for name, w in dict(override.get(key, {})).items():
                 if name not in known:
                     problems.append(Problem(f"weights.{key}", f"one of {list(known)}", name))
-                elif not (isinstance(w, int | float) and not isinstance(w, bool)
-                          and np.isfinite(w) and w >= 0):
+                elif not (
+                    isinstance(w, int | float) and not isinstance(w, bool) and np.isfinite(w) and w >= 0
+                ):
                     problems.append(Problem(f"weights.{key}[{name!r}]", "a finite weight >= 0", w))
                 else:
                     target[name] = float(w)
@@ -253,8 +339,13 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
             problems.append(Problem("weights.dimensions", "at least one positive weight", dims))
         for dim in self._dimensions:
             if sum(inds[i.name] for i in self._indicators if i.dimension == dim) <= 0 and dims[dim] > 0:
-                problems.append(Problem(f"weights.indicators ({dim})",
-                                        "a positive weight on some indicator of a weighted dimension", 0))
+                problems.append(
+                    Problem(
+                        f"weights.indicators ({dim})",
+                        "a positive weight on some indicator of a weighted dimension",
+                        0,
+                    )
+                )
         if problems:
             raise InvalidData(problems, what=who)
         return {"dimensions": dims, "indicators": inds}
@@ -355,9 +446,15 @@ class IndicatorScorer(_IndicatorScorerBase):
     _scenarios = SCENARIOS
     _dimensions = ("legal", "technical", "economic")
 
-    def __init__(self, scenario: str = "financing", weights: Mapping[str, Mapping[str, float]] | None = None,
-                 star_bands: Sequence[float] = STAR_BANDS, n_quantiles: int = 101, cap_quantile: float = 0.99,
-                 patent_type_categories: Sequence[str] | None = None):
+    def __init__(
+        self,
+        scenario: str = "financing",
+        weights: Mapping[str, Mapping[str, float]] | None = None,
+        star_bands: Sequence[float] = STAR_BANDS,
+        n_quantiles: int = 101,
+        cap_quantile: float = 0.99,
+        patent_type_categories: Sequence[str] | None = None,
+    ):
         self.scenario = scenario
         self.weights = weights
         self.star_bands = star_bands
@@ -376,8 +473,10 @@ class IndicatorScorer(_IndicatorScorerBase):
     def _raw(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
         if ind.transform == "patent_type":
             types = decode_patent_type(X["patent_type"], self.patent_type_categories)
-            return np.array([PATENT_TYPE_SCORES.get(t, np.nan) if t is not None else np.nan for t in types],
-                            dtype="float64")
+            return np.array(
+                [PATENT_TYPE_SCORES.get(t, np.nan) if t is not None else np.nan for t in types],
+                dtype="float64",
+            )
         return super()._raw(X, ind)
 
     def _score(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
@@ -402,9 +501,14 @@ class TrademarkScorer(_IndicatorScorerBase):
     _scenarios = TRADEMARK_SCENARIOS
     _dimensions = ("legal", "market", "economic")
 
-    def __init__(self, scenario: str = "financing", weights: Mapping[str, Mapping[str, float]] | None = None,
-                 star_bands: Sequence[float] = STAR_BANDS, n_quantiles: int = 101,
-                 cap_quantile: float = 0.99):
+    def __init__(
+        self,
+        scenario: str = "financing",
+        weights: Mapping[str, Mapping[str, float]] | None = None,
+        star_bands: Sequence[float] = STAR_BANDS,
+        n_quantiles: int = 101,
+        cap_quantile: float = 0.99,
+    ):
         self.scenario = scenario
         self.weights = weights
         self.star_bands = star_bands

@@ -22,7 +22,7 @@ so pledge value <= liquidation value <= bundle value <= sum of values always hol
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -77,14 +77,16 @@ class BundleAssumptions:
     trademark_renewal_assumed: bool = True
 
     def __post_init__(self) -> None:
-        problems = (scalar_problem("concentration_threshold", self.concentration_threshold, lo=0, hi=1,
-                                   hi_open=True)
-                    + scalar_problem("max_concentration_haircut", self.max_concentration_haircut, lo=0, hi=1)
-                    + scalar_problem("disposal_years", self.disposal_years, lo=0, hi=10)
-                    + scalar_problem("max_life_haircut", self.max_life_haircut, lo=0, hi=1))
+        problems = (
+            scalar_problem("concentration_threshold", self.concentration_threshold, lo=0, hi=1, hi_open=True)
+            + scalar_problem("max_concentration_haircut", self.max_concentration_haircut, lo=0, hi=1)
+            + scalar_problem("disposal_years", self.disposal_years, lo=0, hi=10)
+            + scalar_problem("max_life_haircut", self.max_life_haircut, lo=0, hi=1)
+        )
         if not isinstance(self.trademark_renewal_assumed, bool):
-            problems.append(Problem("trademark_renewal_assumed", "True or False",
-                                    self.trademark_renewal_assumed))
+            problems.append(
+                Problem("trademark_renewal_assumed", "True or False", self.trademark_renewal_assumed)
+            )
         if problems:
             raise InvalidData(problems, what="BundleAssumptions")
 
@@ -130,41 +132,66 @@ class PledgeAssumptions:
     """
 
     pledge_rates: dict[str, float] = field(
-        default_factory=lambda: {"invention": 0.25, "utility_model": 0.15, "design": 0.10, "trademark": 0.50})
+        default_factory=lambda: {"invention": 0.25, "utility_model": 0.15, "design": 0.10, "trademark": 0.50}
+    )
     liquidation_discounts: dict[str, dict[str, float]] = field(default_factory=_default_discounts)
     route_choice: str = "assigned"
-    route_by_asset: dict[str, str] = field(default_factory=lambda: {
-        "invention": "auction_transfer", "utility_model": "auction_transfer", "design": "auction_transfer",
-        "trademark": "licence"})
+    route_by_asset: dict[str, str] = field(
+        default_factory=lambda: {
+            "invention": "auction_transfer",
+            "utility_model": "auction_transfer",
+            "design": "auction_transfer",
+            "trademark": "licence",
+        }
+    )
     route_probabilities: dict[str, float] = field(
-        default_factory=lambda: {"licence": 0.3, "auction_transfer": 0.5, "pledge_to_equity": 0.2})
+        default_factory=lambda: {"licence": 0.3, "auction_transfer": 0.5, "pledge_to_equity": 0.2}
+    )
     pledge_base: str = "liquidation"
     max_term_months: int = 36
 
     def __post_init__(self) -> None:
         problems = mapping_problems("pledge_rates", self.pledge_rates, ASSET_TYPES, lo=0, hi=1)
         if not isinstance(self.liquidation_discounts, dict) or set(self.liquidation_discounts) != set(ROUTES):
-            problems.append(Problem("liquidation_discounts",
-                                    f"a mapping with exactly the routes {list(ROUTES)}",
-                                    self.liquidation_discounts))
+            problems.append(
+                Problem(
+                    "liquidation_discounts",
+                    f"a mapping with exactly the routes {list(ROUTES)}",
+                    self.liquidation_discounts,
+                )
+            )
         else:
             for route in ROUTES:
-                problems += mapping_problems(f"liquidation_discounts[{route!r}]",
-                                             self.liquidation_discounts[route], ASSET_TYPES, lo=0, hi=1)
+                problems += mapping_problems(
+                    f"liquidation_discounts[{route!r}]",
+                    self.liquidation_discounts[route],
+                    ASSET_TYPES,
+                    lo=0,
+                    hi=1,
+                )
         if self.route_choice not in ROUTE_CHOICES:
             problems.append(Problem("route_choice", f"one of {list(ROUTE_CHOICES)}", self.route_choice))
         for t in ASSET_TYPES:
             if self.route_by_asset.get(t) not in ROUTES:
-                problems.append(Problem(f"route_by_asset[{t!r}]", f"one of {list(ROUTES)}",
-                                        self.route_by_asset.get(t, "missing")))
+                problems.append(
+                    Problem(
+                        f"route_by_asset[{t!r}]",
+                        f"one of {list(ROUTES)}",
+                        self.route_by_asset.get(t, "missing"),
+                    )
+                )
         problems += mapping_problems("route_probabilities", self.route_probabilities, ROUTES, lo=0, hi=1)
         if not problems and sum(self.route_probabilities.values()) <= 0:
-            problems.append(Problem("route_probabilities", "at least one positive probability",
-                                    self.route_probabilities))
+            problems.append(
+                Problem("route_probabilities", "at least one positive probability", self.route_probabilities)
+            )
         if self.pledge_base not in PLEDGE_BASES:
             problems.append(Problem("pledge_base", f"one of {list(PLEDGE_BASES)}", self.pledge_base))
-        if not (isinstance(self.max_term_months, int) and not isinstance(self.max_term_months, bool)
-                and self.max_term_months >= 1):
+        if not (
+            isinstance(self.max_term_months, int)
+            and not isinstance(self.max_term_months, bool)
+            and self.max_term_months >= 1
+        ):
             problems.append(Problem("max_term_months", "a positive integer", self.max_term_months))
         if problems:
             raise InvalidData(problems, what="PledgeAssumptions")
@@ -176,7 +203,8 @@ class PledgeAssumptions:
         if isinstance(new, dict):
             current = self.liquidation_discounts
             changes["liquidation_discounts"] = {
-                route: {**current.get(route, {}), **new.get(route, {})} for route in {**current, **new}}
+                route: {**current.get(route, {}), **new.get(route, {})} for route in {**current, **new}
+            }
         return with_overrides(self, **changes)
 
     def discount(self, asset_type: ArrayLike, route: str | None = None) -> np.ndarray:
@@ -195,10 +223,13 @@ class PledgeAssumptions:
         if choice == "expected":
             total = sum(self.route_probabilities.values())
             weights = self.route_probabilities
-            return np.array([sum(weights[r] * d[r][t] for r in ROUTES) / total for t in types],
-                            dtype="float64")
-        raise InvalidData([Problem("route", f"one of {list(ROUTES) + list(ROUTE_CHOICES)} or None", choice)],
-                          what="discount input")
+            return np.array(
+                [sum(weights[r] * d[r][t] for r in ROUTES) / total for t in types], dtype="float64"
+            )
+        raise InvalidData(
+            [Problem("route", f"one of {list(ROUTES) + list(ROUTE_CHOICES)} or None", choice)],
+            what="discount input",
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,12 +257,30 @@ class BundleValuation:
     assumptions: BundleAssumptions
     pledge_assumptions: PledgeAssumptions
 
+    def summary(self) -> dict[str, Any]:
+        """The figures and the assumptions as plain Python values (no DataFrame): what a loan file or an
+        API answer stores so the valuation can be reproduced."""
+        scalars = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("assets", "assumptions", "pledge_assumptions")
+        }
+        return {
+            **scalars,
+            "liquidation_by_route": dict(self.liquidation_by_route),
+            "assets": self.assets.to_dict(orient="records"),
+            "assumptions": asdict(self.assumptions),
+            "pledge_assumptions": asdict(self.pledge_assumptions),
+        }
+
 
 def _check_types(types: np.ndarray) -> None:
     bad = [i for i, t in enumerate(types) if t not in ASSET_TYPES]
     if bad:
-        raise InvalidData([Problem("asset_type", f"one of {list(ASSET_TYPES)}", plain(types[i]), row=i)
-                           for i in bad], what="asset types")
+        raise InvalidData(
+            [Problem("asset_type", f"one of {list(ASSET_TYPES)}", plain(types[i]), row=i) for i in bad],
+            what="asset types",
+        )
 
 
 def asset_types(asset_kind: ArrayLike, patent_type: ArrayLike) -> np.ndarray:
@@ -241,8 +290,12 @@ def asset_types(asset_kind: ArrayLike, patent_type: ArrayLike) -> np.ndarray:
     return np.where(kind.astype(str) == TRADEMARK, TRADEMARK, ptype).astype(object)
 
 
-def liquidation_value(value: ArrayLike, asset_type: ArrayLike, route: str | None = None,
-                      assumptions: PledgeAssumptions | None = None) -> np.ndarray:
+def liquidation_value(
+    value: ArrayLike,
+    asset_type: ArrayLike,
+    route: str | None = None,
+    assumptions: PledgeAssumptions | None = None,
+) -> np.ndarray:
     """Value x (1 - fire-sale discount) per asset, for one route (licence, auction_transfer,
     pledge_to_equity) or, with route None, the policy's route choice. Vectorised; scalars broadcast.
 
@@ -257,8 +310,12 @@ def liquidation_value(value: ArrayLike, asset_type: ArrayLike, route: str | None
     return v * (1.0 - a.discount(types, route))
 
 
-def pledge_value(value: ArrayLike, asset_type: ArrayLike, route: str | None = None,
-                 assumptions: PledgeAssumptions | None = None) -> np.ndarray:
+def pledge_value(
+    value: ArrayLike,
+    asset_type: ArrayLike,
+    route: str | None = None,
+    assumptions: PledgeAssumptions | None = None,
+) -> np.ndarray:
     """What a bank lends against each asset: pledge rate x liquidation value ("liquidation" base), or
     min(pledge rate x value, liquidation value) ("appraised" base). `value` is the asset's value after
     any bundle cuts.
@@ -280,16 +337,21 @@ def pledge_value(value: ArrayLike, asset_type: ArrayLike, route: str | None = No
 def _refuse_negative(v: np.ndarray) -> None:
     bad = positions(~(np.isfinite(v) & (v >= 0)))
     if bad:
-        raise InvalidData([Problem("value", "a finite value >= 0", plain(v[i]), row=i) for i in bad],
-                          what="value input")
+        raise InvalidData(
+            [Problem("value", "a finite value >= 0", plain(v[i]), row=i) for i in bad], what="value input"
+        )
 
 
 def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
     problems: list[Problem] = []
-    if not (isinstance(loan_term_months, int | np.integer) and not isinstance(loan_term_months, bool)
-            and 1 <= loan_term_months <= 60):
-        problems.append(Problem("loan_term_months", "an integer number of months in [1, 60]",
-                                loan_term_months))
+    if not (
+        isinstance(loan_term_months, int | np.integer)
+        and not isinstance(loan_term_months, bool)
+        and 1 <= loan_term_months <= 60
+    ):
+        problems.append(
+            Problem("loan_term_months", "an integer number of months in [1, 60]", loan_term_months)
+        )
     if not isinstance(asset_values, pd.DataFrame):
         return problems + [Problem("asset_values", "a pandas DataFrame", type(asset_values).__name__)]
     missing = [c for c in ASSET_COLUMNS if c not in asset_values.columns]
@@ -309,8 +371,9 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
     for i, (kind, ptype) in enumerate(zip(kinds, ptypes, strict=True)):
         empty = ptype is None or (isinstance(ptype, float) and np.isnan(ptype)) or ptype is pd.NA
         if kind == PATENT and (empty or str(ptype) not in PATENT_TYPES):
-            problems.append(Problem("patent_type", f"one of {list(PATENT_TYPES)} for a patent", plain(ptype),
-                                    **where(i)))
+            problems.append(
+                Problem("patent_type", f"one of {list(PATENT_TYPES)} for a patent", plain(ptype), **where(i))
+            )
         elif kind == TRADEMARK and not empty:
             problems.append(Problem("patent_type", "empty (None) for a trademark", plain(ptype), **where(i)))
         elif kind not in (PATENT, TRADEMARK):
@@ -323,9 +386,12 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
     return problems
 
 
-def bundle_value(asset_values: pd.DataFrame, loan_term_months: int,
-                 assumptions: BundleAssumptions | None = None,
-                 pledge_assumptions: PledgeAssumptions | None = None) -> BundleValuation:
+def bundle_value(
+    asset_values: pd.DataFrame,
+    loan_term_months: int,
+    assumptions: BundleAssumptions | None = None,
+    pledge_assumptions: PledgeAssumptions | None = None,
+) -> BundleValuation:
     """Value, liquidation value per route and pledge value of the assets pledged together for one loan.
 
     `asset_values` has one row per asset: asset_kind ("patent" / "trademark"), patent_type (invention /
@@ -339,8 +405,9 @@ def bundle_value(asset_values: pd.DataFrame, loan_term_months: int,
     b = assumptions or BundleAssumptions()
     p = pledge_assumptions or PledgeAssumptions()
     term = int(loan_term_months)
-    types = asset_types(asset_values["asset_kind"].to_numpy(dtype=object),
-                        asset_values["patent_type"].to_numpy(dtype=object))
+    types = asset_types(
+        asset_values["asset_kind"].to_numpy(dtype=object), asset_values["patent_type"].to_numpy(dtype=object)
+    )
     value = pd.to_numeric(asset_values["value_cny"]).to_numpy(dtype="float64")
     remaining = pd.to_numeric(asset_values["remaining_years"]).to_numpy(dtype="float64")
 
@@ -363,24 +430,45 @@ def bundle_value(asset_values: pd.DataFrame, loan_term_months: int,
     pledge = pledge_value(contribution, types, None, p)
     by_route = {r: float((contribution * (1.0 - p.discount(types, r))).sum()) for r in ROUTES}
     d = p.liquidation_discounts
-    route = {"assigned": lambda t: p.route_by_asset[t], "best": lambda t: min(ROUTES, key=lambda r: d[r][t]),
-             "expected": lambda t: "expected"}[p.route_choice]
+    route = {
+        "assigned": lambda t: p.route_by_asset[t],
+        "best": lambda t: min(ROUTES, key=lambda r: d[r][t]),
+        "expected": lambda t: "expected",
+    }[p.route_choice]
     routes = np.array([route(t) for t in types], dtype=object)
 
-    assets = pd.DataFrame({
-        "asset_type": types.astype(str), "value_cny": value, "share": share, "remaining_years": remaining,
-        "coverage": coverage, "life_factor": life_factor, "contribution_cny": contribution,
-        "route": routes.astype(str), "discount": discount, "liquidation_value_cny": liquidation,
-        "pledge_rate": np.array([p.pledge_rates[t] for t in types], dtype="float64"),
-        "pledge_value_cny": pledge,
-    })
+    assets = pd.DataFrame(
+        {
+            "asset_type": types.astype(str),
+            "value_cny": value,
+            "share": share,
+            "remaining_years": remaining,
+            "coverage": coverage,
+            "life_factor": life_factor,
+            "contribution_cny": contribution,
+            "route": routes.astype(str),
+            "discount": discount,
+            "liquidation_value_cny": liquidation,
+            "pledge_rate": np.array([p.pledge_rates[t] for t in types], dtype="float64"),
+            "pledge_value_cny": pledge,
+        }
+    )
     if "asset_id" in asset_values.columns:
         assets.insert(0, "asset_id", asset_values["asset_id"].to_numpy(dtype=object))
     return BundleValuation(
-        total_value_cny=total, largest_share=largest, concentration_haircut=haircut,
-        shortest_remaining_years=float(remaining.min()), exposure_years=exposure,
-        life_adjustment_cny=float((value - after_life).sum()), bundle_value_cny=float(contribution.sum()),
-        liquidation_by_route=by_route, liquidation_value_cny=float(liquidation.sum()),
-        pledge_value_cny=float(pledge.sum()), assets=assets, loan_term_months=term,
-        term_within_cap=term <= p.max_term_months, assumptions=b, pledge_assumptions=p,
+        total_value_cny=total,
+        largest_share=largest,
+        concentration_haircut=haircut,
+        shortest_remaining_years=float(remaining.min()),
+        exposure_years=exposure,
+        life_adjustment_cny=float((value - after_life).sum()),
+        bundle_value_cny=float(contribution.sum()),
+        liquidation_by_route=by_route,
+        liquidation_value_cny=float(liquidation.sum()),
+        pledge_value_cny=float(pledge.sum()),
+        assets=assets,
+        loan_term_months=term,
+        term_within_cap=term <= p.max_term_months,
+        assumptions=b,
+        pledge_assumptions=p,
     )
