@@ -206,7 +206,7 @@ def train_valuation_command(
         bar.update(task, advance=1, description=f"training on {len(table):,} rows")
         trained = train_valuation(table, feature_spec, seed=seed)
         bar.update(task, advance=1, description="storing")
-        folder = store.save(name, trained.model, feature_spec, trained.metrics)
+        folder = store.save(name, trained.valuer, feature_spec, trained.metrics)
         bar.update(task, advance=1, description="done")
     typer.echo(json.dumps(trained.metrics, indent=2))
     typer.echo(f"stored {folder}")
@@ -224,13 +224,13 @@ def value(
 ):
     """Value assets: one output row per input row, in input order. Bad rows get no value, an `error`
     text, and are listed on stderr; the exit code is then 3."""
-    from features.io import read_table, write_table
+    from features.io import check_format, read_table, write_table
     from models import store
-    from valuation.train import value_batch
 
-    fitted = store.load(model)
+    check_format(output)
+    valuer = store.load(model)
     table = read_table(input)
-    out, problems = value_batch(fitted, table, level)
+    out, problems = valuer.value(table, level)
     write_table(out, output)
     typer.echo(f"valued {len(out) - len({p.row for p in problems})} of {len(out)} rows -> {output}")
     if problems:

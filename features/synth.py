@@ -80,10 +80,14 @@ class Assumptions:
     prior_pledge_rate: float = 0.01
     # true value, log CNY: base by type, then effects
     log_value_base: dict = field(
-        default_factory=lambda: {"invention": 13.1, "utility_model": 11.7, "design": 11.0, "trademark": 11.8}
+        default_factory=lambda: {"invention": 11.8, "utility_model": 10.8, "design": 10.5, "trademark": 12.2}
     )
     value_per_z: float = 0.55
     value_per_log_revenue: float = 0.35  # elasticity to the owner's revenue
+    # A patent among many earns a smaller share of the owner's business: elasticity to the owner's
+    # patent count, centred on a holding of `typical_owner_patents`.
+    value_per_log_owner_patents: float = -0.5
+    typical_owner_patents: float = 7.0
     value_remaining_life: float = 0.7  # elasticity to the remaining share of the term
     value_strategic: float = 0.3
     value_in_use: float = 0.35
@@ -667,6 +671,7 @@ def _patent_values(rng, a, pat, ent, events, when) -> np.ndarray:
         np.vectorize(a.log_value_base.get, otypes=[float])(pat["patent_type"])
         + a.value_per_z * pat["z"]
         + a.value_per_log_revenue * np.log(ent["revenue_cny"][owner] / 1e7)
+        + a.value_per_log_owner_patents * np.log(np.bincount(owner)[owner] / a.typical_owner_patents)
         + a.value_remaining_life * np.log(remaining)
         + a.value_strategic * pat["strategic"]
         + a.value_in_use * pat["in_use"]

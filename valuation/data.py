@@ -65,10 +65,42 @@ def asset_rows(portfolio: Portfolio, rows: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out = out.join(flat)
+    out["owner_patents_in_force"] = patents_in_force_at(portfolio, flat["enterprise_id"], rows["as_of"])
     out["owner_revenue_cny"] = owners["revenue_cny"].to_numpy(dtype="float64")
     out["owner_industry"] = owners["industry"].astype(str).to_numpy()
     out["owner_high_tech"] = owners["high_tech"].to_numpy(dtype="float64")
     return out
+
+
+def patents_in_force_at(portfolio: Portfolio, owner_ids: pd.Series, as_of: pd.Series) -> np.ndarray:
+    """How many patents each row's owner held in force on the row's date (granted, not yet lapsed,
+    invalidated or expired), from dated events only; the income approach splits revenue over them."""
+    patents = portfolio.patents
+    events = portfolio.events
+    ended = events[events["event_type"].astype(str).isin(["lapse", "invalidated"])
+                   & (events["asset_kind"].astype(str) == "patent")]
+    first_end = ended.groupby("asset_id", observed=True)["event_date"].min()
+    end = pd.concat([patents["expiry_date"],
+                     patents["patent_id"].map(first_end).astype(patents["expiry_date"].dtype)], axis=1).min(axis=1)
+    never = np.iinfo(np.int64).max // 4
+
+    def days(values: pd.Series) -> np.ndarray:
+        d = values.to_numpy().astype("datetime64[D]")
+        out = d.astype("int64")
+        out[np.isnat(d)] = never
+        return out
+
+    owner_code = pd.Index(pd.unique(patents["enterprise_id"]))
+    span = np.int64(1 << 20)
+    codes = owner_code.get_indexer(patents["enterprise_id"]).astype("int64")
+    starts = np.sort(codes * span + np.minimum(days(patents["grant_date"]), span - 1))
+    ends = np.sort(codes * span + np.minimum(days(end), span - 1))
+    row_code = owner_code.get_indexer(owner_ids).astype("int64")
+    t = days(pd.Series(pd.to_datetime(as_of).to_numpy()))
+    lo, hi = row_code * span, row_code * span + t
+    count = (np.searchsorted(starts, hi, "right") - np.searchsorted(starts, lo, "left")) - (
+        np.searchsorted(ends, hi, "right") - np.searchsorted(ends, lo, "left"))
+    return np.where(row_code < 0, 0, count).astype("float64")
 
 
 def training_table(portfolio: Portfolio) -> pd.DataFrame:
@@ -89,6 +121,8 @@ def training_table(portfolio: Portfolio) -> pd.DataFrame:
 
 
 NOT_FEATURES = {"asset_id", "as_of", "enterprise_id", "status_as_of", TARGET, "source"}
+# Owner facts the income approach needs beside the model's features.
+INCOME_COLUMNS = ["owner_revenue_cny", "owner_industry", "owner_high_tech", "owner_patents_in_force"]
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

@@ -279,6 +279,10 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(columns)
         return self
 
+    def required_columns(self) -> list[str]:
+        """The feature columns the scorer reads (its indicators and the in-force gate)."""
+        return self._columns()
+
     def _columns(self) -> list[str]:
         cols = [ind.column for ind in self._indicators]
         return list(dict.fromkeys(cols + self._gate_columns()))

@@ -16,16 +16,16 @@ from lightgbm import LGBMRegressor
 from scipy.stats import spearmanr
 from sklearn.model_selection import train_test_split
 
-from features.errors import Problem
 from features.spec import FeatureSpec
 from valuation.model import ValueModel
+from valuation.valuer import Valuer
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class TrainedValuation:
-    model: ValueModel
+    valuer: Valuer
     metrics: dict
     test: pd.DataFrame  # held-out rows with predictions, for reports
 
@@ -83,31 +83,4 @@ def train_valuation(
     metrics["plain_lightgbm"]["all"] = _accuracy(y, plain_value)
     log.info("valuation held-out: %s", metrics["model"].get("all"))
     test = test.assign(**{c: interval[c].to_numpy() for c in interval.columns})
-    return TrainedValuation(model, metrics, test)
-
-
-def value_batch(
-    model: ValueModel, table: pd.DataFrame, level: float | None = None
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """Value every usable row; rows with bad values get no value and are listed in the problems.
-    The output has one row per input row, in input order."""
-    problems = model.encoder_.row_problems(table)
-    bad = np.zeros(len(table), dtype=bool)
-    bad[[p.row for p in problems]] = True
-    out = pd.DataFrame(index=table.index)
-    if model.spec.id and model.spec.id in table:
-        out[model.spec.id] = table[model.spec.id].to_numpy()
-    columns = ["value_cny", "value_low_cny", "value_high_cny"]
-    for c in columns:
-        out[c] = np.nan
-    good = table[~bad]
-    if len(good):
-        interval = model.predict_interval(good, level)
-        out.loc[~bad, columns] = interval[columns].to_numpy()
-    errors = pd.Series("", index=table.index, dtype=object)
-    for p in problems:
-        errors.iat[p.row] = (
-            errors.iat[p.row] + "; " if errors.iat[p.row] else ""
-        ) + f"{p.field}: expected {p.expected}; got {p.got!r}"
-    out["error"] = errors.to_numpy()
-    return out, problems
+    return TrainedValuation(Valuer.fit(train, spec, model=model), metrics, test)

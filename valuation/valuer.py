@@ -1,0 +1,176 @@
+"""The fitted valuation a bank uses: value, interval, income cross-check, GB/T scores, explanation, bundle.
+
+`Valuer` joins the value model (valuation.model) with the methods a Chinese appraisal is expected
+to show beside it: the relief-from-royalty income value (valuation.income), the GB/T 42748 indicator
+scores and stars (valuation.indicators) and the bundle and pledge rules (valuation.pledge). It works
+on the flat valuation table (valuation.data) and on records (dicts with the same columns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features.errors import InvalidData, Problem
+from features.spec import FeatureSpec
+from valuation import income
+from valuation.data import INCOME_COLUMNS
+from valuation.indicators import IndicatorScorer, TrademarkScorer
+from valuation.model import ValueModel
+from valuation.pledge import BundleAssumptions, BundleValuation, PledgeAssumptions, bundle_value
+
+OUTPUT_COLUMNS = ["value_cny", "value_low_cny", "value_high_cny", "income_value_cny"]
+SCORE_COLUMNS = ["legal_score", "technical_score", "economic_score", "total_score", "stars"]
+
+
+@dataclass
+class Valuer:
+    """A fitted value model plus the cross-check, scoring and pledge assumptions it is used with."""
+
+    model: ValueModel
+    patent_scorer: IndicatorScorer | None = None
+    trademark_scorer: TrademarkScorer | None = None
+    income_assumptions: income.IncomeAssumptions = field(default_factory=income.IncomeAssumptions)
+    cross_check_factor: float = 3.0
+    bundle_assumptions: BundleAssumptions = field(default_factory=BundleAssumptions)
+    pledge_assumptions: PledgeAssumptions = field(default_factory=PledgeAssumptions)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        return self.model.spec
+
+    @classmethod
+    def fit(cls, table: pd.DataFrame, spec: FeatureSpec, *, model: ValueModel | None = None,
+            **options) -> Valuer:
+        """Fit the scorers on the table's patents and trademarks (where it has their columns) around a
+        value model fitted on the same table (or the one given, already fitted)."""
+        model = model if model is not None else ValueModel(spec).fit(table)
+        kinds = table["asset_kind"].astype(str) if "asset_kind" in table else pd.Series("", index=table.index)
+        patent_scorer = trademark_scorer = None
+        patents, trademarks = table[kinds == "patent"], table[kinds == "trademark"]
+        if len(patents) and _has(patents, IndicatorScorer().required_columns()):
+            patent_scorer = IndicatorScorer().fit(patents)
+        if len(trademarks) and _has(trademarks, TrademarkScorer().required_columns()):
+            trademark_scorer = TrademarkScorer().fit(trademarks)
+        return cls(model, patent_scorer, trademark_scorer, **options)
+
+    # --- batch ---------------------------------------------------------------------------------
+
+    def value(self, table: pd.DataFrame, level: float | None = None) -> tuple[pd.DataFrame, list[Problem]]:
+        """One row per input row, in input order: id, value and interval, income value and cross-check,
+        sub-scores and stars, and `error` for rows refused (listed in the problems; nothing dropped)."""
+        table = table.reset_index(drop=True)
+        problems = self.model.encoder_.row_problems(table)
+        bad = np.zeros(len(table), dtype=bool)
+        bad[[p.row for p in problems]] = True
+        out = pd.DataFrame(index=table.index)
+        if self.spec.id and self.spec.id in table:
+            out[self.spec.id] = table[self.spec.id].to_numpy()
+        for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]:
+            out[c] = np.nan
+        out["cross_check_flag"] = pd.array([pd.NA] * len(table), dtype="boolean")
+        good = table[~bad]
+        if len(good):
+            interval = self.model.predict_interval(good, level)
+            out.loc[~bad, interval.columns] = interval.to_numpy()
+            out.loc[~bad, "income_value_cny"] = self.income_value(good)
+            check = income.cross_check(out.loc[~bad, "value_cny"].to_numpy(dtype="float64"),
+                                       out.loc[~bad, "income_value_cny"].to_numpy(dtype="float64"),
+                                       self.cross_check_factor)
+            out.loc[~bad, "income_ratio"] = check.ratio
+            out.loc[~bad, "cross_check_flag"] = check.flag
+            scores = self.indicator_scores(good)
+            out.loc[scores.index, SCORE_COLUMNS] = scores[SCORE_COLUMNS].to_numpy()
+        out["error"] = _errors(problems, len(table))
+        return out, problems
+
+    def income_value(self, table: pd.DataFrame) -> np.ndarray:
+        """Relief-from-royalty value per row; missing where the table lacks the owner's facts."""
+        out = np.full(len(table), np.nan)
+        if not _has(table, INCOME_COLUMNS) or "asset_kind" not in table:
+            return out
+        kinds = table["asset_kind"].astype(str).to_numpy()
+        for kind, inputs_fn in (("patent", income.patent_income_inputs),
+                                ("trademark", income.trademark_income_inputs)):
+            mask = kinds == kind
+            if not mask.any():
+                continue
+            rows = table[mask]
+            args = [rows, rows["owner_revenue_cny"], rows["owner_industry"].astype(str)]
+            if kind == "patent":
+                args.append(rows["owner_patents_in_force"])
+            inputs = inputs_fn(*args, high_tech=rows["owner_high_tech"].fillna(0).astype(bool),
+                               assumptions=self.income_assumptions)
+            out[mask] = income.value_from_inputs(inputs, self.income_assumptions)
+        return out
+
+    def indicator_scores(self, table: pd.DataFrame) -> pd.DataFrame:
+        """GB/T 42748 sub-scores and stars for the rows whose kind has a fitted scorer."""
+        parts = []
+        kinds = table["asset_kind"].astype(str) if "asset_kind" in table else pd.Series("", index=table.index)
+        for kind, scorer in (("patent", self.patent_scorer), ("trademark", self.trademark_scorer)):
+            rows = table[kinds == kind]
+            if scorer is not None and len(rows):
+                scores = scorer.transform(rows)
+                parts.append(scores.reindex(columns=SCORE_COLUMNS))
+        return pd.concat(parts) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+
+    def explain(self, table: pd.DataFrame, top: int | None = None) -> list[list[dict]]:
+        """Multiplicative factors on the CNY value per row (base first); they multiply to the value."""
+        problems = self.model.encoder_.row_problems(table)
+        if problems:
+            raise InvalidData(problems, "assets to explain")
+        return self.model.explain(table, top)
+
+    def bundle(self, table: pd.DataFrame, loan_term_months: int) -> tuple[pd.DataFrame, BundleValuation]:
+        """Value each asset pledged together, then the bundle value, liquidation and pledge value.
+        A bundle with any refused asset is refused whole: a pledge value cannot leave an asset out."""
+        values, problems = self.value(table)
+        if problems:
+            raise InvalidData(problems, "bundle assets")
+        table = table.reset_index(drop=True)
+        assets = pd.DataFrame({
+            "asset_id": table[self.spec.id] if self.spec.id and self.spec.id in table else np.arange(len(table)),
+            "asset_kind": table["asset_kind"].astype(str),
+            "patent_type": table["patent_type"].where(table["asset_kind"].astype(str) == "patent", None)
+            if "patent_type" in table else None,
+            "value_cny": values["value_cny"],
+            "remaining_years": table["remaining_years"],
+        })
+        return values, bundle_value(assets, loan_term_months, self.bundle_assumptions, self.pledge_assumptions)
+
+    # --- records -------------------------------------------------------------------------------
+
+    def value_records(self, records: Sequence[Mapping], level: float | None = None
+                      ) -> tuple[pd.DataFrame, list[Problem]]:
+        """Records (dicts with the table's columns) valued like a table."""
+        return self.value(_records_frame(records, self.spec), level)
+
+    def explain_records(self, records: Sequence[Mapping], top: int | None = None) -> list[list[dict]]:
+        return self.explain(_records_frame(records, self.spec), top)
+
+
+def _has(table: pd.DataFrame, columns: Sequence[str]) -> bool:
+    return all(c in table.columns for c in columns)
+
+
+def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFrame:
+    if not all(isinstance(r, Mapping) for r in records):
+        raise InvalidData([Problem("record", "a mapping of column to value", type(r).__name__, i)
+                           for i, r in enumerate(records) if not isinstance(r, Mapping)], "records")
+    frame = pd.DataFrame.from_records(list(records))
+    for name in spec.feature_names:  # a record may leave out a feature that may be missing
+        if name not in frame:
+            frame[name] = np.nan
+    return frame
+
+
+def _errors(problems: list[Problem], n: int) -> np.ndarray:
+    errors = np.full(n, "", dtype=object)
+    for p in problems:
+        text = f"{p.field}: expected {p.expected}; got {p.got!r}"
+        errors[p.row] = f"{errors[p.row]}; {text}" if errors[p.row] else text
+    return errors
