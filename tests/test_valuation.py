@@ -127,7 +127,13 @@ def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table)
     )
     assert result.exit_code == 0, result.output
     out = pd.read_parquet(tmp_path / "values.parquet")
-    assert list(out.columns[:5]) == ["asset_id", "value_cny", "value_low_cny", "value_high_cny", "income_value_cny"]
+    assert list(out.columns[:5]) == [
+        "asset_id",
+        "value_cny",
+        "value_low_cny",
+        "value_high_cny",
+        "income_value_cny",
+    ]
     assert "error" in out.columns
     assert list(out["asset_id"]) == list(flat["asset_id"])
     assert (out["value_low_cny"] <= out["value_cny"]).all() and (
@@ -152,3 +158,32 @@ def test_value_cli_with_an_unknown_model_says_so(tmp_path, monkeypatch):
     )
     assert result.exit_code == 2
     assert "no model named 'nope'" in result.output and "Traceback" not in result.output
+
+
+def test_fast_single_asset_path_agrees_with_the_batch(trained):
+    rows = trained.test.head(5).reset_index(drop=True)
+    batch = trained.valuer.model.predict_interval(rows)
+    for i, record in enumerate(rows.to_dict("records")):
+        one = trained.valuer.model.value_one(record)
+        assert one["value_cny"] == pytest.approx(batch["value_cny"].iat[i], rel=1e-12)
+        assert one["value_high_cny"] == pytest.approx(batch["value_high_cny"].iat[i], rel=1e-12)
+        assert np.prod([f["factor"] for f in one["factors"]]) == pytest.approx(one["value_cny"], rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"claims": "many"}, "claims"),
+        ({"remaining_years": -1.0}, "remaining_years"),
+        ({"remaining_years": float("inf")}, "remaining_years"),
+        ({"owner_industry": "shipbuilding"}, "owner_industry"),
+        ({"asset_kind": "domain_name"}, "asset_kind"),
+    ],
+)
+def test_record_and_table_checks_refuse_the_same_values(trained, change, field):
+    record = {**trained.test.iloc[0].to_dict(), **change}
+    _, record_problems = trained.valuer.model.encoder_.record_row(record)
+    table_problems = trained.valuer.model.encoder_.row_problems(pd.DataFrame([record]))
+    assert [p.field for p in record_problems] == [p.field for p in table_problems] == [field]
+    with pytest.raises(InvalidData, match=field):
+        trained.valuer.model.value_one(record)

@@ -77,11 +77,15 @@ def patents_in_force_at(portfolio: Portfolio, owner_ids: pd.Series, as_of: pd.Se
     invalidated or expired), from dated events only; the income approach splits revenue over them."""
     patents = portfolio.patents
     events = portfolio.events
-    ended = events[events["event_type"].astype(str).isin(["lapse", "invalidated"])
-                   & (events["asset_kind"].astype(str) == "patent")]
+    ended = events[
+        events["event_type"].astype(str).isin(["lapse", "invalidated"])
+        & (events["asset_kind"].astype(str) == "patent")
+    ]
     first_end = ended.groupby("asset_id", observed=True)["event_date"].min()
-    end = pd.concat([patents["expiry_date"],
-                     patents["patent_id"].map(first_end).astype(patents["expiry_date"].dtype)], axis=1).min(axis=1)
+    end = pd.concat(
+        [patents["expiry_date"], patents["patent_id"].map(first_end).astype(patents["expiry_date"].dtype)],
+        axis=1,
+    ).min(axis=1)
     never = np.iinfo(np.int64).max // 4
 
     def days(values: pd.Series) -> np.ndarray:
@@ -99,7 +103,8 @@ def patents_in_force_at(portfolio: Portfolio, owner_ids: pd.Series, as_of: pd.Se
     t = days(pd.Series(pd.to_datetime(as_of).to_numpy()))
     lo, hi = row_code * span, row_code * span + t
     count = (np.searchsorted(starts, hi, "right") - np.searchsorted(starts, lo, "left")) - (
-        np.searchsorted(ends, hi, "right") - np.searchsorted(ends, lo, "left"))
+        np.searchsorted(ends, hi, "right") - np.searchsorted(ends, lo, "left")
+    )
     return np.where(row_code < 0, 0, count).astype("float64")
 
 

@@ -8,6 +8,10 @@ out-of-fold residuals), so coverage holds for each kind separately; docs/valuati
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
@@ -85,6 +89,47 @@ class SpecEncoder:
             report(df[c].notna().to_numpy() & ~known, c, f"one of {', '.join(self.categories_[c][:12])}")
         return problems
 
+    def record_row(self, record: Mapping, row: int = 0) -> tuple[np.ndarray, list[Problem]]:
+        """One record as a model row, checked by the same rules as `row_problems` (a test holds the two
+        to agreement); plain Python, so one asset is encoded in microseconds instead of milliseconds."""
+        if not hasattr(self, "category_codes_"):  # built lazily: older pickles lack it
+            self.category_codes_ = {
+                c: {v: i for i, v in enumerate(cats)} for c, cats in self.categories_.items()
+            }
+        record_id = record.get(self.spec.id) if self.spec.id else None
+        x = np.empty(len(self.spec.feature_names))
+        problems = []
+        for j, c in enumerate(self.spec.feature_names):
+            value = record.get(c)
+            missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            if missing:
+                x[j] = np.nan
+                if c not in self.categories_ and c not in self.may_be_missing_:
+                    problems.append(
+                        Problem(
+                            c, "a value (missing values were not seen in training)", value, row, record_id
+                        )
+                    )
+                continue
+            if c in self.categories_:
+                code = self.category_codes_[c].get(_category_of(value))
+                if code is None:
+                    problems.append(
+                        Problem(
+                            c, f"one of {', '.join(self.categories_[c][:12])}", _plain(value), row, record_id
+                        )
+                    )
+                x[j] = np.nan if code is None else code
+                continue
+            if not isinstance(value, numbers.Real):
+                problems.append(Problem(c, "a number", value, row, record_id))
+            elif not math.isfinite(value):
+                problems.append(Problem(c, "a finite number", _plain(value), row, record_id))
+            elif c in self.non_negative_ and value < 0:
+                problems.append(Problem(c, ">= 0", _plain(value), row, record_id))
+            x[j] = float(value) if isinstance(value, numbers.Real) else np.nan
+        return x, problems
+
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for c in self.spec.feature_names:
@@ -106,6 +151,13 @@ def category_text(values: pd.Series) -> pd.Series:
         text[whole] = numbers[whole].astype("int64").astype("string")
         return text
     return values.astype("string")
+
+
+def _category_of(value) -> str:
+    """A single value as category text, by the rule of `category_text`."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _plain(value):
@@ -207,6 +259,39 @@ class ValueModel(RegressorMixin, BaseEstimator):
             },
             index=df.index,
         )
+
+    def value_one(self, record: Mapping, level: float | None = None, explain: bool = True) -> dict:
+        """One asset's value, interval and (optionally) multiplicative explanation, on the fast path:
+        no DataFrame, one thread. Refused with InvalidData listing every bad field."""
+        check_is_fitted(self, "model_")
+        x, problems = self.encoder_.record_row(record)
+        if problems:
+            raise InvalidData(problems, "asset")
+        booster = self.model_.booster_
+        group = str(record.get(self.group, "all")) if self.group else "all"
+        half = self.half_width(np.array([group], dtype=object), level)[0]
+        out = {"value_cny": None, "value_low_cny": None, "value_high_cny": None}
+        if explain:
+            contrib = booster.predict(x[None, :], pred_contrib=True, num_threads=1)[0]
+            log_value = float(contrib.sum())
+            effects = contrib[:-1]
+            order = np.argsort(-np.abs(effects))
+            out["factors"] = [{"feature": "base", "value": None, "factor": float(np.exp(contrib[-1]))}] + [
+                {
+                    "feature": self.feature_names_in_[k],
+                    "value": _plain(record.get(self.feature_names_in_[k])),
+                    "factor": float(np.exp(effects[k])),
+                }
+                for k in order
+            ]
+        else:
+            log_value = float(booster.predict(x[None, :], num_threads=1)[0])
+        out.update(
+            value_cny=math.exp(log_value),
+            value_low_cny=math.exp(log_value - half),
+            value_high_cny=math.exp(log_value + half),
+        )
+        return out
 
     def contributions(self, df: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions on the log scale (LightGBM's own), plus the base value:

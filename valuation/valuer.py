@@ -43,8 +43,9 @@ class Valuer:
         return self.model.spec
 
     @classmethod
-    def fit(cls, table: pd.DataFrame, spec: FeatureSpec, *, model: ValueModel | None = None,
-            **options) -> Valuer:
+    def fit(
+        cls, table: pd.DataFrame, spec: FeatureSpec, *, model: ValueModel | None = None, **options
+    ) -> Valuer:
         """Fit the scorers on the table's patents and trademarks (where it has their columns) around a
         value model fitted on the same table (or the one given, already fitted)."""
         model = model if model is not None else ValueModel(spec).fit(table)
@@ -77,9 +78,11 @@ class Valuer:
             interval = self.model.predict_interval(good, level)
             out.loc[~bad, interval.columns] = interval.to_numpy()
             out.loc[~bad, "income_value_cny"] = self.income_value(good)
-            check = income.cross_check(out.loc[~bad, "value_cny"].to_numpy(dtype="float64"),
-                                       out.loc[~bad, "income_value_cny"].to_numpy(dtype="float64"),
-                                       self.cross_check_factor)
+            check = income.cross_check(
+                out.loc[~bad, "value_cny"].to_numpy(dtype="float64"),
+                out.loc[~bad, "income_value_cny"].to_numpy(dtype="float64"),
+                self.cross_check_factor,
+            )
             out.loc[~bad, "income_ratio"] = check.ratio
             out.loc[~bad, "cross_check_flag"] = check.flag
             scores = self.indicator_scores(good)
@@ -93,8 +96,10 @@ class Valuer:
         if not _has(table, INCOME_COLUMNS) or "asset_kind" not in table:
             return out
         kinds = table["asset_kind"].astype(str).to_numpy()
-        for kind, inputs_fn in (("patent", income.patent_income_inputs),
-                                ("trademark", income.trademark_income_inputs)):
+        for kind, inputs_fn in (
+            ("patent", income.patent_income_inputs),
+            ("trademark", income.trademark_income_inputs),
+        ):
             mask = kinds == kind
             if not mask.any():
                 continue
@@ -102,8 +107,11 @@ class Valuer:
             args = [rows, rows["owner_revenue_cny"], rows["owner_industry"].astype(str)]
             if kind == "patent":
                 args.append(rows["owner_patents_in_force"])
-            inputs = inputs_fn(*args, high_tech=rows["owner_high_tech"].fillna(0).astype(bool),
-                               assumptions=self.income_assumptions)
+            inputs = inputs_fn(
+                *args,
+                high_tech=rows["owner_high_tech"].fillna(0).astype(bool),
+                assumptions=self.income_assumptions,
+            )
             out[mask] = income.value_from_inputs(inputs, self.income_assumptions)
         return out
 
@@ -132,20 +140,28 @@ class Valuer:
         if problems:
             raise InvalidData(problems, "bundle assets")
         table = table.reset_index(drop=True)
-        assets = pd.DataFrame({
-            "asset_id": table[self.spec.id] if self.spec.id and self.spec.id in table else np.arange(len(table)),
-            "asset_kind": table["asset_kind"].astype(str),
-            "patent_type": table["patent_type"].where(table["asset_kind"].astype(str) == "patent", None)
-            if "patent_type" in table else None,
-            "value_cny": values["value_cny"],
-            "remaining_years": table["remaining_years"],
-        })
-        return values, bundle_value(assets, loan_term_months, self.bundle_assumptions, self.pledge_assumptions)
+        assets = pd.DataFrame(
+            {
+                "asset_id": table[self.spec.id]
+                if self.spec.id and self.spec.id in table
+                else np.arange(len(table)),
+                "asset_kind": table["asset_kind"].astype(str),
+                "patent_type": table["patent_type"].where(table["asset_kind"].astype(str) == "patent", None)
+                if "patent_type" in table
+                else None,
+                "value_cny": values["value_cny"],
+                "remaining_years": table["remaining_years"],
+            }
+        )
+        return values, bundle_value(
+            assets, loan_term_months, self.bundle_assumptions, self.pledge_assumptions
+        )
 
     # --- records -------------------------------------------------------------------------------
 
-    def value_records(self, records: Sequence[Mapping], level: float | None = None
-                      ) -> tuple[pd.DataFrame, list[Problem]]:
+    def value_records(
+        self, records: Sequence[Mapping], level: float | None = None
+    ) -> tuple[pd.DataFrame, list[Problem]]:
         """Records (dicts with the table's columns) valued like a table."""
         return self.value(_records_frame(records, self.spec), level)
 
@@ -159,8 +175,14 @@ def _has(table: pd.DataFrame, columns: Sequence[str]) -> bool:
 
 def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFrame:
     if not all(isinstance(r, Mapping) for r in records):
-        raise InvalidData([Problem("record", "a mapping of column to value", type(r).__name__, i)
-                           for i, r in enumerate(records) if not isinstance(r, Mapping)], "records")
+        raise InvalidData(
+            [
+                Problem("record", "a mapping of column to value", type(r).__name__, i)
+                for i, r in enumerate(records)
+                if not isinstance(r, Mapping)
+            ],
+            "records",
+        )
     frame = pd.DataFrame.from_records(list(records))
     for name in spec.feature_names:  # a record may leave out a feature that may be missing
         if name not in frame:
