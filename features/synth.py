@@ -115,6 +115,8 @@ class Assumptions:
     transaction_noise: float = 0.3
     # loans
     apply_share_logit: float = -0.3  # share of enterprises with a loan application
+    amount_to_bundle_low: float = 0.5  # amount asked <= bundle true value x U(low, high)
+    amount_to_bundle_high: float = 2.0
     default_rate: float = 0.025  # yearly default rate, within domain.md's 1-4%
     n_banks: int = 6
     pd_coefficients: dict = field(
@@ -235,7 +237,21 @@ def synthesize(
     pat_value = _patent_values(rng, a, pat, ent, events, pat_val_date)
     tm_value = _trademark_values(rng, a, tm, ent, tm_val_date)
     say("true values")
-    outcomes, pd_true = _outcomes(rng, a, ent, pat, apps, pledges, pat_value, tm_value)
+    bundle_true = _bundle_true_values(apps, pledges, pat_value, tm_value)
+    # Banks size IP pledge loans by the bundle as well as by the business: the amount asked is the
+    # smaller of a revenue-based need and a multiple of the bundle's value.
+    apps["amount_cny"] = np.clip(
+        np.round(
+            np.minimum(
+                apps["amount_cny"].to_numpy(),
+                bundle_true * rng.uniform(a.amount_to_bundle_low, a.amount_to_bundle_high, len(apps)),
+            ),
+            -4,
+        ),
+        100_000,
+        20_000_000,
+    )
+    outcomes, pd_true = _outcomes(rng, a, ent, pat, apps, pledges, bundle_true)
     say("defaults")
     appraisals = _appraisals(rng, a, pat, tm, pledges, pat_value, tm_value, pat_val_date, tm_val_date)
     pledge_events = pd.DataFrame(
@@ -707,14 +723,21 @@ def _trademark_values(rng, a, tm, ent, when) -> np.ndarray:
     return np.where(alive, np.round(np.exp(log_v), 0), 0.0)
 
 
-def _outcomes(rng, a, ent, pat, apps, pledges, pat_value, tm_value):
-    own = apps["owner"].to_numpy()
-    c = a.pd_coefficients
+def _bundle_true_values(apps, pledges, pat_value, tm_value) -> np.ndarray:
+    """The sum of the true values of each application's pledged assets."""
     is_pat = (pledges["asset_kind"] == "patent").to_numpy()
     idx = pledges["asset_index"].to_numpy()
     value = np.concatenate([pat_value, tm_value])[np.where(is_pat, idx, idx + pat_value.size)]
     app_pos = pd.Index(apps["application_id"]).get_indexer(pledges["application_id"])
-    bundle_value = np.bincount(app_pos, weights=value, minlength=len(apps))
+    return np.bincount(app_pos, weights=value, minlength=len(apps))
+
+
+def _outcomes(rng, a, ent, pat, apps, pledges, bundle_value):
+    own = apps["owner"].to_numpy()
+    c = a.pd_coefficients
+    is_pat = (pledges["asset_kind"] == "patent").to_numpy()
+    idx = pledges["asset_index"].to_numpy()
+    app_pos = pd.Index(apps["application_id"]).get_indexer(pledges["application_id"])
     strength = np.bincount(app_pos[is_pat], weights=pat["z"][idx[is_pat]], minlength=len(apps)) / np.maximum(
         np.bincount(app_pos[is_pat], minlength=len(apps)), 1
     )

@@ -1,0 +1,116 @@
+"""The "IP + credit" scoring table: enterprise credit, the pledged IP as valued, and the loan's terms.
+
+One row per loan application, every figure as of the application date: the enterprise's credit
+features and the bundle aggregates (features.pipeline), then the valuation of each pledged asset
+(valuation.Valuer: value, GB/T sub-scores) rolled up per application, the bundle's pledge and
+liquidation value (valuation.pledge) and the loan-to-value on the pledge value.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.pipeline import application_features
+from features.portfolio import Portfolio
+from features.spec import FeatureColumn, FeatureSpec
+from features.transformers import ENTERPRISE_MONOTONE
+from valuation.data import asset_rows
+from valuation.pledge import bundle_value
+from valuation.valuer import Valuer
+
+TARGET = "defaulted_12m"
+ID = "application_id"
+
+# Directions credit practice knows (domain.md section 7): more overdue days never lowers PD, more pledge
+# value per CNY lent never raises it.
+MONOTONE = {
+    **ENTERPRISE_MONOTONE,
+    "ltv_on_pledge": "increasing",
+    "amount_to_revenue": "increasing",
+    "bundle_value_to_amount": "decreasing",
+}
+CATEGORICAL = {"industry"}
+NOT_FEATURES = {TARGET, ID, "liquidation_value_cny", "pledge_value_cny", "bundle_value_cny", "amount_cny"}
+
+
+def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
+    """Each pledged asset valued as of its application date (one row per pledge, pledges order)."""
+    dates = portfolio.applications.set_index("application_id")["application_date"]
+    pledges = portfolio.pledges.reset_index(drop=True)
+    rows = pd.DataFrame(
+        {
+            "asset_kind": pledges["asset_kind"].astype(str),
+            "asset_id": pledges["asset_id"],
+            "as_of": pledges["application_id"].map(dates).to_numpy(),
+        }
+    )
+    table = asset_rows(portfolio, rows)
+    values, problems = valuer.value(table)
+    if problems:  # pledged assets come from a validated portfolio; a refusal here is a model/data mismatch
+        from features.errors import InvalidData
+
+        raise InvalidData(problems, "pledged assets")
+    return pd.concat(
+        [
+            pledges[["application_id"]],
+            table[["asset_kind", "asset_id", "patent_type", "remaining_years"]],
+            values.drop(columns=[c for c in ("asset_id", "error") if c in values]),
+        ],
+        axis=1,
+    )
+
+
+def bundle_figures(assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer) -> pd.DataFrame:
+    """Per application: bundle, liquidation and pledge value (valuation.pledge rules) and the GB/T roll-up."""
+    rows = []
+    for application_id, group in assets.groupby("application_id", sort=False):
+        bundle = bundle_value(
+            group[["asset_id", "asset_kind", "patent_type", "value_cny", "remaining_years"]].assign(
+                patent_type=lambda g: g["patent_type"].where(g["asset_kind"] == "patent")
+            ),
+            int(term_months[application_id]),
+            valuer.bundle_assumptions,
+            valuer.pledge_assumptions,
+        )
+        patents = group[group["asset_kind"] == "patent"]
+        marks = group[group["asset_kind"] == "trademark"]
+        rows.append(
+            {
+                ID: application_id,
+                "bundle_value_cny": bundle.bundle_value_cny,
+                "liquidation_value_cny": bundle.liquidation_value_cny,
+                "pledge_value_cny": bundle.pledge_value_cny,
+                "strongest_asset_value_cny": float(group["value_cny"].max()),
+                "concentration_haircut": bundle.concentration_haircut,
+                "legal_score_min": float(patents["legal_score"].min()) if len(patents) else np.nan,
+                "technical_score_max": float(patents["technical_score"].max()) if len(patents) else np.nan,
+                "economic_score_mean": float(patents["economic_score"].mean()) if len(patents) else np.nan,
+                "stars_max": float(group["stars"].max()),
+                "trademark_strength": float(marks["total_score"].max()) if len(marks) else np.nan,
+                "income_value_cny": float(group["income_value_cny"].sum()),
+            }
+        )
+    return pd.DataFrame(rows).set_index(ID)
+
+
+def scoring_table(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
+    """The flat scoring table (one row per application, `defaulted_12m` the target)."""
+    apps = portfolio.applications.set_index("application_id")
+    assets = pledged_asset_values(portfolio, valuer)
+    table = application_features(portfolio).join(bundle_figures(assets, apps["term_months"], valuer))
+    table["ltv_on_pledge"] = table["amount_cny"] / table["pledge_value_cny"].clip(lower=1.0)
+    table["bundle_value_to_amount"] = table["bundle_value_cny"] / table["amount_cny"]
+    table["log_bundle_value"] = np.log1p(table["bundle_value_cny"])
+    table["log_amount"] = np.log(table["amount_cny"])
+    return table.reset_index()
+
+
+def default_spec(table: pd.DataFrame) -> FeatureSpec:
+    """The spec of the built-in scoring model over `scoring_table`'s columns."""
+    features = tuple(
+        FeatureColumn(name=c, type="categorical" if c in CATEGORICAL else "numeric", monotone=MONOTONE.get(c))
+        for c in table.columns
+        if c not in NOT_FEATURES
+    )
+    return FeatureSpec(target=TARGET, id=ID, features=features, task="scoring")
