@@ -96,13 +96,20 @@ def features(
         ),
     ] = None,
     as_of: Annotated[str, typer.Option(help="Date of the asset rows (YYYY-MM-DD)")] = "2025-06-30",
+    scoring_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the scoring table (the input of `ipcredit score`), valuing bundles with --valuation"
+        ),
+    ] = None,
+    valuation: Annotated[str, typer.Option(help="Valuation model for --scoring-out")] = "ipcredit-valuation",
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
     from features.io import check_format, write_table
     from features.pipeline import application_features, feature_summary
     from features.portfolio import Portfolio
 
-    for target in (out, assets_out):
+    for target in (out, assets_out, scoring_out):
         if target is not None:
             check_format(target)  # refuse a wrong extension before the work, not after
     portfolio = Portfolio.load(data)
@@ -116,6 +123,12 @@ def features(
     if out is not None:
         write_table(table.reset_index(), out)
         typer.echo(f"wrote {out}")
+    if scoring_out is not None:
+        from models import store
+        from scoring.data import scoring_table
+
+        write_table(scoring_table(portfolio, store.load(valuation)), scoring_out)
+        typer.echo(f"wrote the scoring table to {scoring_out}")
     if assets_out is not None:
         import pandas as pd
 
@@ -156,34 +169,6 @@ train_app = typer.Typer(help="Train a model and print its held-out metrics.", no
 app.add_typer(train_app, name="train")
 
 
-def _training_data(data: Path | None, spec_path: Path | None, task: str):
-    """(table, spec): a user's flat table with its spec, or the synthetic portfolio's own table."""
-    from features.io import read_table
-    from features.portfolio import Portfolio
-    from features.spec import FeatureSpec
-
-    if data is not None and data.is_file():
-        if spec_path is None:
-            raise typer.BadParameter("a flat table needs --spec SPEC.yaml describing its columns")
-        return read_table(data), FeatureSpec.from_yaml(spec_path)
-    folder = data or DEFAULT_DATA
-    if data is None and not (folder / "manifest.json").exists():
-        console.print(f"no data given: writing the synthetic portfolio to {folder}")
-        from features.synth import synthesize
-
-        synthesize(seed=7).save(folder)
-    portfolio = Portfolio.load(folder)
-    portfolio.validate()
-    if task == "valuation":
-        from valuation.data import default_spec, in_force, training_table
-
-        table = training_table(portfolio)
-        table = table[in_force(table)].reset_index(drop=True)
-        spec = FeatureSpec.from_yaml(spec_path) if spec_path else default_spec(table)
-        return table, spec
-    raise typer.BadParameter(f"unknown task {task}")
-
-
 @train_app.command("valuation")
 @user_errors
 def train_valuation_command(
@@ -198,11 +183,12 @@ def train_valuation_command(
     import json
 
     from models import store
+    from models.datasets import training_data
     from valuation.train import train_valuation
 
     with _progress() as bar:
         task = bar.add_task("loading data", total=3)
-        table, feature_spec = _training_data(data, spec, "valuation")
+        table, feature_spec, _ = training_data("valuation", data, spec)
         bar.update(task, advance=1, description=f"training on {len(table):,} rows")
         trained = train_valuation(table, feature_spec, seed=seed)
         bar.update(task, advance=1, description="storing")
@@ -232,12 +218,80 @@ def value(
     table = read_table(input)
     out, problems = valuer.value(table, level)
     write_table(out, output)
-    typer.echo(f"valued {len(out) - len({p.row for p in problems})} of {len(out)} rows -> {output}")
+    _report_refused(len(out), problems, output, "valued")
+
+
+def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
+    """Say how many rows were done; list refused ones (the first 20) and exit 3 when there are any."""
+    typer.echo(f"{verb} {n_rows - len({p.row for p in problems})} of {n_rows} rows -> {output}")
     if problems:
         for p in problems[:20]:
             console.print(f"refused: {p}", markup=False, highlight=False)
         if len(problems) > 20:
             console.print(
-                f"... {len(problems) - 20} more; every refused row has its reason in the `error` column"
+                f"... {len(problems) - 20} more; every refused row has its reason in the `error` column",
+                markup=False,
             )
         raise typer.Exit(3)
+
+
+@train_app.command("scoring")
+@user_errors
+def train_scoring_command(
+    data: Annotated[
+        Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")
+    ] = None,
+    spec: Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")] = None,
+    name: Annotated[str, typer.Option(help="Name to store the model under")] = "ipcredit-scoring",
+    valuation: Annotated[str, typer.Option(help="Valuation model that values a portfolio's bundles")] = (
+        "ipcredit-valuation"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the split and the model")] = 0,
+):
+    """Train the "IP + credit" scoring model and its scorecard challenger; prints held-out metrics
+    and writes the validation report (HTML and JSON) beside the stored model."""
+    import json
+
+    from models import store
+    from models.datasets import training_data
+    from scoring.train import train_scoring
+    from scoring.validation import write_report
+
+    with _progress() as bar:
+        task = bar.add_task("loading data", total=4)
+        valuer = None if data is not None and data.is_file() else store.load(valuation)
+        table, feature_spec, _ = training_data("scoring", data, spec, valuer=valuer)
+        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
+        trained = train_scoring(table, feature_spec, seed=seed)
+        bar.update(task, advance=1, description="storing")
+        folder = store.save(name, trained.model, feature_spec, trained.metrics)
+        bar.update(task, advance=1, description="validation report")
+        html, _ = write_report(trained.report, folder)
+        bar.update(task, advance=1, description="done")
+    typer.echo(json.dumps(trained.metrics, indent=2))
+    typer.echo(f"stored {folder}; validation report {html}")
+
+
+@app.command()
+@user_errors
+def score(
+    input: Annotated[
+        Path, typer.Option(help="Applications to score (.csv or .parquet) with the model's columns")
+    ],
+    output: Annotated[Path, typer.Option(help="Where to write the scores (.csv or .parquet)")],
+    model: Annotated[str, typer.Option(help="Stored model name")] = "ipcredit-scoring",
+    language: Annotated[str, typer.Option(help="Language of the reason texts: zh or en")] = "zh",
+):
+    """Score applications: one output row per input row, in input order (id, pd, score, grade,
+    reason_codes, then recommendation, reasons, error). Bad rows are listed on stderr; exit code 3."""
+    from features.io import check_format, read_table, write_table
+    from models import store
+    from scoring.model import score_batch
+    from scoring.scale import DecisionPolicy
+
+    check_format(output)
+    scorer = store.load(model)
+    table = read_table(input)
+    out, problems = score_batch(scorer, table, policy=DecisionPolicy(), language=language)
+    write_table(out, output)
+    _report_refused(len(out), problems, output, "scored")
