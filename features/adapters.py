@@ -112,10 +112,20 @@ def _as_categorical(df: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
     return df.astype({name: "category" for name in columns})
 
 
-def _scoring_spec(target: str, id_: str, numeric: Sequence[str], categorical: Sequence[str] = (),
-                  monotone: dict[str, str] | None = None) -> FeatureSpec:
+def _scoring_spec(
+    target: str,
+    id_: str,
+    numeric: Sequence[str],
+    categorical: Sequence[str] = (),
+    monotone: dict[str, str] | None = None,
+    non_negative: Sequence[str] = (),
+) -> FeatureSpec:
+    """A scoring spec; `non_negative` columns (counts, amounts, ages) refuse values below 0."""
     monotone = monotone or {}
-    features = [FeatureColumn(name, "numeric", monotone.get(name)) for name in numeric]
+    features = [
+        FeatureColumn(name, "numeric", monotone.get(name), 0.0 if name in non_negative else None)
+        for name in numeric
+    ]
     features += [FeatureColumn(name, "categorical") for name in categorical]
     return FeatureSpec(target=target, features=tuple(features), id=id_, task="scoring")
 
@@ -131,7 +141,7 @@ POLISH_ATTRIBUTE_MEANINGS: dict[str, str] = {
     "attr3": "working capital / total assets",
     "attr4": "current assets / short-term liabilities",
     "attr5": "[(cash + short-term securities + receivables - short-term liabilities)"
-             " / (operating expenses - depreciation)] * 365",
+    " / (operating expenses - depreciation)] * 365",
     "attr6": "retained earnings / total assets",
     "attr7": "EBIT / total assets",
     "attr8": "book value of equity / total liabilities",
@@ -213,8 +223,9 @@ def load_polish_bankruptcy(horizon: int = 1, root: str | Path | None = None) -> 
     bankrupt = _map_labels(label_text, {"0": 0, "1": 1}, "class", path)
     out = pd.concat([pd.DataFrame({"firm_row": _row_numbers(len(raw))}), ratios], axis=1)
     out["bankrupt"] = bankrupt.to_numpy()
-    logger.info("polish bankruptcy horizon %s: %d firms, %d bankrupt",
-                horizon, len(out), int(out["bankrupt"].sum()))
+    logger.info(
+        "polish bankruptcy horizon %s: %d firms, %d bankrupt", horizon, len(out), int(out["bankrupt"].sum())
+    )
     return out
 
 
@@ -268,7 +279,10 @@ def load_german_credit(root: str | Path | None = None) -> pd.DataFrame:
     return out
 
 
-GERMAN_CREDIT_SPEC = _scoring_spec("default", "applicant_row", GERMAN_NUMERIC, GERMAN_CATEGORICAL)
+# Every numeric German column is a duration, an amount, a rate band, a count or an age.
+GERMAN_CREDIT_SPEC = _scoring_spec(
+    "default", "applicant_row", GERMAN_NUMERIC, GERMAN_CATEGORICAL, non_negative=GERMAN_NUMERIC
+)
 
 
 # ================================================================ HMEQ (home equity loans)
@@ -301,7 +315,9 @@ def load_hmeq(root: str | Path | None = None) -> pd.DataFrame:
     return out
 
 
-HMEQ_SPEC = _scoring_spec("bad", "loan_row", HMEQ_NUMERIC, HMEQ_CATEGORICAL, monotone=HMEQ_MONOTONE)
+HMEQ_SPEC = _scoring_spec(
+    "bad", "loan_row", HMEQ_NUMERIC, HMEQ_CATEGORICAL, monotone=HMEQ_MONOTONE, non_negative=HMEQ_NUMERIC
+)
 
 
 # ================================================================ Chinese SME invoices (CUMCM 2020 C)
@@ -362,8 +378,10 @@ def _read_invoice_folder(folder: Path, counterparty: str) -> pd.DataFrame:
         for code, rows in rows_per_file.items()
         if rows_per_code.get(code, 0) != rows
     ]
-    problems += [Problem("企业代号", "an enterprise with its own file", code)
-                 for code in rows_per_code.index.difference(list(rows_per_file))]
+    problems += [
+        Problem("企业代号", "an enterprise with its own file", code)
+        for code in rows_per_code.index.difference(list(rows_per_file))
+    ]
     if problems:
         raise InvalidData(problems, what=str(folder))
     invoices["file_row"] = invoices.groupby("企业代号", sort=False).cumcount()
@@ -400,32 +418,41 @@ def _clean_invoices(raw: pd.DataFrame, counterparty: str, folder: Path) -> pd.Da
         (counterparty, "a counterparty code", raw[counterparty].isna()),
     ]
     problems = [
-        Problem(field, expected, _plain(raw[field].iloc[i]), row=int(raw["file_row"].iloc[i]),
-                record_id=raw["企业代号"].iloc[i])
+        Problem(
+            field,
+            expected,
+            _plain(raw[field].iloc[i]),
+            row=int(raw["file_row"].iloc[i]),
+            record_id=raw["企业代号"].iloc[i],
+        )
         for field, expected, bad in checks
         for i in np.flatnonzero(bad.to_numpy())
     ]
     if problems:
         what = f"invoices in {folder} (row = 0-based data row of the enterprise's file)"
         raise InvalidData(problems, what=what)
-    return pd.DataFrame({
-        "enterprise_code": raw["企业代号"],
-        "counterparty": raw[counterparty],
-        "amount": raw["金额"].astype("float64"),
-        "valid": (status == INVOICE_VALID).to_numpy(),
-        "month": (dates.dt.year * 12 + dates.dt.month - 1).astype("int64"),
-    })
+    return pd.DataFrame(
+        {
+            "enterprise_code": raw["企业代号"],
+            "counterparty": raw[counterparty],
+            "amount": raw["金额"].astype("float64"),
+            "valid": (status == INVOICE_VALID).to_numpy(),
+            "month": (dates.dt.year * 12 + dates.dt.month - 1).astype("int64"),
+        }
+    )
 
 
 def _count_features(invoices: pd.DataFrame, side: str) -> pd.DataFrame:
     by_firm = invoices.groupby("enterprise_code")
     valid = invoices[invoices["valid"]]
-    return pd.DataFrame({
-        f"n_invoices_{side}": by_firm.size(),
-        f"void_rate_{side}": (~invoices["valid"]).groupby(invoices["enterprise_code"]).mean(),
-        # Red-letter invoices (negative 金额) reverse an earlier sale or purchase: returns, corrections.
-        f"negative_invoice_share_{side}": (valid["amount"] < 0).groupby(valid["enterprise_code"]).mean(),
-    })
+    return pd.DataFrame(
+        {
+            f"n_invoices_{side}": by_firm.size(),
+            f"void_rate_{side}": (~invoices["valid"]).groupby(invoices["enterprise_code"]).mean(),
+            # Red-letter invoices (negative 金额) reverse an earlier sale or purchase: returns, corrections.
+            f"negative_invoice_share_{side}": (valid["amount"] < 0).groupby(valid["enterprise_code"]).mean(),
+        }
+    )
 
 
 def _concentration(valid: pd.DataFrame) -> pd.DataFrame:
@@ -438,8 +465,13 @@ def _concentration(valid: pd.DataFrame) -> pd.DataFrame:
     net = net[net > 0]
     share = net / net.groupby(level="enterprise_code").transform("sum")
     by_firm = share.groupby(level="enterprise_code")
-    return pd.DataFrame({"top_share": by_firm.max(), "hhi": (share**2).groupby(level="enterprise_code").sum(),
-                         "n_counterparties": valid.groupby("enterprise_code")["counterparty"].nunique()})
+    return pd.DataFrame(
+        {
+            "top_share": by_firm.max(),
+            "hhi": (share**2).groupby(level="enterprise_code").sum(),
+            "n_counterparties": valid.groupby("enterprise_code")["counterparty"].nunique(),
+        }
+    )
 
 
 def _monthly_sales(valid_sales: pd.DataFrame, enterprises: pd.Index, months: range) -> pd.DataFrame:
@@ -453,8 +485,9 @@ def _ratio(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
     return (numerator / denominator.where(denominator > 0)).astype("float64")
 
 
-def _sales_features(out_valid: pd.DataFrame, in_valid: pd.DataFrame, all_months: pd.DataFrame,
-                    enterprises: pd.Index) -> pd.DataFrame:
+def _sales_features(
+    out_valid: pd.DataFrame, in_valid: pd.DataFrame, all_months: pd.DataFrame, enterprises: pd.Index
+) -> pd.DataFrame:
     span = all_months.groupby("enterprise_code")["month"].agg(["min", "max"]).reindex(enterprises)
     first, last = span["min"].to_numpy(dtype="float64"), span["max"].to_numpy(dtype="float64")
     reference = int(all_months["month"].max())  # the data set's final month (2020-02 for both sets)
@@ -474,14 +507,17 @@ def _sales_features(out_valid: pd.DataFrame, in_valid: pd.DataFrame, all_months:
     keys = ["enterprise_code", "month"]
     valid_months = pd.concat([out_valid[keys], in_valid[keys]]).drop_duplicates()
     by_firm = valid_months.groupby("enterprise_code")["month"]
-    return pd.DataFrame({
-        "monthly_sales_mean": mean,
-        "sales_volatility": _ratio(spanned.std(axis=1, ddof=0), mean),
-        "sales_growth": _ratio(recent, earlier) - 1.0,
-        "gross_margin_proxy": _ratio(sales - purchases, sales),
-        "active_months": by_firm.nunique().reindex(enterprises, fill_value=0),
-        "months_since_last_invoice": (reference - by_firm.max()).reindex(enterprises),
-    }, index=enterprises)
+    return pd.DataFrame(
+        {
+            "monthly_sales_mean": mean,
+            "sales_volatility": _ratio(spanned.std(axis=1, ddof=0), mean),
+            "sales_growth": _ratio(recent, earlier) - 1.0,
+            "gross_margin_proxy": _ratio(sales - purchases, sales),
+            "active_months": by_firm.nunique().reindex(enterprises, fill_value=0),
+            "months_since_last_invoice": (reference - by_firm.max()).reindex(enterprises),
+        },
+        index=enterprises,
+    )
 
 
 def _read_enterprise_information(root: str | Path | None, which: str) -> tuple[pd.DataFrame, Path]:
@@ -490,10 +526,14 @@ def _read_enterprise_information(root: str | Path | None, which: str) -> tuple[p
     labelled = which == "credit_history"
     _require_columns(info, ["企业代号", "企业名称"] + (["信誉评级", "是否违约"] if labelled else []), path)
     codes = info["企业代号"]
-    problems = [Problem("企业代号", "a code on every row", None, row=int(i))
-                for i in np.flatnonzero(codes.isna().to_numpy())]
-    problems += [Problem("企业代号", "each enterprise listed once", codes.iloc[i], row=int(i))
-                 for i in np.flatnonzero((codes.duplicated() & codes.notna()).to_numpy())]
+    problems = [
+        Problem("企业代号", "a code on every row", None, row=int(i))
+        for i in np.flatnonzero(codes.isna().to_numpy())
+    ]
+    problems += [
+        Problem("企业代号", "each enterprise listed once", codes.iloc[i], row=int(i))
+        for i in np.flatnonzero((codes.duplicated() & codes.notna()).to_numpy())
+    ]
     if problems:
         raise InvalidData(problems, what=str(path))
     out = pd.DataFrame({"enterprise_code": codes, "enterprise_name": info["企业名称"].str.strip()})
@@ -501,8 +541,10 @@ def _read_enterprise_information(root: str | Path | None, which: str) -> tuple[p
         ratings = info["信誉评级"]
         bad = ~ratings.isin(SME_RATINGS.categories)
         if bad.any():
-            problems = [Problem("信誉评级", "A, B, C or D", ratings.iloc[i], row=i, record_id=codes.iloc[i])
-                        for i in np.flatnonzero(bad.to_numpy())]
+            problems = [
+                Problem("信誉评级", "A, B, C or D", ratings.iloc[i], row=i, record_id=codes.iloc[i])
+                for i in np.flatnonzero(bad.to_numpy())
+            ]
             raise InvalidData(problems, what=str(path))
         out["credit_rating"] = pd.Categorical(ratings, dtype=SME_RATINGS)
         out["defaulted"] = _map_labels(info["是否违约"], SME_DEFAULT_LABELS, "是否违约", path).to_numpy()
@@ -526,27 +568,47 @@ def load_sme_invoices(which: str = "credit_history", root: str | Path | None = N
     seen = set().union(*(inv["enterprise_code"].unique() for inv in sides.values()))
     unknown = sorted(seen - set(enterprises), key=_natural_order)
     if unknown:
-        raise InvalidData([Problem("企业代号", f"an enterprise listed in {info_path.name}", code)
-                           for code in unknown], what=f"{which} invoices")
+        raise InvalidData(
+            [Problem("企业代号", f"an enterprise listed in {info_path.name}", code) for code in unknown],
+            what=f"{which} invoices",
+        )
     output, input_ = sides["output"], sides["input"]
     out_valid, in_valid = output[output["valid"]], input_[input_["valid"]]
     customers, suppliers = _concentration(out_valid), _concentration(in_valid)
     all_months = pd.concat([output[["enterprise_code", "month"]], input_[["enterprise_code", "month"]]])
-    features = pd.concat([
-        _sales_features(out_valid, in_valid, all_months, enterprises),
-        _count_features(output, "output").reindex(enterprises),
-        _count_features(input_, "input").reindex(enterprises),
-        customers.rename(columns={"top_share": "top_customer_share", "hhi": "customer_hhi",
-                                  "n_counterparties": "n_customers"}).reindex(enterprises),
-        suppliers.rename(columns={"top_share": "top_supplier_share", "hhi": "supplier_hhi",
-                                  "n_counterparties": "n_suppliers"}).reindex(enterprises),
-    ], axis=1)
+    features = pd.concat(
+        [
+            _sales_features(out_valid, in_valid, all_months, enterprises),
+            _count_features(output, "output").reindex(enterprises),
+            _count_features(input_, "input").reindex(enterprises),
+            customers.rename(
+                columns={
+                    "top_share": "top_customer_share",
+                    "hhi": "customer_hhi",
+                    "n_counterparties": "n_customers",
+                }
+            ).reindex(enterprises),
+            suppliers.rename(
+                columns={
+                    "top_share": "top_supplier_share",
+                    "hhi": "supplier_hhi",
+                    "n_counterparties": "n_suppliers",
+                }
+            ).reindex(enterprises),
+        ],
+        axis=1,
+    )
     counts = ["n_invoices_output", "n_invoices_input", "n_customers", "n_suppliers", "active_months"]
     features[counts] = features[counts].fillna(0).astype("int64")  # no invoice of that kind: a true 0
     features = features[SME_FEATURES + ["n_invoices_output", "n_invoices_input"]].reset_index(drop=True)
     out = pd.concat([info.reset_index(drop=True), features], axis=1)
-    logger.info("sme invoices %s: %d enterprises from %d output and %d input invoices",
-                which, len(out), len(output), len(input_))
+    logger.info(
+        "sme invoices %s: %d enterprises from %d output and %d input invoices",
+        which,
+        len(out),
+        len(output),
+        len(input_),
+    )
     return out
 
 
@@ -580,15 +642,24 @@ _US_2004_RENAMES = {
     "num_authors": "n_inventors",
 }
 # Absent from the 2002 files (the repo scraped them only for 2004 grants): left NaN.
-US_2002_MISSING = [*IPC_COLUMNS, "num_applications", "backward_citations", "nonpatent_citations",
-                   "n_claims", "num_similar_doc"]
+US_2002_MISSING = [
+    *IPC_COLUMNS,
+    "num_applications",
+    "backward_citations",
+    "nonpatent_citations",
+    "n_claims",
+    "num_similar_doc",
+]
 
 
 def _load_us_2004(root: str | Path | None) -> pd.DataFrame:
     path = _dataset_path(root, US_PATENT_FOLDER, "nontext_features.csv")
     raw = pd.read_csv(path, dtype={"id": "str"})
-    _require_columns(raw, [*_US_2004_RENAMES, "publication_year", "num_applications", "num_similar_doc",
-                           "payment_times"], path)
+    _require_columns(
+        raw,
+        [*_US_2004_RENAMES, "publication_year", "num_applications", "num_similar_doc", "payment_times"],
+        path,
+    )
     return raw.rename(columns=_US_2004_RENAMES)
 
 
@@ -602,19 +673,25 @@ def _load_us_2002(root: str | Path | None) -> pd.DataFrame:
     _require_columns(payments, ["id", "payment_times"], payments_path)
     unmatched = sorted(set(patents["id"]) ^ set(payments["id"]))
     if unmatched:
-        raise InvalidData([Problem("id", "listed in both 2002 files", patent) for patent in unmatched],
-                          what="2002 patent files")
+        raise InvalidData(
+            [Problem("id", "listed in both 2002 files", patent) for patent in unmatched],
+            what="2002 patent files",
+        )
     merged = patents.merge(payments[["id", "payment_times"]], on="id", how="inner", validate="one_to_one")
     published = pd.to_datetime(merged["publication date"], format="%Y-%m-%d")
-    out = pd.DataFrame({
-        "id": merged["id"],
-        "publication_year": published.dt.year.astype("int64"),
-        # Same count as the 2004 file's num_authors: on the 2,995 2004 grants also in patent_lists/,
-        # counting comma-separated names there matches num_authors on every row.
-        "n_inventors": merged["inventor/author"].str.split(",").map(
-            lambda names: sum(1 for name in names if name.strip())).astype("int64"),
-        "payment_times": merged["payment_times"],
-    })
+    out = pd.DataFrame(
+        {
+            "id": merged["id"],
+            "publication_year": published.dt.year.astype("int64"),
+            # Same count as the 2004 file's num_authors: on the 2,995 2004 grants also in patent_lists/,
+            # counting comma-separated names there matches num_authors on every row.
+            "n_inventors": merged["inventor/author"]
+            .str.split(",")
+            .map(lambda names: sum(1 for name in names if name.strip()))
+            .astype("int64"),
+            "payment_times": merged["payment_times"],
+        }
+    )
     for name in US_2002_MISSING:
         out[name] = np.nan
     return out.rename(columns={"id": "patent_id"})
@@ -644,8 +721,19 @@ US_PATENT_RENEWALS_SPEC = _scoring_spec("renewed_twice", "patent_id", US_PATENT_
 PTAB_FOLDER = "uspto_ptab_challenge_sample"
 PTAB_SPLITS = ("train", "test", "all")
 _PTAB_RENAMES = {"id": "patent_id", "type": "patent_type", "num_claims": "n_claims", "aia": "challenged"}
-PTAB_COLUMNS = ["patent_id", "patent_type", "grant_date", "grant_year", "kind", "n_claims", "withdrawn",
-                "challenged", "title", "abstract", "split"]
+PTAB_COLUMNS = [
+    "patent_id",
+    "patent_type",
+    "grant_date",
+    "grant_year",
+    "kind",
+    "n_claims",
+    "withdrawn",
+    "challenged",
+    "title",
+    "abstract",
+    "split",
+]
 
 
 def _load_ptab_split(root: str | Path | None, split: str) -> pd.DataFrame:
@@ -684,8 +772,11 @@ PTAB_SPEC = FeatureSpec(
     target="challenged",
     id="patent_id",
     task="scoring",
-    features=(FeatureColumn("n_claims", "numeric"), FeatureColumn("grant_year", "numeric"),
-              FeatureColumn("kind", "categorical")),
+    features=(
+        FeatureColumn("n_claims", "numeric"),
+        FeatureColumn("grant_year", "numeric"),
+        FeatureColumn("kind", "categorical"),
+    ),
 )
 
 

@@ -50,7 +50,7 @@ TASKS = ("scoring", "valuation")
 KNOWN_TOP_LEVEL_KEYS = ("target", "id", "task", "features")
 # Keys of one feature entry. Unknown ones are refused: a typo such as `monotonic:` would otherwise
 # silently drop a monotone constraint the bank relies on.
-KNOWN_FEATURE_KEYS = ("name", "type", "monotone")
+KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max")
 SCORING_TARGET_VALUES = (0, 1)
 _MONOTONE_SIGN = {"increasing": 1, "decreasing": -1, None: 0}
 
@@ -62,6 +62,21 @@ def _name_problems(value: object, field_name: str) -> list[Problem]:
     if isinstance(value, str) and value.strip():
         return []
     return [Problem(field_name, "a non-empty column name (string)", value)]
+
+
+def _bound_problems(type_: object, low: object, high: object, where: str) -> list[Problem]:
+    """`min` and `max` are optional numbers on numeric features, with min <= max."""
+    problems = []
+    for key, value in (("min", low), ("max", high)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            problems.append(Problem(f"{where}.{key}", "a number or absent", value))
+        elif type_ == "categorical":
+            problems.append(Problem(f"{where}.{key}", "no bound on a categorical feature", value))
+    if not problems and low is not None and high is not None and low > high:
+        problems.append(Problem(f"{where}.max", f"a bound >= min ({low})", high))
+    return problems
 
 
 def _column_problems(name: object, type_: object, monotone: object, where: str) -> list[Problem]:
@@ -112,21 +127,27 @@ def _spec_problems(
 
 @dataclass(frozen=True)
 class FeatureColumn:
-    """One model input: its column name, its type and, for numeric ones, a known direction of effect."""
+    """One model input: its column name, its type and, for numeric ones, a known direction of effect
+    and the bounds outside which a value is impossible (a negative count, say) and is refused."""
 
     name: str
     type: Literal["numeric", "categorical"]
     monotone: Literal["increasing", "decreasing"] | None = None
+    min: float | None = None
+    max: float | None = None
 
     def __post_init__(self) -> None:
-        problems = _column_problems(self.name, self.type, self.monotone, f"feature {self.name!r}")
+        where = f"feature {self.name!r}"
+        problems = _column_problems(self.name, self.type, self.monotone, where)
+        problems += _bound_problems(self.type, self.min, self.max, where)
         if problems:
             raise InvalidData(problems, what="feature column")
 
-    def to_dict(self) -> dict[str, str]:
-        entry = {"name": self.name, "type": self.type}
-        if self.monotone is not None:
-            entry["monotone"] = self.monotone
+    def to_dict(self) -> dict[str, str | float]:
+        entry: dict[str, str | float] = {"name": self.name, "type": self.type}
+        for key in ("monotone", "min", "max"):
+            if getattr(self, key) is not None:
+                entry[key] = getattr(self, key)
         return entry
 
 
@@ -199,8 +220,9 @@ class FeatureSpec:
         if not isinstance(d, Mapping):
             problem = Problem("spec", "a mapping of keys to values", _type_name(d))
             raise InvalidData([problem], what="feature spec")
-        problems = [Problem(key, f"a `{key}:` key", "missing") for key in ("target", "features")
-                    if key not in d]
+        problems = [
+            Problem(key, f"a `{key}:` key", "missing") for key in ("target", "features") if key not in d
+        ]
         if "target" in d:
             problems += _name_problems(d["target"], "target")
         raw_features = d.get("features", [])
@@ -220,6 +242,7 @@ class FeatureSpec:
             if unknown:
                 problems.append(Problem(where, f"only keys {list(KNOWN_FEATURE_KEYS)}", unknown))
             problems += _column_problems(entry.get("name"), entry.get("type"), entry.get("monotone"), where)
+            problems += _bound_problems(entry.get("type"), entry.get("min"), entry.get("max"), where)
             names.append(entry.get("name"))
         extra = {key: value for key, value in d.items() if key not in KNOWN_TOP_LEVEL_KEYS}
         problems += _spec_problems(d.get("target"), names, d.get("id"), d.get("task"), extra)
@@ -228,7 +251,10 @@ class FeatureSpec:
         if extra:
             logger.debug("feature spec keeps unknown top-level keys %s", sorted(extra))
         features = tuple(
-            FeatureColumn(entry["name"], entry["type"], entry.get("monotone")) for entry in raw_features
+            FeatureColumn(
+                entry["name"], entry["type"], entry.get("monotone"), entry.get("min"), entry.get("max")
+            )
+            for entry in raw_features
         )
         return cls(target=d["target"], features=features, id=d.get("id"), task=d.get("task"), extra=extra)
 
@@ -363,11 +389,14 @@ def _bad_target_positions(target: pd.Series, task: str) -> list[int]:
         return _positions(present & ~allowed)
     # Text / object columns: judge each value, so "1" (a string) or True is refused, 1 or 1.0 accepted.
     if task == "scoring":
+
         def ok(value: object) -> bool:
             return _is_number(value) and value in SCORING_TARGET_VALUES
     else:
+
         def ok(value: object) -> bool:
             return _is_number(value) and math.isfinite(value) and value > 0
+
     return [position for position, value in enumerate(target) if not pd.isna(value) and not ok(value)]
 
 

@@ -31,6 +31,36 @@ MONOTONE = {
     "bundle_value_to_amount": "decreasing",
 }
 CATEGORICAL = {"industry"}
+# Columns that can only be zero or more; a ratio such as net margin or growth may well be negative.
+NON_NEGATIVE = {
+    "amount_cny",
+    "term_months",
+    "annual_rate",
+    "guarantee_share",
+    "insurance_share",
+    "employees",
+    "age_years",
+    "overdue_count_24m",
+    "max_overdue_days_24m",
+    "court_judgements",
+    "enforcement_count",
+    "admin_penalties",
+    "current_ratio",
+    "rd_intensity",
+    "rd_staff_share",
+    "tax_to_revenue",
+    "debt_to_revenue",
+    "leverage",
+    "n_assets",
+    "n_patents",
+    "n_trademarks",
+    "n_inventions",
+    "ltv_on_pledge",
+    "bundle_value_to_amount",
+    "strongest_asset_value_cny",
+    "shortest_remaining_years",
+    "mean_remaining_years",
+}
 NOT_FEATURES = {TARGET, ID, "liquidation_value_cny", "pledge_value_cny", "bundle_value_cny", "amount_cny"}
 
 
@@ -109,7 +139,12 @@ def scoring_table(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
 def default_spec(table: pd.DataFrame) -> FeatureSpec:
     """The spec of the built-in scoring model over `scoring_table`'s columns."""
     features = tuple(
-        FeatureColumn(name=c, type="categorical" if c in CATEGORICAL else "numeric", monotone=MONOTONE.get(c))
+        FeatureColumn(
+            name=c,
+            type="categorical" if c in CATEGORICAL else "numeric",
+            monotone=MONOTONE.get(c),
+            min=0.0 if c in NON_NEGATIVE else None,
+        )
         for c in table.columns
         if c not in NOT_FEATURES
     )

@@ -23,14 +23,16 @@ features:
 
 def make_table(n: int = 6, seed: int = 7) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
-    return pd.DataFrame({
-        "loan_id": [f"L{i}" for i in range(n)],
-        "revenue": rng.lognormal(13, 1, n),
-        "industry": rng.choice(["C39", "I65", "M73"], n),
-        "overdue_days": rng.integers(0, 90, n),
-        "equity_ratio": rng.uniform(0, 1, n),
-        "defaulted": [0, 1] * (n // 2),
-    })
+    return pd.DataFrame(
+        {
+            "loan_id": [f"L{i}" for i in range(n)],
+            "revenue": rng.lognormal(13, 1, n),
+            "industry": rng.choice(["C39", "I65", "M73"], n),
+            "overdue_days": rng.integers(0, 90, n),
+            "equity_ratio": rng.uniform(0, 1, n),
+            "defaulted": [0, 1] * (n // 2),
+        }
+    )
 
 
 @pytest.fixture
@@ -97,30 +99,58 @@ def test_missing_yaml_file_is_file_not_found(tmp_path):
 # ---------------------------------------------------------------- refusals of the spec itself
 
 BAD_SPECS = [
-    pytest.param("target: y\nfeatures:\n  - {name: a, type: float}\n", r"features\[0\]\.type.*'float'",
-                 id="unknown type"),
-    pytest.param("target: y\nfeatures:\n  - {name: a, type: numeric, monotone: up}\n",
-                 r"features\[0\]\.monotone.*'up'", id="unknown monotone"),
-    pytest.param("target: y\nfeatures:\n  - {name: a, type: categorical, monotone: increasing}\n",
-                 r"no monotone direction on a categorical feature", id="monotone on categorical"),
-    pytest.param("target: y\nfeatures:\n  - {name: a, type: numeric}\n  - {name: a, type: categorical}\n",
-                 r"features\[1\]\.name: expected feature names listed once; got 'a'", id="duplicate names"),
-    pytest.param("target: y\nfeatures:\n  - {name: y, type: numeric}\n",
-                 r"the target not listed as a feature", id="target as feature"),
-    pytest.param("target: y\nid: k\nfeatures:\n  - {name: k, type: categorical}\n",
-                 r"the id not listed as a feature", id="id as feature"),
-    pytest.param("features:\n  - {name: a, type: numeric}\n",
-                 r"target: expected a `target:` key; got 'missing'", id="missing target"),
-    pytest.param("target: y\n", r"features: expected a `features:` key; got 'missing'",
-                 id="missing features"),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: a, type: float}\n",
+        r"features\[0\]\.type.*'float'",
+        id="unknown type",
+    ),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: a, type: numeric, monotone: up}\n",
+        r"features\[0\]\.monotone.*'up'",
+        id="unknown monotone",
+    ),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: a, type: categorical, monotone: increasing}\n",
+        r"no monotone direction on a categorical feature",
+        id="monotone on categorical",
+    ),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: a, type: numeric}\n  - {name: a, type: categorical}\n",
+        r"features\[1\]\.name: expected feature names listed once; got 'a'",
+        id="duplicate names",
+    ),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: y, type: numeric}\n",
+        r"the target not listed as a feature",
+        id="target as feature",
+    ),
+    pytest.param(
+        "target: y\nid: k\nfeatures:\n  - {name: k, type: categorical}\n",
+        r"the id not listed as a feature",
+        id="id as feature",
+    ),
+    pytest.param(
+        "features:\n  - {name: a, type: numeric}\n",
+        r"target: expected a `target:` key; got 'missing'",
+        id="missing target",
+    ),
+    pytest.param(
+        "target: y\n", r"features: expected a `features:` key; got 'missing'", id="missing features"
+    ),
     pytest.param("target: y\nfeatures: []\n", r"at least one feature", id="empty features"),
     pytest.param("- just\n- a list\n", r"spec: expected a mapping", id="non-mapping yaml"),
     pytest.param("plain text", r"spec: expected a mapping", id="scalar yaml"),
     pytest.param("target: y\nfeatures: [\n", r"well-formed YAML", id="broken yaml"),
-    pytest.param("target: y\nfeatures:\n  - {name: a, type: numeric, monotonic: increasing}\n",
-                 r"only keys.*monotonic", id="misspelt monotone key"),
-    pytest.param("target: y\ntask: pricing\nfeatures:\n  - {name: a, type: numeric}\n",
-                 r"task: expected one of \['scoring', 'valuation'\]", id="unknown task"),
+    pytest.param(
+        "target: y\nfeatures:\n  - {name: a, type: numeric, monotonic: increasing}\n",
+        r"only keys.*monotonic",
+        id="misspelt monotone key",
+    ),
+    pytest.param(
+        "target: y\ntask: pricing\nfeatures:\n  - {name: a, type: numeric}\n",
+        r"task: expected one of \['scoring', 'valuation'\]",
+        id="unknown task",
+    ),
 ]
 
 
@@ -142,8 +172,13 @@ features:
     with pytest.raises(InvalidData) as caught:
         FeatureSpec.from_yaml(text)
     fields = [problem.field for problem in caught.value.problems]
-    assert fields == ["features[0].type", "features[1].monotone", "features[2].monotone",
-                      "features[2].name", "id"]
+    assert fields == [
+        "features[0].type",
+        "features[1].monotone",
+        "features[2].monotone",
+        "features[2].name",
+        "id",
+    ]
 
 
 def test_direct_construction_is_checked_too():
@@ -208,13 +243,17 @@ def test_missing_target_values_are_refused(spec):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        pytest.param([0, 1, 2, 0, 1, -1], r"got 2 \(row 2, id L2\)(.|\n)*got -1 \(row 5",
-                     id="other integers"),
+        pytest.param(
+            [0, 1, 2, 0, 1, -1], r"got 2 \(row 2, id L2\)(.|\n)*got -1 \(row 5", id="other integers"
+        ),
         pytest.param([0.0, 1.0, 0.5, 0.0, 1.0, 0.0], r"got 0.5 \(row 2", id="fractions"),
         pytest.param(["0", "1", "1", "0", "0", "1"], r"got '0' \(row 0", id="strings"),
         pytest.param([True, False, True, False, True, False], r"not booleans", id="booleans"),
-        pytest.param(pd.array([True, False, True, False, True, False], dtype="boolean"), r"not booleans",
-                     id="nullable booleans"),
+        pytest.param(
+            pd.array([True, False, True, False, True, False], dtype="boolean"),
+            r"not booleans",
+            id="nullable booleans",
+        ),
     ],
 )
 def test_scoring_target_must_be_numeric_zero_or_one(spec, values, message):
@@ -268,7 +307,11 @@ def test_all_table_problems_are_listed_at_once(spec):
     with pytest.raises(InvalidData) as caught:
         spec.check(table, task="scoring")
     assert sorted(problem.field for problem in caught.value.problems) == [
-        "defaulted", "industry", "loan_id", "revenue"]
+        "defaulted",
+        "industry",
+        "loan_id",
+        "revenue",
+    ]
 
 
 # ---------------------------------------------------------------- infer_spec
@@ -285,3 +328,17 @@ def test_infer_spec_types_columns_by_dtype():
 def test_infer_spec_refuses_unknown_target_or_id():
     with pytest.raises(InvalidData, match=r"target_col: expected a column(.|\n)*key: expected a column"):
         infer_spec(make_table(), target="target_col", id="key")
+
+
+def test_numeric_bounds_are_accepted_kept_and_checked():
+    spec = FeatureSpec.from_yaml(
+        "target: y\nfeatures:\n  - {name: claims, type: numeric, min: 0}\n  - {name: share, type: numeric, min: 0, max: 1}\n"
+    )
+    assert (spec.features[0].min, spec.features[1].max) == (0, 1)
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+    with pytest.raises(InvalidData, match=r"features\[0\]\.max: expected a bound >= min"):
+        FeatureSpec.from_yaml("target: y\nfeatures:\n  - {name: a, type: numeric, min: 2, max: 1}\n")
+    with pytest.raises(InvalidData, match=r"features\[0\]\.min: expected no bound on a categorical feature"):
+        FeatureSpec.from_yaml("target: y\nfeatures:\n  - {name: a, type: categorical, min: 0}\n")
+    with pytest.raises(InvalidData, match=r"features\[0\]\.min: expected a number or absent"):
+        FeatureSpec.from_yaml("target: y\nfeatures:\n  - {name: a, type: numeric, min: zero}\n")

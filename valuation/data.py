@@ -137,7 +137,9 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
         if name in NOT_FEATURES:
             continue
         kind = "categorical" if name in CATEGORICAL else "numeric"
-        features.append(FeatureColumn(name=name, type=kind, monotone=MONOTONE.get(name)))
+        # every numeric input of the valuation table is a count, an age, a share, a score or an amount
+        low = 0.0 if kind == "numeric" else None
+        features.append(FeatureColumn(name=name, type=kind, monotone=MONOTONE.get(name), min=low))
     return FeatureSpec(target=TARGET, id=ID, features=tuple(features), task="valuation")
 
 

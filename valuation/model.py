@@ -39,8 +39,8 @@ DEFAULT_PARAMS = {
 class SpecEncoder:
     """Turns a flat table into the model matrix the spec describes, and refuses rows it cannot use.
 
-    Learned at fit: category levels, which numeric columns may be missing (those missing in the
-    training data) and which may not be negative (those never negative in it).
+    Learned at fit: category levels and which numeric columns may be missing (those missing in the
+    training data). Impossible values are those outside the spec's declared `min` / `max`.
     """
 
     def __init__(self, spec: FeatureSpec):
@@ -49,7 +49,11 @@ class SpecEncoder:
     def fit(self, df: pd.DataFrame) -> SpecEncoder:
         self.categories_ = {c: sorted(category_text(df[c]).dropna().unique()) for c in self.spec.categorical}
         self.may_be_missing_ = {c for c in self.spec.numeric if df[c].isna().any()}
-        self.non_negative_ = {c for c in self.spec.numeric if (pd.to_numeric(df[c]).dropna() >= 0).all()}
+        self.bounds_ = {
+            f.name: (f.min, f.max)
+            for f in self.spec.features
+            if f.type == "numeric" and (f.min is not None or f.max is not None)
+        }
         return self
 
     def row_problems(self, df: pd.DataFrame) -> list[Problem]:
@@ -82,8 +86,11 @@ class SpecEncoder:
             report(given & np.isinf(values), c, "a finite number")
             if c not in self.may_be_missing_:
                 report(~given, c, "a value (missing values were not seen in training)")
-            if c in self.non_negative_:
-                report(given & (values < 0), c, ">= 0")
+            low, high = self.bounds_.get(c, (None, None))
+            if low is not None:
+                report(given & (values < low), c, f">= {low:g}")
+            if high is not None:
+                report(given & (values > high), c, f"<= {high:g}")
         for c in self.spec.categorical:
             known = category_text(df[c]).isin(self.categories_[c]).fillna(False).to_numpy(dtype=bool)
             report(df[c].notna().to_numpy() & ~known, c, f"one of {', '.join(self.categories_[c][:12])}")
@@ -125,8 +132,10 @@ class SpecEncoder:
                 problems.append(Problem(c, "a number", value, row, record_id))
             elif not math.isfinite(value):
                 problems.append(Problem(c, "a finite number", _plain(value), row, record_id))
-            elif c in self.non_negative_ and value < 0:
-                problems.append(Problem(c, ">= 0", _plain(value), row, record_id))
+            elif (bound := self.bounds_.get(c, (None, None)))[0] is not None and value < bound[0]:
+                problems.append(Problem(c, f">= {bound[0]:g}", _plain(value), row, record_id))
+            elif bound[1] is not None and value > bound[1]:
+                problems.append(Problem(c, f"<= {bound[1]:g}", _plain(value), row, record_id))
             x[j] = float(value) if isinstance(value, numbers.Real) else np.nan
         return x, problems
 

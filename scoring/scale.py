@@ -1,0 +1,238 @@
+"""From a 12-month PD to a score, a grade and a recommendation: the conventions of domain.md section 7.
+
+Points-to-double-odds scaling. With odds = good : bad = (1 - PD) / PD,
+
+    score  = offset + factor * ln(odds)
+    factor = pdo / ln 2                      (every `pdo` points the odds double)
+    offset = base_points - factor * ln(base_odds)   (odds of `base_odds` : 1 score `base_points`)
+
+so one unit of PD log-odds (logit PD = -ln odds) is worth ``points_per_logit = -factor`` points.
+The defaults (600 points at odds 50:1, 20 points to double the odds) give factor 28.854 and offset
+487.123: a PD of 2% (odds 49:1) scores 599.4, a PD of 1% scores 619.7, a PD of 0.03% scores 721.2.
+
+Before scaling, a PD is held within [pd_floor, 1 - pd_floor]. The floor, 0.03%, is the Basel
+foundation-IRB PD floor (domain.md section 7): no borrower is reported as safer than that, and no
+score exceeds the floor's (721.2 with the defaults). The matching cap at 1 - pd_floor only keeps
+the score finite: a PD of exactly 1 would score minus infinity.
+
+The scale is a parameter of every scoring model, so it is stored with the model and a reloaded
+model scores the same.
+
+>>> scale = ScoreScale()
+>>> round(scale.factor, 3), round(scale.offset, 3)
+(28.854, 487.123)
+>>> round(float(scale.score(1 / 51)), 6)   # odds 50:1 score the base points
+600.0
+>>> round(float(scale.pd_from_score(620.0)), 5)   # 20 points above 600: odds 100:1
+0.0099
+>>> str(grade(0.015)), str(grade(0.2))
+('BB', 'C')
+>>> str(DecisionPolicy().recommend(0.05))
+'review'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+# Basel foundation IRB: the PD of a corporate or bank exposure is at least 0.03% (domain.md 7).
+BASEL_PD_FLOOR = 0.0003
+
+
+def _array(values) -> tuple[np.ndarray, bool]:
+    """Values as a float array, and whether the input was a scalar (so a scalar goes back out)."""
+    array = np.asarray(values, dtype="float64")
+    return array, array.ndim == 0
+
+
+def _check_pd(pd: np.ndarray) -> None:
+    bad = ~np.isnan(pd) & ((pd < 0) | (pd > 1))
+    if bad.any():
+        raise ValueError(f"a PD must lie within [0, 1]; got {pd[bad].ravel()[:5].tolist()}")
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """Points-to-double-odds scaling of a PD into a score (higher score = safer borrower).
+
+    Parameters
+    ----------
+    base_points : the score given to odds of `base_odds` good : 1 bad.
+    base_odds : good : bad odds that score `base_points` (50 means a PD of 1/51, about 1.96%).
+    pdo : points that double the odds.
+    pd_floor : PDs are held within [pd_floor, 1 - pd_floor] before scaling (Basel IRB floor 0.03%).
+    """
+
+    base_points: float = 600.0
+    base_odds: float = 50.0
+    pdo: float = 20.0
+    pd_floor: float = BASEL_PD_FLOOR
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("base_points", "base_odds", "pdo", "pd_floor"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                problems.append(f"{name} must be a finite number; got {value!r}")
+        if not problems:
+            if self.base_odds <= 0:
+                problems.append(f"base_odds must be > 0; got {self.base_odds}")
+            if self.pdo <= 0:
+                problems.append(f"pdo must be > 0; got {self.pdo}")
+            if not 0 < self.pd_floor < 0.5:
+                problems.append(f"pd_floor must lie strictly between 0 and 0.5; got {self.pd_floor}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def factor(self) -> float:
+        """Points per unit of ln(odds): pdo / ln 2."""
+        return self.pdo / math.log(2.0)
+
+    @property
+    def offset(self) -> float:
+        """The score of even odds (PD 50%): base_points - factor * ln(base_odds)."""
+        return self.base_points - self.factor * math.log(self.base_odds)
+
+    @property
+    def points_per_logit(self) -> float:
+        """Points per unit of the PD log-odds ln(PD / (1 - PD)): -factor (a riskier logit scores lower)."""
+        return -self.factor
+
+    def clip(self, pd):
+        """PD held within [pd_floor, 1 - pd_floor]; NaN stays NaN. Refuses a PD outside [0, 1]."""
+        array, scalar = _array(pd)
+        _check_pd(array)
+        out = np.clip(array, self.pd_floor, 1.0 - self.pd_floor)
+        return float(out) if scalar else out
+
+    def score(self, pd):
+        """Score of a PD (after the floor): offset + factor * ln((1 - PD) / PD)."""
+        array, scalar = _array(self.clip(pd))
+        out = self.offset + self.factor * np.log((1.0 - array) / array)
+        return float(out) if scalar else out
+
+    def score_from_logit(self, logit):
+        """Score of a PD log-odds without the floor: offset - factor * logit (used for exact points)."""
+        array, scalar = _array(logit)
+        out = self.offset - self.factor * array
+        return float(out) if scalar else out
+
+    def pd_from_score(self, score):
+        """The PD a score stands for: 1 / (1 + exp((score - offset) / factor))."""
+        array, scalar = _array(score)
+        out = 1.0 / (1.0 + np.exp((array - self.offset) / self.factor))
+        return float(out) if scalar else out
+
+    def to_dict(self) -> dict[str, float]:
+        """The four parameters, for model metadata (the derived factor and offset follow from them)."""
+        return asdict(self)
+
+
+# ---------------------------------------------------------------- grades
+
+
+class GradeBand(NamedTuple):
+    """A grade and the largest 12-month PD it holds (the band is (previous pd_max, pd_max])."""
+
+    name: str
+    pd_max: float
+
+
+# Upper PD bounds for SME 12-month PDs. Each step roughly doubles the PD, like the rating agencies'
+# AAA..C scale, but the bands are placed for small tech enterprises: the investment-grade bands
+# (AAA..BBB) end at 1%, where the programme's tech-loan books report NPLs from well under 1% to a few
+# percent (domain.md section 9), and the lowest bands separate 8-15% from everything worse.
+GRADES: tuple[GradeBand, ...] = (
+    GradeBand("AAA", 0.0010),
+    GradeBand("AA", 0.0025),
+    GradeBand("A", 0.0050),
+    GradeBand("BBB", 0.0100),
+    GradeBand("BB", 0.0200),
+    GradeBand("B", 0.0400),
+    GradeBand("CCC", 0.0800),
+    GradeBand("CC", 0.1500),
+    GradeBand("C", 1.0000),
+)
+GRADE_NAMES: tuple[str, ...] = tuple(band.name for band in GRADES)
+_GRADE_BOUNDS = np.array([band.pd_max for band in GRADES[:-1]])
+
+
+def grade(pd):
+    """Grade of each PD: the first band whose pd_max is >= PD. NaN gets None. A scalar gives a str."""
+    array, scalar = _array(pd)
+    _check_pd(array)
+    flat = array.ravel()
+    index = np.searchsorted(_GRADE_BOUNDS, np.nan_to_num(flat, nan=0.0), side="left")
+    out = np.asarray(GRADE_NAMES, dtype=object)[index]
+    out[np.isnan(flat)] = None
+    return out[0] if scalar else out.reshape(array.shape)
+
+
+# ---------------------------------------------------------------- decisions
+
+RECOMMENDATIONS = ("approve", "review", "decline")
+RECOMMENDATION_LABELS = {
+    "zh": {"approve": "批准", "review": "复核", "decline": "拒绝"},
+    "en": {"approve": "approve", "review": "review", "decline": "decline"},
+}
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """Cut-offs that turn a PD into a recommendation for the credit officer.
+
+    approve when PD <= approve_max_pd; decline when PD >= decline_min_pd; review in between.
+    The defaults put grades AAA..BB (PD <= 2%) in approve, B and CCC in review and CC, C in decline.
+    A recommendation is advice: the officer approves or overrides it with a written reason.
+    """
+
+    approve_max_pd: float = 0.02
+    decline_min_pd: float = 0.08
+
+    def __post_init__(self) -> None:
+        low, high = self.approve_max_pd, self.decline_min_pd
+        if not (isinstance(low, int | float) and isinstance(high, int | float) and 0 < low < high <= 1):
+            raise ValueError(
+                "cut-offs must satisfy 0 < approve_max_pd < decline_min_pd <= 1; "
+                f"got approve_max_pd={low!r}, decline_min_pd={high!r}"
+            )
+
+    def recommend(self, pd):
+        """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str."""
+        array, scalar = _array(pd)
+        _check_pd(array)
+        out = np.full(array.shape, "review", dtype=object)
+        out[array <= self.approve_max_pd] = "approve"
+        out[array >= self.decline_min_pd] = "decline"
+        out[np.isnan(array)] = None
+        return out.item() if scalar else out
+
+    @staticmethod
+    def label(recommendation: str, language: str = "zh") -> str:
+        """The recommendation in Chinese (批准 / 复核 / 拒绝) or English."""
+        if language not in RECOMMENDATION_LABELS:
+            raise ValueError(f"language must be one of {list(RECOMMENDATION_LABELS)}; got {language!r}")
+        if recommendation not in RECOMMENDATION_LABELS[language]:
+            raise ValueError(f"recommendation must be one of {list(RECOMMENDATIONS)}; got {recommendation!r}")
+        return RECOMMENDATION_LABELS[language][recommendation]
+
+
+def grade_table_markdown(scale: ScoreScale | None = None) -> str:
+    """The grade bands with their PD and score ranges, as Markdown (docs/scoring-model.md prints this)."""
+    scale = scale if scale is not None else ScoreScale()
+    lines = ["| grade | PD above | PD up to | scores |", "| --- | --- | --- | --- |"]
+    previous = scale.pd_floor
+    for i, band in enumerate(GRADES):
+        upper = min(band.pd_max, 1.0 - scale.pd_floor)
+        above = f"{GRADES[i - 1].pd_max:.2%}" if i else f"floor {scale.pd_floor:.2%}"
+        up_to = f"{band.pd_max:.2%}" if band.pd_max < 1 else "100%"
+        lines.append(
+            f"| {band.name} | {above} | {up_to} | {scale.score(upper):.1f} to {scale.score(previous):.1f} |"
+        )
+        previous = band.pd_max
+    return "\n".join(lines)

@@ -1,0 +1,435 @@
+"""The scoring model: held-out accuracy, calibration, scale, grades, monotone constraints, exact points,
+reason codes, reloading and bad rows; and the scale, grade, decision and reason-code tables it uses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from features.adapters import GERMAN_CREDIT_SPEC, load_german_credit, spec_for
+from features.errors import InvalidData
+from features.pipeline import application_features
+from features.spec import FeatureColumn, FeatureSpec
+from features.synth import synthesize
+from features.transformers import ENTERPRISE_MONOTONE
+from scoring.model import ScoringModel, exact_points, score_batch
+from scoring.reasons import FALLBACK_CODE, REASONS, reason_codes, reason_for, reason_table_markdown
+from scoring.scale import GRADE_NAMES, GRADES, DecisionPolicy, ScoreScale, grade, grade_table_markdown
+
+TARGET = "default"
+ID = "applicant_row"
+DOC = Path(__file__).resolve().parents[1] / "docs" / "scoring-model.md"
+
+
+def application_spec(table: pd.DataFrame) -> FeatureSpec:
+    """A spec over the synthetic application table: every column a feature, the known directions monotone."""
+    features = tuple(
+        FeatureColumn(name, "categorical" if name == "industry" else "numeric", ENTERPRISE_MONOTONE.get(name))
+        for name in table.columns
+        if name not in ("application_id", "defaulted_12m")
+    )
+    return FeatureSpec(target="defaulted_12m", id="application_id", features=features, task="scoring")
+
+
+def ece(y: np.ndarray, pd_: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error over equal-count PD bins."""
+    order = np.argsort(pd_, kind="stable")
+    return float(sum(abs(y[b].mean() - pd_[b].mean()) * b.size / y.size for b in np.array_split(order, bins)))
+
+
+@pytest.fixture(scope="module")
+def german() -> tuple[pd.DataFrame, pd.DataFrame]:
+    table = load_german_credit()
+    train, test = train_test_split(table, test_size=0.3, stratify=table[TARGET], random_state=0)
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def model(german) -> ScoringModel:
+    return ScoringModel(GERMAN_CREDIT_SPEC, random_state=0).fit(german[0])
+
+
+@pytest.fixture(scope="module")
+def by_calibration(german, model) -> dict[str, ScoringModel]:
+    fitted = {
+        m: ScoringModel(GERMAN_CREDIT_SPEC, calibration=m).fit(german[0])
+        for m in ("platt", "isotonic", "none")
+    }
+    return {"auto": model, **fitted}
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> tuple[pd.DataFrame, FeatureSpec, ScoringModel, pd.DataFrame]:
+    """The synthetic application table, its spec, a model fitted on 70% of it and the other 30%."""
+    table = application_features(synthesize(6000, seed=3)).reset_index()
+    spec = application_spec(table)
+    train, test = train_test_split(table, test_size=0.3, stratify=table[spec.target], random_state=0)
+    return table, spec, ScoringModel(spec, random_state=0).fit(train), test
+
+
+# ---------------------------------------------------------------- accuracy and calibration
+
+
+def test_pds_lie_in_0_1_and_held_out_auc_beats_0_7(german, model):
+    _, test = german
+    pd_ = model.predict_pd(test)
+    assert ((pd_ > 0) & (pd_ < 1)).all()
+    assert roc_auc_score(test[TARGET], pd_) > 0.7  # rows the model never saw, not even to calibrate
+    np.testing.assert_allclose(model.predict_proba(test).sum(axis=1), 1.0)
+
+
+def test_held_out_pds_are_calibrated(german, model):
+    _, test = german
+    y, pd_ = test[TARGET].to_numpy(), model.predict_pd(test)
+    assert abs(pd_.mean() - y.mean()) < 0.05
+    assert np.mean((pd_ - y) ** 2) < y.mean() * (1 - y.mean())  # Brier beats the default rate
+    assert ece(y, pd_) < 0.12  # 300 rows: 30 a bin, so a few points of noise per bin
+
+
+def test_auto_calibration_records_its_choice_and_the_cross_validated_figures(german, model):
+    report = model.calibration_report_
+    cv = report["cross_validation"]
+    assert report["requested"] == "auto" and report["method"] in ("platt", "isotonic")
+    assert set(cv) >= {"platt", "isotonic", "folds", "criterion"} and cv["folds"] == 5
+    assert report["method"] == min(("platt", "isotonic"), key=lambda m: cv[m]["log_loss"])
+    for method in ("platt", "isotonic"):
+        assert 0 < cv[method]["log_loss"] and 0 < cv[method]["brier"] < 1
+    # cross-fitted: the booster learns from every row; the calibrator from their out-of-fold margins
+    assert report["rows_fit"] == len(german[0]) and report["calibration_folds"] == 4
+    assert report["defaults_fit"] == german[0][TARGET].sum()
+
+
+@pytest.mark.parametrize("method", ["platt", "isotonic", "none"])
+def test_a_requested_calibration_is_used(by_calibration, method):
+    report = by_calibration[method].calibration_report_
+    assert report["method"] == method and "cross_validation" not in report
+    assert (report["calibration_folds"] == 0) == (method == "none")
+
+
+# ---------------------------------------------------------------- score and grade
+
+
+def test_score_is_the_scaled_pd_and_falls_as_pd_rises(german, model):
+    _, test = german
+    pd_, score = model.predict_pd(test), model.score(test)
+    np.testing.assert_allclose(score, model.scale.score(pd_))
+    order = np.argsort(pd_)
+    rising = np.diff(pd_[order]) > 0
+    assert (np.diff(score[order])[rising] < 0).all()
+
+
+def test_grades_follow_the_pd_bands(german, model):
+    _, test = german
+    pd_, grades = model.predict_pd(test), model.grade(test)
+    bounds = dict(GRADES)
+    for p, g in zip(pd_, grades, strict=True):
+        i = GRADE_NAMES.index(g)
+        assert p <= bounds[g] and (i == 0 or p > GRADES[i - 1].pd_max)
+
+
+@pytest.mark.parametrize(
+    ("pd_", "expected"),
+    [
+        (0.0, "AAA"),
+        (0.0003, "AAA"),
+        (0.001, "AAA"),
+        (0.0010001, "AA"),
+        (0.0025, "AA"),
+        (0.005, "A"),
+        (0.0075, "BBB"),
+        (0.02, "BB"),
+        (0.03, "B"),
+        (0.08, "CCC"),
+        (0.15, "CC"),
+        (0.1500001, "C"),
+        (1.0, "C"),
+    ],
+)
+def test_grade_bands(pd_, expected):
+    assert grade(pd_) == expected
+
+
+def test_grade_of_an_array_keeps_missing_pds_missing():
+    assert list(grade(np.array([0.01, np.nan, 0.5]))) == ["BBB", None, "C"]
+    assert len(GRADES) == 9 and GRADE_NAMES == ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C")
+
+
+def test_scale_points_to_double_the_odds():
+    scale = ScoreScale(base_points=600, base_odds=50, pdo=20)
+    assert scale.score(1 / 51) == pytest.approx(600)  # odds 50:1
+    assert scale.score(1 / 101) - scale.score(1 / 51) == pytest.approx(20)  # odds doubled
+    assert scale.factor == pytest.approx(20 / np.log(2)) and scale.points_per_logit == -scale.factor
+    assert scale.offset == pytest.approx(600 - scale.factor * np.log(50))
+    scores = np.array([480.0, 600.0, 700.0])
+    np.testing.assert_allclose(scale.score(scale.pd_from_score(scores)), scores)
+
+
+def test_scale_floors_the_pd_at_the_basel_floor_and_refuses_impossible_pds():
+    scale = ScoreScale()
+    assert scale.pd_floor == 0.0003
+    assert scale.score(0.0) == scale.score(0.0003) == scale.score(0.0001)
+    assert np.isfinite(scale.score(1.0))
+    with pytest.raises(ValueError, match=r"within \[0, 1\]"):
+        scale.score(1.2)
+    with pytest.raises(ValueError, match="pdo must be > 0"):
+        ScoreScale(pdo=0)
+
+
+def test_decision_policy_cut_offs_and_labels():
+    policy = DecisionPolicy(approve_max_pd=0.02, decline_min_pd=0.08)
+    assert list(policy.recommend([0.01, 0.02, 0.05, 0.08, 0.3])) == [
+        "approve",
+        "approve",
+        "review",
+        "decline",
+        "decline",
+    ]
+    assert [policy.label(r) for r in ("approve", "review", "decline")] == ["批准", "复核", "拒绝"]
+    assert policy.label("review", "en") == "review"
+    with pytest.raises(ValueError, match="approve_max_pd < decline_min_pd"):
+        DecisionPolicy(approve_max_pd=0.1, decline_min_pd=0.05)
+
+
+def test_decide_applies_the_policy_and_gives_reasons(german, model):
+    rows = german[1].head(40)
+    policy = DecisionPolicy(approve_max_pd=0.2, decline_min_pd=0.5)
+    decided = model.decide(rows, policy)
+    assert list(decided.columns) == [
+        ID,
+        "pd",
+        "score",
+        "grade",
+        "recommendation",
+        "recommendation_label",
+        "reason_codes",
+        "reasons",
+    ]
+    assert list(decided[ID]) == list(rows[ID])
+    assert list(decided["recommendation"]) == list(policy.recommend(decided["pd"].to_numpy()))
+    assert set(decided["recommendation_label"]) <= {"批准", "复核", "拒绝"}
+    assert all(
+        len(codes) == len(texts) <= 4
+        for codes, texts in zip(decided["reason_codes"], decided["reasons"], strict=True)
+    )
+
+
+# ---------------------------------------------------------------- monotone constraints
+
+
+def test_raising_a_monotone_feature_never_moves_pd_against_its_direction(synthetic):
+    table, spec, fitted, _ = synthetic
+    rows = table.sample(60, random_state=0)
+    checked = 0
+    for column in spec.features:
+        if column.monotone is None:
+            continue
+        grid = np.linspace(table[column.name].min(), table[column.name].max(), 30)
+        # every row at every grid value, in one call: row r at grid value g is line g * 60 + r
+        stacked = pd.concat([rows.assign(**{column.name: value}) for value in grid], ignore_index=True)
+        pds = fitted.predict_pd(stacked).reshape(grid.size, len(rows)).T
+        steps = np.diff(pds, axis=1) * (1 if column.monotone == "increasing" else -1)
+        assert steps.min() >= -1e-12, column.name
+        checked += 1
+    assert checked == len(ENTERPRISE_MONOTONE)
+
+
+def test_synthetic_model_ranks_held_out_applications(synthetic):
+    _, spec, fitted, test = synthetic
+    assert (
+        roc_auc_score(test[spec.target], fitted.predict_pd(test)) > 0.75
+    )  # 17 held-out defaults: a smoke test
+
+
+# ---------------------------------------------------------------- exact points
+
+
+@pytest.mark.parametrize("method", ["auto", "platt", "isotonic", "none"])
+def test_contributions_sum_exactly_to_the_score(german, by_calibration, method):
+    fitted = by_calibration[method]
+    test = german[1]
+    points = fitted.contributions(test)
+    assert list(points.columns) == [*GERMAN_CREDIT_SPEC.feature_names, "base"]
+    assert points["base"].nunique() == 1
+    np.testing.assert_allclose(points.sum(axis=1).to_numpy(), fitted.score(test), rtol=0, atol=1e-9)
+
+
+def test_platt_points_are_the_shap_values_times_the_scale(german, by_calibration):
+    fitted = by_calibration["platt"]
+    test = german[1].head(100)
+    phi = fitted.model_.booster_.predict(fitted._prepare(test), pred_contrib=True)
+    a = fitted.calibration_report_["parameters"]["a"]
+    points = fitted.contributions(test).drop(columns="base").to_numpy()
+    np.testing.assert_allclose(points, -fitted.scale.factor * a * phi[:, :-1], rtol=1e-12, atol=1e-12)
+
+
+def test_isotonic_points_keep_each_features_direction(german, by_calibration):
+    fitted = by_calibration["isotonic"]
+    test = german[1].head(100)
+    phi = fitted.model_.booster_.predict(fitted._prepare(test), pred_contrib=True)[:, :-1]
+    points = fitted.contributions(test).drop(columns="base").to_numpy()
+    moved = np.abs(points) > 1e-12
+    assert (np.sign(points[moved]) == -np.sign(phi[moved])).all()
+
+
+def test_points_sum_exactly_where_the_pd_floor_binds(german, model):
+    train, test = german
+    floored = clone(model).set_params(scale=ScoreScale(pd_floor=0.3)).fit(train)
+    pd_ = floored.predict_pd(test)
+    assert (pd_ == 0.3).any() and (pd_ == 0.7).any()  # both the floor and the cap bind somewhere
+    points = floored.contributions(test)
+    np.testing.assert_allclose(points.sum(axis=1).to_numpy(), floored.score(test), rtol=0, atol=1e-9)
+
+
+def test_exact_points_shares_a_zero_sum_row_equally():
+    raw = np.array([[1.0, -3.0], [0.0, 0.0], [2.0, -2.0]])
+    out = exact_points(raw, np.array([4.0, 0.0, 1.0]), np.array([True, True, True]))
+    np.testing.assert_allclose(out, [[-2.0, 6.0], [0.0, 0.0], [0.5, 0.5]])
+    kept = exact_points(raw, np.array([9.0, 9.0, 9.0]), np.array([False, False, False]))
+    np.testing.assert_array_equal(kept, raw)
+
+
+# ---------------------------------------------------------------- reason codes
+
+
+def test_reason_codes_are_the_most_negative_contributions(german, model):
+    rows = german[1].head(50)
+    points = model.contributions(rows).drop(columns="base")
+    for language in ("zh", "en"):
+        for (_, row), reasons in zip(
+            points.iterrows(), model.reason_codes(rows, language=language), strict=True
+        ):
+            negative = row[row < 0].sort_values()
+            assert [r["feature"] for r in reasons] == list(negative.index[:4])
+            assert [r["code"] for r in reasons] == [REASONS[f].code for f in negative.index[:4]]
+            assert all(r["points"] < 0 and r["text"] == REASONS[r["feature"]].text(language) for r in reasons)
+
+
+def test_reason_codes_skip_positive_points_and_name_unknown_features():
+    points = pd.DataFrame({"overdue_count_24m": [-5.0, 3.0], "mystery": [-7.0, 1.0], "base": [600.0, 600.0]})
+    zh = reason_codes(points, language="zh")
+    assert zh[1] == []
+    assert [(r["code"], r["feature"], r["text"]) for r in zh[0]] == [
+        (FALLBACK_CODE, "mystery", "其他因素: mystery"),
+        ("R03", "overdue_count_24m", "近24个月逾期次数较多"),
+    ]
+    en = reason_codes(points, top=1, language="en")
+    assert en[0] == [{"code": "R99", "feature": "mystery", "points": -7.0, "text": "Other factor: mystery"}]
+    with pytest.raises(ValueError, match="language"):
+        reason_codes(points, language="fr")
+
+
+def test_every_feature_of_the_application_table_and_the_adapters_has_its_own_code(synthetic):
+    table = synthetic[0]
+    # columns scoring.data.scoring_table adds once the pledged IP is valued (as of this writing)
+    valued = [
+        "bundle_value_cny",
+        "liquidation_value_cny",
+        "pledge_value_cny",
+        "strongest_asset_value_cny",
+        "concentration_haircut",
+        "legal_score_min",
+        "technical_score_max",
+        "economic_score_mean",
+        "stars_max",
+        "trademark_strength",
+        "income_value_cny",
+        "ltv_on_pledge",
+        "bundle_value_to_amount",
+        "log_bundle_value",
+        "log_amount",
+    ]
+    names = [c for c in table.columns if c not in ("application_id", "defaulted_12m")] + valued
+    for dataset in (
+        "polish_bankruptcy",
+        "german_credit",
+        "hmeq",
+        "sme_invoices",
+        "us_patent_renewals",
+        "ptab_challenges",
+    ):
+        names += list(spec_for(dataset).feature_names)
+    missing = sorted({n for n in names if reason_for(n).code == FALLBACK_CODE})
+    assert missing == []
+    codes = [r.code for r in REASONS.values()]
+    assert len(codes) == len(set(codes)) and FALLBACK_CODE not in codes
+    for reason in REASONS.values():
+        assert reason.zh and reason.en and reason.zh != reason.en
+        assert ";" not in reason.zh + reason.en  # reasons are joined with ';' in batch output
+
+
+# ---------------------------------------------------------------- storage and bad rows
+
+
+def test_a_reloaded_model_scores_identically_with_its_scale(tmp_path, german, model):
+    train, test = german[0], german[1].head(100)
+    scale = ScoreScale(base_points=500, base_odds=20, pdo=40)
+    custom = clone(model).set_params(scale=scale).fit(train)
+    np.testing.assert_allclose(
+        custom.predict_pd(test), model.predict_pd(test)
+    )  # the scale changes points only
+    np.testing.assert_allclose(custom.score(test), scale.score(model.predict_pd(test)))
+    joblib.dump(custom, tmp_path / "model.joblib")
+    loaded = joblib.load(tmp_path / "model.joblib")
+    assert loaded.scale == scale
+    np.testing.assert_array_equal(loaded.score(test), custom.score(test))
+    pd.testing.assert_frame_equal(loaded.contributions(test), custom.contributions(test))
+    assert loaded.calibration_report_ == custom.calibration_report_
+
+
+def test_bad_rows_are_reported_by_id_while_good_rows_are_scored(german, model):
+    rows = german[1].head(8).reset_index(drop=True).copy()
+    rows["purpose"] = rows["purpose"].astype(object)
+    rows.loc[2, "purpose"] = "spaceship"
+    rows["credit_amount"] = rows["credit_amount"].astype(object)
+    rows.loc[5, "credit_amount"] = "a lot"
+    rows.loc[6, "age_in_years"] = -3
+    out, problems = score_batch(model, rows, policy=DecisionPolicy())
+    assert list(out.columns[:5]) == [ID, "pd", "score", "grade", "reason_codes"]
+    assert {"recommendation", "reasons", "error"} <= set(out.columns)
+    assert list(out[ID]) == list(rows[ID])
+    assert {(p.row, p.field) for p in problems} == {(2, "purpose"), (5, "credit_amount"), (6, "age_in_years")}
+    assert all(p.record_id == str(rows.loc[p.row, ID]) for p in problems)
+    bad, good = [2, 5, 6], [0, 1, 3, 4, 7]
+    assert out.loc[bad, "pd"].isna().all() and out.loc[bad, "grade"].isna().all()
+    assert (out.loc[bad, "reason_codes"] == "").all() and (out.loc[good, "error"] == "").all()
+    assert "expected a number" in out.loc[5, "error"] and "spaceship" in out.loc[2, "error"]
+    clean = rows.loc[good].astype({"credit_amount": "int64"})
+    np.testing.assert_allclose(out.loc[good, "pd"].to_numpy(dtype=float), model.predict_pd(clean))
+    expected_codes = [";".join(r["code"] for r in reasons) for reasons in model.reason_codes(clean)]
+    assert list(out.loc[good, "reason_codes"]) == expected_codes
+    with pytest.raises(InvalidData, match="purpose: expected one of"):
+        model.predict_pd(rows)
+    served, served_problems = model.score_table(rows)  # the serving entry point: same, with a recommendation
+    pd.testing.assert_frame_equal(served, out)
+    assert served_problems == problems
+
+
+def test_a_missing_feature_column_is_refused(german, model):
+    with pytest.raises(InvalidData, match="purpose: expected a column"):
+        score_batch(model, german[1].drop(columns=["purpose"]))
+
+
+def test_training_refuses_unusable_tables(german):
+    train = german[0].reset_index(drop=True)
+    bad = train.astype({"credit_amount": "float64"})
+    bad.loc[3, "credit_amount"] = np.inf
+    with pytest.raises(InvalidData, match=r"credit_amount: expected a finite number; got inf \(row 3"):
+        ScoringModel(GERMAN_CREDIT_SPEC).fit(bad)
+    few = pd.concat([train[train[TARGET] == 0], train[train[TARGET] == 1].head(4)])
+    with pytest.raises(InvalidData, match="at least 10 defaults"):
+        ScoringModel(GERMAN_CREDIT_SPEC).fit(few)
+    with pytest.raises(ValueError, match="calibration must be one of"):
+        ScoringModel(GERMAN_CREDIT_SPEC, calibration="magic").fit(train)
+
+
+def test_the_doc_prints_the_tables_the_code_uses():
+    text = DOC.read_text(encoding="utf-8")
+    assert reason_table_markdown() in text
+    assert grade_table_markdown() in text
