@@ -34,6 +34,14 @@ def user_errors(command):
             # markup off: file names and data values may hold square brackets
             console.print(f"error: {e}", markup=False, highlight=False)
             raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as e:  # a fault of ours, not of the input: say so, trace only with --verbose
+            if logging.getLogger().isEnabledFor(logging.INFO):
+                raise
+            console.print(f"internal error: {type(e).__name__}: {e} (run with --verbose for the trace)",
+                          markup=False, highlight=False)
+            raise typer.Exit(1) from None
 
     return wrapper
 
@@ -283,15 +291,16 @@ def score(
     language: Annotated[str, typer.Option(help="Language of the reason texts: zh or en")] = "zh",
 ):
     """Score applications: one output row per input row, in input order (id, pd, score, grade,
-    reason_codes, then recommendation, reasons, error). Bad rows are listed on stderr; exit code 3."""
+    reason_codes, then recommendation, reasons, the credit line, expected loss and its split and the
+    interest subsidy when the table has the loan's terms, and error). Bad rows are listed on stderr;
+    exit code 3."""
     from features.io import check_format, read_table, write_table
     from models import store
-    from scoring.model import score_batch
-    from scoring.scale import DecisionPolicy
+    from scoring.decision import decide_loans
 
     check_format(output)
     scorer = store.load(model)
     table = read_table(input)
-    out, problems = score_batch(scorer, table, policy=DecisionPolicy(), language=language)
+    out, problems = decide_loans(scorer, table, language=language)
     write_table(out, output)
     _report_refused(len(out), problems, output, "scored")

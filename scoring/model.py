@@ -24,6 +24,7 @@ Explanations (``contributions``) are in score points and add up to the row's sco
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -444,6 +445,37 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         self._set_fitted_names()
         log.info("scoring model fitted: %s", report)
         return self
+
+    def decide_one(
+        self,
+        record: Mapping,
+        policy: DecisionPolicy | None = None,
+        top: int = MAX_REASONS,
+        language: str = "zh",
+    ) -> dict:
+        """One application on the fast path (a record in, no DataFrame to encode): pd, score, grade,
+        recommendation, reasons and the points of every feature (points + base_points = score).
+        Refused with InvalidData listing every bad field."""
+        check_is_fitted(self, "encoder_")
+        x, problems = self.encoder_.record_row(record)
+        if problems:
+            raise InvalidData(problems, "application")
+        pd_, score, points, base = self._points(x[None, :])
+        names = list(self.spec.feature_names)
+        reasons = reason_codes(pd.DataFrame(points, columns=names), top=top, language=language)[0]
+        policy = policy if policy is not None else DecisionPolicy()
+        recommendation = policy.recommend(pd_)[0]
+        return {
+            "pd": float(pd_[0]),
+            "score": float(score[0]),
+            "grade": grade(pd_)[0],
+            "recommendation": recommendation,
+            "recommendation_label": policy.label(recommendation, language),
+            "reason_codes": [r["code"] for r in reasons],
+            "reasons": reasons,
+            "points": dict(zip(names, points[0].tolist(), strict=True)),
+            "base_points": float(np.asarray(base).reshape(-1)[0]),
+        }
 
     # ------------------------------------------------------------ predictions
 

@@ -1,0 +1,567 @@
+"""Tracked training: log a trained model to MLflow, register it, and promote it through the gate.
+
+`train_and_log` takes a training result (or a callable that trains: training code stays in valuation/ and
+scoring/) and, in one MLflow run of the experiment named after the registered model:
+
+1. refuses a table that fails the spec's checks before anything is logged (InvalidData);
+2. logs parameters (the task, the seed, the model's and the caller's parameters, the feature spec, the
+   data fingerprint), the held-out metrics (flattened: ``model.all.median_ape``), and artifacts:
+   ``spec/spec.yaml``, ``data/fingerprint.json``, ``environment/environment.json``, ``metrics/metrics.json``,
+   the validation report files given (``validation/``), ``explain/shap_summary.png``,
+   ``reference/reference.parquet`` (a sample of the training rows and the model's output on them: the
+   baseline of `models.monitor`);
+3. logs the pyfunc model (models.pyfunc) with a signature inferred from a few training rows and their output,
+   that input example, the project packages (``code_paths``) and pinned pip requirements, and registers it
+   as a new version of the registered model, with alias ``challenger``;
+4. re-scores the held-out rows with the new version and with the current ``champion`` (both loaded from the
+   registry) and runs the gate; with ``promote=True`` the champion alias moves only if the gate passes (the
+   first version becomes champion when there is none). The verdict and its figures are logged to the run
+   (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
+   tags of the version;
+5. writes the model card (models.card) and records who ran it, where, with which code and environment.
+
+The same table, spec, parameters and seed give the same model, metrics and predictions (training is seeded;
+the SHAP sample and plot are seeded too).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import subprocess
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.spec import FeatureSpec
+from models import card, config, pyfunc, registry
+from models.tasks import Task, Verdict, flatten, get_task
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_LENGTH = 6000
+EXAMPLE_ROWS = 5
+ENVIRONMENT_PACKAGES = (
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "lightgbm",
+    "pyarrow",
+    "joblib",
+    "mlflow",
+    "shap",
+)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What `train_and_log` registered."""
+
+    name: str
+    version: str
+    run_id: str
+    verdict: Verdict
+    fingerprint: dict
+    metrics: dict
+
+    @property
+    def model_uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def train_and_log(
+    task: str,
+    table: pd.DataFrame,
+    spec: FeatureSpec,
+    trained: Any | Callable[..., Any],
+    *,
+    data_source: Mapping[str, Any],
+    name: str | None = None,
+    seed: int = 0,
+    promote: bool = False,
+    gate: Any = None,
+    params: Mapping[str, Any] | None = None,
+    report_files: Sequence[str | Path] = (),
+    date_column: str | None = None,
+    experiment: str | None = None,
+    shap_rows: int = 300,
+    reference_rows: int = 5000,
+) -> Registration:
+    """Log, register and (with `promote`) gate a trained model; see the module docstring.
+
+    task: "valuation" or "scoring".
+    table, spec: the whole training table (the held-out rows included) and its feature spec.
+    trained: the training result (valuation.train.TrainedValuation, or a scoring result with `scorer` or
+        `model`, `metrics` and `test`), or a callable ``trained(table, spec, seed=seed)`` returning one (such
+        as valuation.train.train_valuation, or a functools.partial of it with more options). Its
+        `test` holds the held-out rows with the table's index labels (as train_test_split keeps them).
+    data_source: where the table came from, e.g. {"path": "data/book.parquet", "acquired": "2026-06-30"}
+        (logged as data.* parameters and written in the model card).
+    name: the registered model (default ipcredit-valuation / ipcredit-scoring).
+    gate: the task's gate with its margins (models.tasks.ValuationGate / ScoringGate); None: defaults.
+    params: the caller's training options, logged as train.* parameters.
+    report_files: validation report files (HTML, JSON) to log under validation/.
+    date_column: the column whose span is the data's time span (default: the first datetime column).
+    """
+    the_task = get_task(task)
+    name = name or the_task.registered_model
+    gate = gate if gate is not None else the_task.default_gate()
+    _check_name(name)
+    spec.check(table, task=the_task.name)  # refused data stops here: nothing is logged
+    settings = config.configure()
+
+    started = registry.utc_now()
+    result = trained(table, spec, seed=seed) if callable(trained) else trained
+    finished = registry.utc_now()
+    fitted = the_task.fitted(result)
+    metrics = dict(result.metrics)
+    held_out = _held_out_rows(table, result.test)
+    fingerprint = data_fingerprint(table, data_source, date_column)
+    operator = registry.operator_name()
+    code = code_version()
+    env = environment()
+    inputs = the_task.input_columns(spec, table)
+    predict_params = the_task.predict_params(metrics)
+
+    import mlflow
+
+    experiment_id = config.experiment_id(experiment or name, settings)
+    with (
+        tempfile.TemporaryDirectory() as tmp_name,
+        mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} seed {seed}") as run,
+    ):
+        tmp = Path(tmp_name)
+        run_id = run.info.run_id
+        mlflow.set_tags(
+            {
+                "ipcredit.task": the_task.name,
+                "ipcredit.registered_model": name,
+                "ipcredit.operator": operator,
+                "code.commit": code["commit"],
+                "code.dirty": str(code["dirty"]),
+                "code.package_version": code["package_version"],
+                "code.sha256": code["code_sha256"],
+                "data.sha256": fingerprint["sha256"],
+                "train.started": started,
+                "train.finished": finished,
+            }
+        )
+        mlflow.log_params(
+            _param_dict(
+                {
+                    "task": the_task.name,
+                    "registered_model": name,
+                    "seed": seed,
+                    "train": dict(params or {}),
+                    "model": the_task.model_params(fitted),
+                    **spec_params(spec),
+                    "data": fingerprint,
+                }
+            )
+        )
+        mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items() if _is_number(v)})
+        _log_json(tmp / "metrics.json", metrics, "metrics")
+        _log_json(tmp / "fingerprint.json", fingerprint, "data")
+        _log_json(tmp / "environment.json", env, "environment")
+        spec.to_yaml(tmp / "spec.yaml")
+        mlflow.log_artifact(str(tmp / "spec.yaml"), "spec")
+        for file in report_files:
+            mlflow.log_artifact(str(file), "validation")
+
+        held_out_output = _output(the_task, fitted, held_out[inputs], predict_params)
+        shap_plot(
+            the_task, fitted, held_out[inputs], held_out_output, tmp / "shap_summary.png", seed, shap_rows
+        )
+        mlflow.log_artifact(str(tmp / "shap_summary.png"), "explain")
+        reference = _reference(
+            the_task, fitted, spec, table, held_out, inputs, predict_params, reference_rows, seed
+        )
+        reference.to_parquet(tmp / "reference.parquet", index=False)
+        mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
+
+        version = _log_model(the_task, fitted, table[inputs], spec, predict_params, name, tmp)
+        registry.set_challenger(name, version)
+        verdict = evaluate_gate(the_task, gate, name, version, held_out, spec, predict_params, promote)
+        mlflow.log_metrics(verdict.flat_figures())
+        mlflow.set_tags(_verdict_tags(verdict))
+        _log_json(tmp / "verdict.json", verdict.to_dict(), "gate")
+
+        client = registry.mlflow_client()
+        version_tags = {
+            "ipcredit.task": the_task.name,
+            "data.sha256": fingerprint["sha256"],
+            "code.commit": code["commit"],
+            "ipcredit.operator": operator,
+            "review.status": "pending",
+            **_verdict_tags(verdict),
+        }
+        for key, value in version_tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        facts = {
+            "name": name,
+            "version": version,
+            "task": the_task.name,
+            "run_id": run_id,
+            "registered_at": registry.utc_now(),
+            "purpose": the_task.purpose,
+            "users": the_task.users,
+            "limits": list(the_task.limits),
+            "data": fingerprint,
+            "sampling": _sampling(result.test, table, seed),
+            "spec": spec.to_dict(),
+            "metrics": {k: v for k, v in flatten(metrics).items() if _is_number(v) or isinstance(v, str)},
+            "gate": verdict.to_dict(),
+            "environment": env,
+            "code": code,
+            "operator": operator,
+            "trained_from": started,
+            "trained_until": finished,
+            "review": {"status": "pending", "by": card.PENDING, "date": card.PENDING},
+        }
+        card.write(facts, tmp / "card")
+        mlflow.log_artifact(str(tmp / "card" / card.CARD_FILE))
+        mlflow.log_artifact(str(tmp / "card" / card.FACTS_FILE))
+        client.update_model_version(
+            name,
+            version,
+            description=(
+                f"{the_task.name} model trained by {operator} on {fingerprint['rows']:,} rows "
+                f"(SHA-256 {fingerprint['sha256'][:12]}); gate: {verdict.summary()}"[:4000]
+            ),
+        )
+    log.info("%s version %s registered (run %s); %s", name, version, run_id, verdict.summary())
+    return Registration(name, version, run_id, verdict, fingerprint, metrics)
+
+
+# ---------------------------------------------------------------- the gate
+
+
+def evaluate_gate(
+    task: Task,
+    gate: Any,
+    name: str,
+    version: str,
+    held_out: pd.DataFrame,
+    spec: FeatureSpec,
+    predict_params: dict,
+    promote: bool,
+) -> Verdict:
+    """Re-score the held-out rows with the new version and the current champion (both from the registry),
+    decide, and move the champion alias when `promote` and the gate allows it."""
+    level = predict_params.get("level")
+    new_model = registry.load(f"models:/{name}/{version}", task.name)
+    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
+    champion = registry.current_champion(name)
+    if champion is None:
+        verdict = gate.decide(new, None)
+        decision = "first champion" if promote else "not requested"
+        verdict = _with(verdict, decision=decision)
+        if promote:
+            registry.move_champion(name, version, "first version: there was no champion")
+        return verdict
+    try:
+        old_model = registry.load(f"models:/{name}/{champion.version}", task.name)
+        old = gate.figures(held_out, registry.predict(old_model, held_out, predict_params), spec, level)
+    except (registry.ModelCorrupt, ValueError, KeyError) as e:
+        reason = f"the champion (version {champion.version}) could not be scored on the held-out rows: {e}"
+        log.warning("%s: %s", name, reason)
+        return Verdict(
+            "refused" if promote else "not requested", False, (reason,), new, None, str(champion.version)
+        )
+    verdict = _with(gate.decide(new, old), champion_version=str(champion.version))
+    if not promote:
+        return _with(verdict, decision="not requested")
+    if verdict.passed:
+        registry.move_champion(name, version, f"passed the gate against version {champion.version}")
+        return _with(verdict, decision="promoted")
+    return _with(verdict, decision="refused")
+
+
+def _with(verdict: Verdict, **changes) -> Verdict:
+    from dataclasses import replace
+
+    return replace(verdict, **changes)
+
+
+def _verdict_tags(verdict: Verdict) -> dict[str, str]:
+    tags = {
+        "gate.decision": verdict.decision,
+        "gate.passed": str(verdict.passed),
+        "gate.reasons": "; ".join(verdict.reasons)[:4000],
+        "gate.champion_version": verdict.champion_version or "",
+    }
+    tags.update({k: f"{v:.6g}" for k, v in verdict.flat_figures().items()})
+    return tags
+
+
+# ---------------------------------------------------------------- what is logged
+
+
+def data_fingerprint(table: pd.DataFrame, source: Mapping[str, Any], date_column: str | None = None) -> dict:
+    """Source (nested mappings as dotted keys), rows, columns, time span of the date column (the first
+    datetime column unless named) and the SHA-256 of the content: column names and dtypes, then pandas' row
+    hashes (index not included).
+
+    >>> t = pd.DataFrame({"d": pd.to_datetime(["2024-01-31", "2023-05-01"]), "x": [1.0, 2.0]})
+    >>> f = data_fingerprint(t, {"path": "book.csv"})
+    >>> f["rows"], f["date_column"], f["date_from"], f["date_to"], len(f["sha256"])
+    (2, 'd', '2023-05-01', '2024-01-31', 64)
+    >>> f["sha256"] == data_fingerprint(t.iloc[::-1].iloc[::-1], {})["sha256"]
+    True
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in table.dtypes.items()]).encode())
+    digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    if date_column is None:
+        dates = [c for c in table.columns if pd.api.types.is_datetime64_any_dtype(table[c])]
+        date_column = dates[0] if dates else None
+    out = {
+        "source": {str(k): str(v)[:500] for k, v in flatten(source).items()},  # a manifest: dotted keys
+        "rows": len(table),
+        "columns": table.shape[1],
+        "date_column": date_column,
+        "date_from": None,
+        "date_to": None,
+        "sha256": digest.hexdigest(),
+    }
+    if date_column is not None:
+        dates = pd.to_datetime(table[date_column])
+        out["date_from"], out["date_to"] = (
+            str(d.date()) if pd.notna(d) else None for d in (dates.min(), dates.max())
+        )
+    return out
+
+
+def spec_params(spec: FeatureSpec) -> dict[str, Any]:
+    """The feature spec as parameters: spec.target, spec.id, spec.task, spec.n_features, and one
+    ``feature.<name>`` per feature ("numeric", "numeric, increasing", "categorical")."""
+    out: dict[str, Any] = {
+        "spec.target": spec.target,
+        "spec.id": spec.id,
+        "spec.task": spec.task,
+        "spec.n_features": len(spec.features),
+    }
+    for f in spec.features:
+        out[f"feature.{f.name}"] = f.type if f.monotone is None else f"{f.type}, {f.monotone}"
+    return out
+
+
+def environment() -> dict[str, Any]:
+    packages = {}
+    for package in ENVIRONMENT_PACKAGES:
+        try:
+            packages[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            packages[package] = "not installed"
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "packages": packages,
+        "pip_requirements": pyfunc.pip_requirements(),
+    }
+
+
+def code_version() -> dict[str, Any]:
+    """The git commit of the project (and whether tracked files have uncommitted changes; "unknown" without
+    git), and the SHA-256 of the Python files logged with the model: the code's identity even when it is
+    not committed."""
+    try:
+        version = metadata.version("ipcredit")
+    except metadata.PackageNotFoundError:
+        version = "not installed"
+    digest = hashlib.sha256()
+    for package in pyfunc.CODE_PACKAGES:
+        for file in sorted((pyfunc.PROJECT_ROOT / package).rglob("*.py")):
+            digest.update(
+                file.relative_to(pyfunc.PROJECT_ROOT).as_posix().encode() + b"\0" + file.read_bytes()
+            )
+    out: dict[str, Any] = {
+        "commit": "unknown",
+        "dirty": False,
+        "package_version": version,
+        "code_sha256": digest.hexdigest(),
+    }
+    root = str(pyfunc.PROJECT_ROOT)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        )
+        status = subprocess.run(
+            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        log.info("no git commit recorded: %s", e)
+        return out
+    if commit.returncode == 0:
+        out["commit"] = commit.stdout.strip()
+        out["dirty"] = bool(status.stdout.strip())
+    return out
+
+
+def shap_plot(
+    task: Task, fitted: Any, rows: pd.DataFrame, output: pd.DataFrame, path: Path, seed: int, max_rows: int
+) -> Path:
+    """shap.summary_plot of the model's SHAP values on a seeded sample of the rows it could score (Agg
+    backend, English labels), saved as PNG."""
+    usable = rows[(output["error"] == "").to_numpy()]
+    sample = usable.sample(min(max_rows, len(usable)), random_state=seed) if len(usable) else usable
+    values, shown = task.explain(fitted, sample)
+    _use_agg()
+    import matplotlib.pyplot as plt
+    import shap
+
+    figure = plt.figure()
+    try:
+        shap.summary_plot(
+            values.to_numpy(dtype="float64"),
+            features=shown.astype("float64"),
+            feature_names=[str(c) for c in values.columns],
+            max_display=20,
+            show=False,
+            rng=np.random.default_rng(seed),
+        )
+        figure = plt.gcf()
+        figure.axes[0].set_xlabel(task.shap_unit)
+        figure.axes[0].set_title(f"SHAP summary: {task.name} model, {len(sample)} held-out rows")
+        figure.savefig(path, dpi=100, bbox_inches="tight")
+    finally:
+        plt.close("all")
+    return path
+
+
+def _use_agg() -> None:
+    """Draw off-screen: switch to Agg unless the backend already needs no display (Agg, or a notebook's)."""
+    import matplotlib
+
+    backend = matplotlib.get_backend().lower()
+    if backend != "agg" and "inline" not in backend:
+        matplotlib.use("Agg")
+
+
+def _output(task: Task, fitted: Any, table: pd.DataFrame, params: dict) -> pd.DataFrame:
+    wrapper = pyfunc.wrapper_for(task.name)()
+    wrapper.fitted_ = fitted
+    out = wrapper.predict(None, table, params)
+    out.index = table.index
+    return out
+
+
+def _reference(task, fitted, spec, table, held_out, inputs, params, n, seed) -> pd.DataFrame:
+    """A seeded sample of the training rows (held-out rows excluded, ids dropped) with the model's output."""
+    train = table.drop(index=held_out.index)
+    sample = train.sample(min(n, len(train)), random_state=seed).sort_index()
+    output = _output(task, fitted, sample[inputs], params)
+    out = sample[[c for c in inputs if c != spec.id]].copy()
+    out["model_output"] = output[task.output_column].to_numpy(dtype="float64")
+    return out.reset_index(drop=True)
+
+
+def _example(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """A few rows such that every column has a value in at least one row when the table allows it, with
+    numbers as double and categories and ids as text (what the signature should say)."""
+    from valuation.model import category_text
+
+    present = table.notna().to_numpy()
+    covered = ~present.any(axis=0)  # a column empty in the whole table cannot be covered
+    chosen: list[int] = []
+    for position in range(len(table)):
+        if len(chosen) >= EXAMPLE_ROWS or covered.all():
+            break
+        if not chosen or (present[position] & ~covered).any():
+            chosen.append(position)
+            covered |= present[position]
+    example = table.iloc[chosen].reset_index(drop=True).copy()
+    for name in example.columns:
+        column = example[name]
+        if name in spec.categorical or name == spec.id or not pd.api.types.is_numeric_dtype(column):
+            text = category_text(column) if pd.api.types.is_numeric_dtype(column) else column.astype("string")
+            example[name] = text.astype(object).where(column.notna(), None)
+        else:
+            example[name] = column.astype("float64")
+    return example
+
+
+def _log_model(
+    task: Task, fitted, table: pd.DataFrame, spec: FeatureSpec, params: dict, name: str, tmp: Path
+) -> str:
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = _example(table, spec)
+    output = _output(task, fitted, example, params)
+    signature = infer_signature(example, output, params=params or None)
+    fitted_path = pyfunc.save_fitted(fitted, tmp)
+    info = mlflow.pyfunc.log_model(
+        name="model",
+        python_model=pyfunc.wrapper_for(task.name)(),
+        artifacts={pyfunc.FITTED_KEY: str(fitted_path)},
+        signature=signature,
+        input_example=example,
+        code_paths=pyfunc.code_paths(),
+        pip_requirements=pyfunc.pip_requirements(),
+        registered_model_name=name,
+        metadata={
+            registry.TASK_METADATA_KEY: task.name,
+            registry.COMMIT_METADATA_KEY: code_version()["commit"],
+        },
+    )
+    return str(info.registered_model_version)
+
+
+def _held_out_rows(table: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
+    """The held-out rows as they are in the table (the result's `test` may carry predictions in place of
+    the target: valuation's does), found by index label."""
+    missing = test.index.difference(table.index)
+    if len(missing) or test.index.has_duplicates or table.index.has_duplicates:
+        raise ValueError(
+            "the training result's `test` rows must keep the table's (unique) index labels, as "
+            f"train_test_split does; {len(missing)} label(s) not in the table"
+        )
+    return table.loc[test.index]
+
+
+def _sampling(test: pd.DataFrame, table: pd.DataFrame, seed: int) -> str:
+    return (
+        f"random split with seed {seed}: {len(table) - len(test):,} rows to train, {len(test):,} held out "
+        "(the held-out rows are scored for the metrics and the promotion gate)"
+    )
+
+
+def _log_json(path: Path, obj: Any, folder: str) -> None:
+    import mlflow
+
+    path.write_text(json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n", encoding="utf-8")
+    mlflow.log_artifact(str(path), folder)
+
+
+def _param_dict(nested: Mapping[str, Any]) -> dict[str, str]:
+    out = {}
+    for key, value in flatten(nested).items():
+        out[re.sub(r"[^\w\-. /]", "_", key)[:250]] = str(value)[:MAX_PARAM_LENGTH]
+    return out
+
+
+def _check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][\w.\-]*", name):
+        raise ValueError(f"a registered model name must be letters, digits, '.', '_' or '-'; got {name!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)

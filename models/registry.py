@@ -1,0 +1,357 @@
+"""Registered models: loading by URI with clear errors, the champion alias and its history.
+
+Aliases: ``champion`` is the version the service uses; ``challenger`` is the latest version registered
+(it may also be the champion). MLflow keeps no history of alias moves, so every move is recorded on the
+versions themselves as tags: ``champion_from`` / ``champion_until`` (ISO-8601 UTC, the latest period),
+``champion_periods`` (JSON list of every [from, until] period, for a version promoted again after a
+rollback) and ``champion_reason``. `history(name)` reads them back.
+
+URIs: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, or any other MLflow model URI (``runs:/...``, a path).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import getpass
+import importlib
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from features.errors import InvalidData, Problem
+from models import config
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+DEFAULT_NAMES = ("ipcredit-valuation", "ipcredit-scoring")
+TASK_METADATA_KEY = "ipcredit_task"
+COMMIT_METADATA_KEY = "ipcredit_code_commit"
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+class ModelNotFound(LookupError):
+    """No model at the URI (no such registered model, version or alias, or no such path)."""
+
+
+class ModelCorrupt(RuntimeError):
+    """The registry knows the model, but its files are missing or unreadable."""
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load(uri: str, task: str | None = None):
+    """The pyfunc model at `uri` (mlflow.pyfunc.load_model), or ModelNotFound / ModelCorrupt naming the URI.
+    With `task`, a model of another task is refused (ValueError)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
+    import models.pyfunc  # noqa: F401 - imports mlflow.pyfunc under its one import-time warning filter
+
+    config.configure()
+    for package in pyfunc_packages():  # this process's code, never a mix with the model's copy
+        importlib.import_module(package)
+    described = _describe(uri)
+    try:
+        model = mlflow.pyfunc.load_model(uri)
+    except MlflowException as e:
+        if described is None and e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+            raise ModelNotFound(f"no model at {uri}: {e.message}") from e
+        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {_cause(e)}") from e
+    except FileNotFoundError as e:
+        if (
+            described is None
+            and not Path(uri).exists()
+            and "://" not in uri
+            and not uri.startswith("models:")
+        ):
+            raise ModelNotFound(f"no model at {uri}: no such file or folder") from e
+        raise ModelCorrupt(
+            f"model {uri}{described or ''} could not be loaded: its files are incomplete ({_cause(e)})"
+        ) from e
+    except Exception as e:  # unpickling errors, a missing class: the stored model is unusable
+        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {_cause(e)}") from e
+    meta = model.metadata.metadata or {}
+    running = _running_commit()
+    if meta.get(COMMIT_METADATA_KEY) not in (None, "unknown", running) and running != "unknown":
+        log.warning(
+            "model %s was trained with code %s; this process runs %s", uri, meta[COMMIT_METADATA_KEY], running
+        )
+    if task is not None:
+        found = meta.get(TASK_METADATA_KEY)
+        if found != task:
+            raise ValueError(f"model {uri} is a {found or 'non-ipcredit'} model; expected a {task} model")
+    return model
+
+
+def load_fitted(uri: str, task: str | None = None):
+    """The fitted domain object inside the model at `uri` (a Valuer, or the scorer), for the fast paths
+    that are not table-in, table-out (one asset's explanation, bundles)."""
+    return load(uri, task).unwrap_python_model().fitted_
+
+
+def load_spec(model):
+    """The feature spec of a loaded pyfunc model (its fitted object's)."""
+    return model.unwrap_python_model().fitted_.spec
+
+
+def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    """`model.predict` after the safe conversions MLflow's schema check does not make: whole numbers and
+    booleans to double where the signature says double, and numbers to text where it says string (9 and
+    9.0 both become "9", as valuation.model.category_text reads categories). Anything else that does not
+    fit the signature is refused as InvalidData naming the column."""
+    from mlflow.exceptions import MlflowException
+
+    from valuation.model import category_text
+
+    schema = model.metadata.get_input_schema()
+    if schema is not None:  # only the signature's columns: MLflow would drop the others with a warning
+        table = table[[c for c in schema.input_names() if c in table.columns]]
+    table = table.copy()
+    if params:
+        accepted = model.metadata.get_params_schema()
+        names = {p.name for p in accepted.params} if accepted is not None else set()
+        params = {k: v for k, v in params.items() if k in names} or None
+    if schema is not None:
+        for spec in schema.inputs:
+            name, kind = spec.name, str(getattr(spec.type, "name", spec.type))
+            if name not in table.columns:
+                continue
+            column = table[name]
+            if kind in ("double", "float") and (
+                pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column)
+            ):
+                table[name] = column.astype("float64")
+            elif (
+                kind == "string"
+                and pd.api.types.is_numeric_dtype(column)
+                and not pd.api.types.is_bool_dtype(column)
+            ):
+                table[name] = category_text(column).astype(object).where(column.notna(), None)
+    try:
+        return model.predict(table, params=params)
+    except MlflowException as e:
+        message = str(e.message)
+        reason = message[message.rfind("Error:") + 6 :].strip() if "Error:" in message else message[-500:]
+        raise InvalidData(
+            [Problem("input table", "columns of the types in the model's signature", reason)]
+        ) from e
+
+
+def _describe(uri: str) -> str | None:
+    """For a registry URI: check the name, alias or version exists (ModelNotFound otherwise) and return
+    " (version N)" for messages; None for other URIs."""
+    match = _REGISTRY_URI.match(uri)
+    if match is None:
+        return None
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client()
+    name, alias, version = match["name"], match["alias"], match["version"]
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException as e:
+        where = config.TrackingSettings.from_env().registry_uri
+        raise ModelNotFound(
+            f"no model at {uri}: there is no registered model {name!r} in {where} "
+            "(train one with `ipcredit train ... --promote`)"
+        ) from e
+    aliases = dict(registered.aliases or {})
+    if alias is not None:
+        if alias not in aliases:
+            known = ", ".join(f"{a} -> version {v}" for a, v in sorted(aliases.items())) or "none"
+            raise ModelNotFound(f"no model at {uri}: {name!r} has no alias {alias!r} (aliases: {known})")
+        return f" (version {aliases[alias]})"
+    if version == "latest":
+        return ""
+    try:
+        client.get_model_version(name, version)
+    except MlflowException as e:
+        raise ModelNotFound(f"no model at {uri}: {name!r} has no version {version!r}") from e
+    return ""
+
+
+def pyfunc_packages() -> tuple[str, ...]:
+    from models.pyfunc import CODE_PACKAGES
+
+    return CODE_PACKAGES
+
+
+@functools.cache
+def _running_commit() -> str:
+    from models.lifecycle import code_version
+
+    return code_version()["commit"]
+
+
+def _cause(e: BaseException) -> str:
+    text = getattr(e, "message", None) or str(e)
+    return f"{type(e).__name__}: {text}"[:600]
+
+
+def mlflow_client():
+    """An MlflowClient on the project's tracking and registry URIs."""
+    from mlflow import MlflowClient
+
+    settings = config.configure()
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+# ---------------------------------------------------------------- champion and its history
+
+
+@dataclass(frozen=True)
+class Champion:
+    name: str
+    version: str
+    run_id: str | None
+    since: str | None
+    uri: str  # pinned to the version: stable even if the alias moves while a service runs
+
+    @property
+    def alias_uri(self) -> str:
+        return f"models:/{self.name}@{CHAMPION}"
+
+
+def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champion]:
+    """The champion of each registered model that has one (names without a champion are left out)."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client()
+    out = {}
+    for name in names:
+        try:
+            mv = client.get_model_version_by_alias(name, CHAMPION)
+        except MlflowException:
+            continue  # no such model or no champion yet: the caller sees it missing from the answer
+        out[name] = Champion(
+            name, str(mv.version), mv.run_id, mv.tags.get("champion_from"), f"models:/{name}/{mv.version}"
+        )
+    return out
+
+
+def current_champion(name: str):
+    """The ModelVersion that holds the champion alias, or None."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client()
+    try:
+        registered = client.get_registered_model(name)
+    except MlflowException:  # not registered yet: no champion
+        return None
+    version = (registered.aliases or {}).get(CHAMPION)
+    return None if version is None else client.get_model_version(name, version)
+
+
+def set_challenger(name: str, version: str) -> None:
+    mlflow_client().set_registered_model_alias(name, CHALLENGER, str(version))
+
+
+def move_champion(name: str, version: str, reason: str, operator: str | None = None) -> str:
+    """Point `champion` at `version`, closing the previous champion's period; returns the time of the move.
+    Used by the gate and, for a rollback or a manual decision, by `promote`."""
+    client = mlflow_client()
+    now = utc_now()
+    operator = operator or operator_name()
+    previous = current_champion(name)
+    if previous is not None and str(previous.version) == str(version):
+        return now
+    if previous is not None:
+        client.set_model_version_tag(name, previous.version, "champion_until", now)
+        periods = _periods(previous.tags)
+        if periods and periods[-1][1] is None:
+            periods[-1][1] = now
+        client.set_model_version_tag(name, previous.version, "champion_periods", json.dumps(periods))
+    mv = client.get_model_version(name, str(version))
+    periods = _periods(mv.tags) + [[now, None]]
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    for key, value in {
+        "champion_from": now,
+        "champion_periods": json.dumps(periods),
+        "champion_reason": reason[:4000],
+        "champion_set_by": operator,
+    }.items():
+        client.set_model_version_tag(name, str(version), key, value)
+    if "champion_until" in mv.tags:  # champion again (a rollback): its open period has no end
+        client.delete_model_version_tag(name, str(version), "champion_until")
+    log.info("%s: champion -> version %s (%s)", name, version, reason)
+    return now
+
+
+def promote(name: str, version: str, reason: str, operator: str | None = None) -> str:
+    """Make `version` the champion without the gate (a rollback, or a decision taken by people), recording
+    who did it and why; returns the time of the move."""
+    if not reason.strip():
+        raise ValueError("a manual promotion needs a reason (it is recorded on the version)")
+    return move_champion(name, version, f"manual: {reason}", operator)
+
+
+def history(name: str) -> pd.DataFrame:
+    """One row per event, oldest first: time (UTC), version, event ("registered", "champion", "retired"),
+    run_id, verdict (the gate's decision and reasons, on "registered" rows) and note (why it became champion,
+    and by whom)."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow_client()
+    try:
+        client.get_registered_model(name)
+    except MlflowException as e:
+        raise ModelNotFound(f"no registered model {name!r}") from e
+    rows = []
+    for mv in client.search_model_versions(f"name = '{name}'"):
+        tags = mv.tags or {}
+        verdict = tags.get("gate.decision", "")
+        if tags.get("gate.reasons"):
+            verdict = f"{verdict}: {tags['gate.reasons']}"
+        registered = _dt.datetime.fromtimestamp(mv.creation_timestamp / 1000, _dt.UTC).isoformat(
+            timespec="microseconds"
+        )
+        rows.append((registered, int(mv.version), "registered", mv.run_id, verdict, ""))
+        note = tags.get("champion_reason", "")
+        if tags.get("champion_set_by"):
+            note = f"{note} (by {tags['champion_set_by']})"
+        for start, end in _periods(tags):
+            rows.append((start, int(mv.version), "champion", mv.run_id, "", note))
+            if end is not None:
+                rows.append((end, int(mv.version), "retired", mv.run_id, "", ""))
+    frame = pd.DataFrame(rows, columns=["time", "version", "event", "run_id", "verdict", "note"])
+    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
+    order = frame["event"].map({"registered": 0, "retired": 1, "champion": 2})
+    return (
+        frame.assign(_order=order)
+        .sort_values(["time", "_order", "version"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+def _periods(tags: dict) -> list[list[str | None]]:
+    if "champion_periods" in tags:
+        return [list(p) for p in json.loads(tags["champion_periods"])]
+    if "champion_from" in tags:  # written by hand or by an older version: one period
+        return [[tags["champion_from"], tags.get("champion_until")]]
+    return []
+
+
+def utc_now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def operator_name() -> str:
+    """user@host of the person (or service account) running this process."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers): record that rather than fail
+        user = "unknown-user"
+    return f"{user}@{socket.gethostname()}"

@@ -1,0 +1,331 @@
+"""What differs between the valuation and the scoring model in the lifecycle: small, and all here.
+
+A `Task` says which registered model a task's versions go to, which pyfunc wrapper it uses, which columns
+besides the spec's id and features its fitted object reads, which output column is monitored for drift,
+how to get the fitted object, its parameters and its SHAP values, and which gate decides promotion.
+
+The gates compare a challenger with the champion on the same held-out rows (both re-scored through their
+logged pyfunc models):
+
+- `ValuationGate`: the challenger's median absolute percentage error may exceed the champion's by at most
+  ``ape_margin``; its interval coverage must lie within ``coverage_tolerance`` of the nominal level for every
+  asset kind (and overall).
+- `ScoringGate`: the challenger's AUC may be lower than the champion's by at most ``auc_margin``; its expected
+  calibration error must not exceed ``max(ece_bound, champion's ECE + ece_margin)``.
+
+>>> ValuationGate().decide({"median_ape": 0.30, "coverage": {"patent": 0.91}, "level": 0.9},
+...                        {"median_ape": 0.31, "coverage": {"patent": 0.90}, "level": 0.9}).passed
+True
+>>> ScoringGate().decide({"auc": 0.70, "ece": 0.01}, {"auc": 0.72, "ece": 0.01}).reasons
+("AUC 0.7000 is lower than the champion's 0.7200 by more than 0.005",)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.spec import FeatureSpec
+
+# ---------------------------------------------------------------- gates
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A gate's answer. `decision`: "first champion", "promoted", "refused", or "not requested" (promote was
+    False: the figures are logged, the aliases are not touched). `passed` is the gate's own answer."""
+
+    decision: str
+    passed: bool
+    reasons: tuple[str, ...]
+    challenger: dict[str, Any]
+    champion: dict[str, Any] | None = None
+    champion_version: str | None = None
+
+    def summary(self) -> str:
+        text = "; ".join(self.reasons) if self.reasons else "all checks passed"
+        return f"{self.decision}: {text}"
+
+    def flat_figures(self) -> dict[str, float]:
+        """Numeric figures as `gate.challenger.<name>` / `gate.champion.<name>` (for metrics and tags)."""
+        out: dict[str, float] = {}
+        for who, figures in (("challenger", self.challenger), ("champion", self.champion or {})):
+            for key, value in flatten(figures).items():
+                if _is_number(value):
+                    out[f"gate.{who}.{key}"] = float(value)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "passed": self.passed,
+            "reasons": list(self.reasons),
+            "champion_version": self.champion_version,
+            "challenger": self.challenger,
+            "champion": self.champion,
+        }
+
+
+@dataclass(frozen=True)
+class ValuationGate:
+    """Promotion rule for value models (see the module docstring); margins are absolute."""
+
+    ape_margin: float = 0.01
+    coverage_tolerance: float = 0.03
+
+    def figures(self, rows: pd.DataFrame, output: pd.DataFrame, spec: FeatureSpec, level: float) -> dict:
+        """Median APE and interval coverage (overall and per asset kind) of `output` against the observed
+        values in `rows` (same order), over the rows the model valued."""
+        y = rows[spec.target].to_numpy(dtype="float64")
+        value = output["value_cny"].to_numpy(dtype="float64")
+        low = output["value_low_cny"].to_numpy(dtype="float64")
+        high = output["value_high_cny"].to_numpy(dtype="float64")
+        valued = np.isfinite(value)
+        kinds = (
+            rows["asset_kind"].astype(str).to_numpy() if "asset_kind" in rows else np.full(len(rows), "all")
+        )
+        inside = (y >= low) & (y <= high)
+        coverage = {"all": _share(inside[valued])}
+        for kind in sorted(set(kinds[valued])):
+            mask = valued & (kinds == kind)
+            coverage[kind] = _share(inside[mask])
+        return {
+            "n": int(valued.sum()),
+            "refused": int((~valued).sum()),
+            "level": float(level),
+            "median_ape": float(np.median(np.abs(value[valued] / y[valued] - 1)))
+            if valued.any()
+            else math.nan,
+            "coverage": coverage,
+        }
+
+    def decide(self, challenger: dict, champion: dict | None) -> Verdict:
+        reasons = []
+        level, tolerance = challenger["level"], self.coverage_tolerance
+        for kind, share in challenger["coverage"].items():
+            if not abs(share - level) <= tolerance:
+                reasons.append(f"coverage {share:.3f} for {kind} is outside {level:.2f} +/- {tolerance:.2f}")
+        if champion is not None:
+            limit = champion["median_ape"] + self.ape_margin
+            if not challenger["median_ape"] <= limit:
+                reasons.append(
+                    f"median APE {challenger['median_ape']:.4f} is worse than the champion's "
+                    f"{champion['median_ape']:.4f} by more than {self.ape_margin}"
+                )
+        return Verdict("", not reasons, tuple(reasons), challenger, champion)
+
+
+@dataclass(frozen=True)
+class ScoringGate:
+    """Promotion rule for PD models (see the module docstring)."""
+
+    auc_margin: float = 0.005
+    ece_bound: float = 0.02
+    ece_margin: float = 0.005
+    bins: int = 10
+
+    def figures(
+        self, rows: pd.DataFrame, output: pd.DataFrame, spec: FeatureSpec, level: float | None
+    ) -> dict:
+        """AUC, ECE and the other validation metrics of the output's `pd` against the observed defaults."""
+        from scoring.validation import metrics
+
+        pd_ = output["pd"].to_numpy(dtype="float64")
+        scored = np.isfinite(pd_)
+        y = rows[spec.target].to_numpy(dtype="float64")
+        figures = metrics(y[scored], pd_[scored], bins=self.bins)
+        return {
+            **{k: float(v) for k, v in figures.items()},
+            "n": int(scored.sum()),
+            "refused": int((~scored).sum()),
+        }
+
+    def decide(self, challenger: dict, champion: dict | None) -> Verdict:
+        reasons = []
+        ece_limit = (
+            self.ece_bound if champion is None else max(self.ece_bound, champion["ece"] + self.ece_margin)
+        )
+        if not challenger["ece"] <= ece_limit:
+            reasons.append(f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f}")
+        if champion is not None and not challenger["auc"] >= champion["auc"] - self.auc_margin:
+            reasons.append(
+                f"AUC {challenger['auc']:.4f} is lower than the champion's {champion['auc']:.4f} "
+                f"by more than {self.auc_margin}"
+            )
+        return Verdict("", not reasons, tuple(reasons), challenger, champion)
+
+
+# ---------------------------------------------------------------- tasks
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    registered_model: str
+    output_column: str  # the model output whose drift is monitored
+    extra_inputs: tuple[str, ...]  # columns read when present, beyond the spec's id and features
+    fitted_attributes: tuple[str, ...]  # where a training result keeps its fitted object
+    default_gate: Callable[[], Any]
+    purpose: str
+    users: str
+    limits: tuple[str, ...]
+    shap_unit: str
+    explain: Callable[[Any, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]] = field(repr=False)
+    model_params: Callable[[Any], dict] = field(repr=False)
+
+    def fitted(self, result: Any) -> Any:
+        for attribute in self.fitted_attributes:
+            if hasattr(result, attribute):
+                return getattr(result, attribute)
+        raise TypeError(
+            f"a {self.name} training result must have one of the attributes {list(self.fitted_attributes)} "
+            f"(the fitted object), `metrics` and `test`; got {type(result).__name__}"
+        )
+
+    def input_columns(self, spec: FeatureSpec, table: pd.DataFrame) -> list[str]:
+        """The columns a logged model reads, in order: id, features, then the extra inputs the table has."""
+        named = [spec.id] if spec.id else []
+        named += [*spec.feature_names, *(c for c in self.extra_inputs if c in table.columns)]
+        return list(dict.fromkeys(c for c in named if c is not None and c in table.columns))
+
+    def predict_params(self, metrics: Mapping) -> dict[str, Any]:
+        """Inference parameters in the signature (with their defaults)."""
+        if self.name == "valuation":
+            return {"level": float(metrics.get("level", 0.9))}
+        return {}
+
+
+def _valuation_explain(valuer, sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    model = valuer.model
+    contributions = model.contributions(sample).drop(columns="base")
+    return contributions, model.encoder_.transform(sample)
+
+
+def _valuation_params(valuer) -> dict:
+    model = valuer.model
+    params = {k: v for k, v in model.get_params(deep=False).items() if k not in ("spec", "params")}
+    params["estimator"] = model.model_.get_params()
+    params["cross_check_factor"] = valuer.cross_check_factor
+    return params
+
+
+def _scoring_explain(scorer, sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """SHAP values of a scorer: its `contributions(df)` (per feature, in score points; other columns such as
+    "base" dropped), with the features coded by its `encoder_` when it has one."""
+    if not hasattr(scorer, "contributions"):
+        raise TypeError(f"{type(scorer).__name__} has no contributions(df): no SHAP summary can be drawn")
+    names = list(scorer.spec.feature_names)
+    contributions = scorer.contributions(sample)[names]
+    if hasattr(scorer, "encoder_"):
+        shown = scorer.encoder_.transform(sample)
+    else:
+        shown = sample[names].apply(lambda c: c if pd.api.types.is_numeric_dtype(c) else pd.factorize(c)[0])
+    return contributions, shown
+
+
+def _scoring_params(scorer) -> dict:
+    """The scikit-learn parameters of the scorer (or of the estimator it wraps as `model`), and of its
+    fitted booster `model_` under "lightgbm"."""
+    estimator = next((e for e in (scorer, getattr(scorer, "model", None)) if hasattr(e, "get_params")), None)
+    if estimator is None:
+        return {}
+    params = {k: v for k, v in estimator.get_params(deep=False).items() if k != "spec"}
+    booster = getattr(estimator, "model_", None)
+    if hasattr(booster, "get_params"):
+        params["estimator"] = booster.get_params()
+    return params
+
+
+VALUATION = Task(
+    name="valuation",
+    registered_model="ipcredit-valuation",
+    output_column="value_cny",
+    extra_inputs=(
+        "asset_kind",
+        "owner_revenue_cny",
+        "owner_industry",
+        "owner_high_tech",
+        "owner_patents_in_force",
+    ),
+    fitted_attributes=("valuer",),
+    default_gate=ValuationGate,
+    purpose=(
+        "Estimate the market value in CNY of a patent or trademark offered as loan collateral, with a "
+        "conformal interval, a relief-from-royalty cross-check and GB/T 42748 indicator scores."
+    ),
+    users="Credit officers and collateral appraisers of the lending bank; model validators and auditors.",
+    limits=(
+        "The value is a statistical estimate from comparable observed values, not a statutory appraisal "
+        "report (资产评估报告); a pledge above the bank's threshold still needs a licensed appraiser.",
+        "Intervals are calibrated per asset kind on out-of-fold errors; an asset unlike the training data "
+        "(a new industry, an unusual patent type) may fall outside them more often than the nominal rate.",
+        "Rows with values the model never saw in training are refused with a reason, never guessed.",
+    ),
+    shap_unit="SHAP value (log of value in CNY)",
+    explain=_valuation_explain,
+    model_params=_valuation_params,
+)
+
+SCORING = Task(
+    name="scoring",
+    registered_model="ipcredit-scoring",
+    output_column="pd",
+    extra_inputs=(),
+    fitted_attributes=("scorer", "model"),
+    default_gate=ScoringGate,
+    purpose=(
+        "Estimate the 12-month probability of default of an IP-pledge loan application, with a score, a "
+        "grade and the reasons that lowered the score."
+    ),
+    users="Credit officers and risk managers of the lending bank; model validators and auditors.",
+    limits=(
+        "PDs are calibrated to the default rate of the training book; a book with a different default rate "
+        "or a different applicant mix needs recalibration (watch the drift report).",
+        "The score supports, and does not replace, the credit officer's decision.",
+        "Rows with values the model never saw in training are refused with a reason, never guessed.",
+    ),
+    shap_unit="SHAP value (score points)",
+    explain=_scoring_explain,
+    model_params=_scoring_params,
+)
+
+TASKS: dict[str, Task] = {t.name: t for t in (VALUATION, SCORING)}
+
+
+def get_task(name: str) -> Task:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"task must be one of {sorted(TASKS)}; got {name!r}") from None
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as dotted keys.
+
+    >>> flatten({"model": {"all": {"n": 3}}, "level": 0.9})
+    {'model.all.n': 3, 'level': 0.9}
+    """
+    out: dict[str, Any] = {}
+    for key, value in d.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
+def _share(mask: np.ndarray) -> float:
+    return float(mask.mean()) if mask.size else math.nan

@@ -1,0 +1,85 @@
+"""A loan decision: the score of each application and, where the table carries the loan's terms and
+its pledge, the credit line, expected loss and its split, and the interest subsidy.
+
+`decide_loans` is what `ipcredit score` writes and what the service stores: scoring.model for the
+PD, score, grade and reasons, scoring.policy for the lending rules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.errors import Problem
+from scoring.model import PDModelMixin, score_batch
+from scoring.policy import (
+    LendingPolicy,
+    credit_line,
+    expected_loss,
+    exposure_at_default,
+    interest_subsidy,
+    loss_split,
+)
+from scoring.scale import DecisionPolicy
+
+#: Columns a table needs for the lending figures (the scoring table of a portfolio has them all).
+LOAN_COLUMNS = [
+    "amount_cny",
+    "pledge_value_cny",
+    "liquidation_value_cny",
+    "guarantee_share",
+    "insurance_share",
+    "annual_rate",
+    "term_months",
+]
+
+
+def loan_terms(
+    table: pd.DataFrame, pd_: np.ndarray, grades: np.ndarray, policy: LendingPolicy | None = None
+) -> pd.DataFrame:
+    """Credit line, EAD, LGD, expected loss and who bears it, and the first-year interest subsidy."""
+    policy = policy or LendingPolicy()
+    line = credit_line(table["amount_cny"], table["pledge_value_cny"], grades, policy=policy)
+    loss = expected_loss(pd_, exposure_at_default(line, policy), table["liquidation_value_cny"], policy)
+    split = loss_split(loss["el"].to_numpy(), table["guarantee_share"], table["insurance_share"], policy)
+    enterprise = table["enterprise_id"] if "enterprise_id" in table else None
+    subsidy = interest_subsidy(line, table["annual_rate"], table["term_months"], enterprise, policy=policy)
+    out = pd.DataFrame(
+        {
+            "credit_line_cny": line,
+            "ead_cny": loss["ead"].to_numpy(),
+            "lgd": loss["lgd"].to_numpy(),
+            "expected_loss_cny": loss["el"].to_numpy(),
+        },
+        index=table.index,
+    )
+    for column in split.columns:
+        out[column] = split[column].to_numpy()
+    out["interest_subsidy_cny"] = subsidy
+    return out
+
+
+def decide_loans(
+    model: PDModelMixin,
+    table: pd.DataFrame,
+    *,
+    decision: DecisionPolicy | None = None,
+    lending: LendingPolicy | None = None,
+    language: str = "zh",
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """One row per input row, in input order: id, pd, score, grade, reason_codes, recommendation,
+    reasons, the lending figures when the table has LOAN_COLUMNS, and `error` for refused rows."""
+    table = table.reset_index(drop=True)
+    out, problems = score_batch(model, table, policy=decision or DecisionPolicy(), language=language)
+    if all(c in table.columns for c in LOAN_COLUMNS):
+        scored = out["pd"].notna().to_numpy()
+        terms = loan_terms(
+            table[scored],
+            out.loc[scored, "pd"].to_numpy(dtype="float64"),
+            out.loc[scored, "grade"].to_numpy(),
+            lending,
+        )
+        error = out.pop("error")
+        out = out.join(terms)
+        out["error"] = error
+    return out, problems

@@ -1,0 +1,408 @@
+"""The MLflow lifecycle of the value model against a temporary store: tracking, registry, gate, history,
+loading by URI, model card, review, drift against the logged reference, and reproducibility.
+
+One store per module. The versions are registered once, in this order (the fixture `versions`):
+v1 a weak model (1 tree) that becomes champion as the first; v2 a real model (60 trees) that passes the gate
+and is promoted; v3 the v1 recipe again (same data and seed): refused by the gate, and with the same metrics
+and predictions as v1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from features.errors import InvalidData
+from features.synth import synthesize
+from models import card, config, lifecycle, monitor, registry
+from models.registry import ModelCorrupt, ModelNotFound
+from models.tasks import ValuationGate
+from valuation.data import default_spec, in_force, training_table
+from valuation.train import train_valuation
+
+NAME = "ipcredit-valuation"
+CHAMPION_URI = f"models:/{NAME}@champion"
+OUTPUT_COLUMNS = [
+    "asset_id",
+    "value_cny",
+    "value_low_cny",
+    "value_high_cny",
+    "income_value_cny",
+    "income_ratio",
+    "legal_score",
+    "technical_score",
+    "economic_score",
+    "total_score",
+    "stars",
+    "cross_check_flag",
+    "error",
+]
+
+pytestmark = [
+    # Warnings raised inside third-party code with the versions resolved here (MLflow 3.17 with pandas 3.1
+    # and SQLAlchemy 2.1, shap 0.51 with matplotlib 3.11), none about this project; each is named exactly.
+    pytest.mark.filterwarnings(
+        "ignore:Operation with range is deprecated:DeprecationWarning:mlflow.models.utils"
+    ),
+    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"),
+    pytest.mark.filterwarnings(
+        "ignore:The set_.* function will be deprecated:PendingDeprecationWarning:shap"
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ipcredit-home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("IPCREDIT_HOME", str(home))
+        mp.setenv(
+            "MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"
+        )  # restored (unset) after the module
+        mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
+        config.configure()
+        yield home
+
+
+@pytest.fixture(scope="module")
+def table():
+    t = training_table(synthesize(1200, seed=3))
+    return t[in_force(t)].reset_index(drop=True)
+
+
+def trainer(n_estimators: int):
+    """valuation's own training function, called by the lifecycle as trained(table, spec, seed=seed)."""
+    return functools.partial(train_valuation, params={"n_estimators": n_estimators, "n_jobs": 1})
+
+
+@pytest.fixture(scope="module")
+def versions(store, table):
+    spec = default_spec(table)
+    source = {"path": "synthesize(1200, seed=3)", "acquired": "2026-06-30"}
+    out = {}
+    for key, trees in (("v1", 1), ("v2", 60), ("v3", 1)):
+        out[key] = lifecycle.train_and_log(
+            "valuation",
+            table,
+            spec,
+            trainer(trees),
+            data_source=source,
+            seed=0,
+            promote=True,
+            params={"n_estimators": trees},
+            shap_rows=150,
+        )
+    return out
+
+
+def client() -> MlflowClient:
+    return MlflowClient()
+
+
+def champion_version() -> str:
+    return str(client().get_model_version_by_alias(NAME, "champion").version)
+
+
+# ---------------------------------------------------------------- tracking
+
+
+def test_a_run_logs_params_metrics_spec_card_and_shap_plot(versions):
+    run = client().get_run(versions["v2"].run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["task"] == "valuation" and params["seed"] == "0"
+    assert params["train.n_estimators"] == "60"
+    assert params["model.estimator.n_estimators"] == "60"
+    assert params["spec.target"] == "value_cny" and params["spec.id"] == "asset_id"
+    assert params["feature.remaining_years"] == "numeric, increasing"
+    assert params["feature.asset_kind"] == "categorical"
+    assert params["data.rows"] == str(versions["v2"].fingerprint["rows"])
+    assert params["data.source.path"] == "synthesize(1200, seed=3)"
+    assert len(params["data.sha256"]) == 64
+    assert params["data.date_column"] == "as_of"
+    assert metrics["model.all.median_ape"] == pytest.approx(
+        versions["v2"].metrics["model"]["all"]["median_ape"]
+    )
+    assert "model.trademark.coverage" in metrics
+    assert "gate.challenger.median_ape" in metrics and "gate.champion.median_ape" in metrics
+    tags = run.data.tags
+    assert tags["ipcredit.operator"] == registry.operator_name()
+    assert tags["code.commit"] and len(tags["code.sha256"]) == 64
+    files = {a.path for a in client().list_artifacts(run.info.run_id)}
+    files |= {a.path for folder in list(files) for a in client().list_artifacts(run.info.run_id, folder)}
+    for expected in (
+        "spec/spec.yaml",
+        "model_card.md",
+        "model_card.json",
+        "explain/shap_summary.png",
+        "data/fingerprint.json",
+        "environment/environment.json",
+        "metrics/metrics.json",
+        "reference/reference.parquet",
+        "gate/verdict.json",
+    ):
+        assert expected in files, (expected, sorted(files))
+    png = Path(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="explain/shap_summary.png")
+    )
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_the_model_card_holds_data_features_metrics_and_the_pending_review(versions):
+    text = Path(
+        mlflow.artifacts.download_artifacts(run_id=versions["v2"].run_id, artifact_path="model_card.md")
+    ).read_text(encoding="utf-8")
+    assert text.startswith(f"# Model card: {NAME} version {versions['v2'].version}")
+    for fragment in (
+        "## Purpose",
+        "## Intended users",
+        versions["v2"].fingerprint["sha256"],
+        "| `remaining_years` | numeric | increasing |",
+        "`model.all.median_ape`",
+        "Decision: **promoted**",
+        "## Limits",
+        "JR/T 0221-2021",
+        "acquisition time (§6.4) | 2026-06-30",
+        "reviewed by: PENDING; date: PENDING",
+        "Review pending",
+    ):
+        assert fragment in text, fragment
+
+
+def test_refused_training_data_stops_before_anything_is_logged(versions, table):
+    bad = table.copy()
+    bad.loc[3, "value_cny"] = -5.0
+    runs_before = len(mlflow.search_runs(search_all_experiments=True))
+
+    def must_not_train(*args):
+        raise AssertionError("training ran on refused data")
+
+    with pytest.raises(InvalidData, match="value_cny"):
+        lifecycle.train_and_log(
+            "valuation", bad, default_spec(bad), must_not_train, data_source={}, promote=True
+        )
+    assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before
+    assert len(client().search_model_versions(f"name = '{NAME}'")) == len(versions)
+
+
+# ---------------------------------------------------------------- registry and gate
+
+
+def test_the_first_model_becomes_champion_then_the_gate_decides(versions):
+    v1, v2, v3 = (versions[k] for k in ("v1", "v2", "v3"))
+    assert v1.verdict.decision == "first champion" and v1.verdict.champion_version is None
+    assert v2.verdict.decision == "promoted" and v2.verdict.passed
+    assert v2.verdict.champion_version == v1.version
+    assert v2.verdict.challenger["median_ape"] < v2.verdict.champion["median_ape"]
+    assert v3.verdict.decision == "refused" and not v3.verdict.passed
+    assert any("median APE" in reason for reason in v3.verdict.reasons)
+    assert champion_version() == v2.version
+    assert str(client().get_model_version_by_alias(NAME, "challenger").version) == v3.version
+    tags = client().get_model_version(NAME, v3.version).tags
+    assert tags["gate.decision"] == "refused" and "median APE" in tags["gate.reasons"]
+    assert tags["gate.champion_version"] == v2.version
+    assert tags["review.status"] == "pending"
+    assert registry.champion_versions() == {
+        NAME: registry.Champion(
+            NAME,
+            v2.version,
+            v2.run_id,
+            client().get_model_version(NAME, v2.version).tags["champion_from"],
+            f"models:/{NAME}/{v2.version}",
+        )
+    }
+
+
+def test_the_valuation_gate_checks_coverage_of_every_kind():
+    gate = ValuationGate(ape_margin=0.01, coverage_tolerance=0.03)
+    figures = {"median_ape": 0.3, "level": 0.9, "coverage": {"all": 0.9, "patent": 0.91, "trademark": 0.84}}
+    verdict = gate.decide(figures, {"median_ape": 0.5, "level": 0.9, "coverage": {}})
+    assert not verdict.passed
+    assert verdict.reasons == ("coverage 0.840 for trademark is outside 0.90 +/- 0.03",)
+
+
+def test_history_shows_which_version_was_champion_when(versions):
+    events = registry.history(NAME)
+    v = {k: int(r.version) for k, r in versions.items()}
+    assert list(zip(events["version"], events["event"], strict=True)) == [
+        (v["v1"], "registered"),
+        (v["v1"], "champion"),
+        (v["v2"], "registered"),
+        (v["v1"], "retired"),
+        (v["v2"], "champion"),
+        (v["v3"], "registered"),
+    ]
+    assert events["time"].is_monotonic_increasing
+    registered = events[events["event"] == "registered"].set_index("version")
+    assert registered.loc[v["v3"], "verdict"].startswith("refused: ")
+    assert registered.loc[v["v1"], "run_id"] == versions["v1"].run_id
+
+
+# ---------------------------------------------------------------- loading
+
+
+def test_the_champion_loads_by_alias_and_returns_the_full_output(versions, table):
+    model = mlflow.pyfunc.load_model(CHAMPION_URI)
+    rows = table.groupby("asset_kind").head(3)  # patents and trademarks
+    out = model.predict(rows[model.metadata.get_input_schema().input_names()])
+    assert list(out.columns) == OUTPUT_COLUMNS
+    assert len(out) == len(rows) and (out["error"] == "").all()
+    assert (out["value_low_cny"] < out["value_cny"]).all() and (
+        out["value_cny"] < out["value_high_cny"]
+    ).all()
+    assert out["asset_id"].tolist() == rows["asset_id"].tolist()
+    narrower = model.predict(rows[model.metadata.get_input_schema().input_names()], params={"level": 0.5})
+    assert (narrower["value_high_cny"] < out["value_high_cny"]).all()
+
+
+def test_predict_widens_whole_numbers_and_reports_bad_rows_in_the_error_column(versions, table):
+    model = registry.load(CHAMPION_URI, task="valuation")
+    rows = table.head(4).copy()
+    rows["claims"] = rows["claims"].fillna(0).astype("int64")  # as read from a CSV without gaps
+    rows.loc[1, "remaining_years"] = -3.0  # never negative in training
+    out = registry.predict(model, rows)
+    assert out.loc[1, "error"].startswith("remaining_years: expected >= 0")
+    assert np.isnan(out.loc[1, "value_cny"]) and (out.drop(index=1)["error"] == "").all()
+
+
+def test_a_model_of_another_task_is_refused(versions):
+    with pytest.raises(ValueError, match=f"{CHAMPION_URI} is a valuation model; expected a scoring model"):
+        registry.load(CHAMPION_URI, task="scoring")
+
+
+@pytest.mark.parametrize(
+    "uri, fragment",
+    [
+        (
+            f"models:/{NAME}@nosuchalias",
+            "has no alias 'nosuchalias' (aliases: challenger -> version 3, champion -> version 2)",
+        ),
+        ("models:/no-such-model@champion", "there is no registered model 'no-such-model'"),
+        (f"models:/{NAME}/99", "has no version '99'"),
+    ],
+)
+def test_a_missing_model_is_a_clear_error_naming_the_uri(versions, uri, fragment):
+    with pytest.raises(ModelNotFound) as caught:
+        registry.load(uri)
+    assert f"no model at {uri}" in str(caught.value) and fragment in str(caught.value)
+
+
+def test_a_model_whose_artifact_is_gone_is_corrupt_naming_the_uri(versions):
+    mv = client().get_model_version(NAME, versions["v3"].version)
+    assert mv.source.startswith("models:/m-")  # MLflow 3: the version points at a logged model
+    location = mlflow.get_logged_model(mv.source.removeprefix("models:/")).artifact_location
+    fitted = Path(location.removeprefix("file://")) / "artifacts" / "fitted.joblib"
+    assert fitted.is_file()
+    uri = f"models:/{NAME}/{versions['v3'].version}"
+    aside = fitted.rename(fitted.with_suffix(".aside"))
+    try:
+        with pytest.raises(ModelCorrupt, match=f"model {uri} could not be loaded: .*fitted.joblib"):
+            registry.load(uri)
+    finally:
+        aside.rename(fitted)  # other tests load v3
+
+
+def test_the_champion_loads_in_a_fresh_process_from_the_code_logged_with_it(versions, table, store, tmp_path):
+    rows = table.head(5)
+    rows.to_parquet(tmp_path / "rows.parquet")
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import mlflow.pyfunc, pandas as pd
+        model = mlflow.pyfunc.load_model({CHAMPION_URI!r})
+        rows = pd.read_parquet("rows.parquet")
+        out = model.predict(rows[model.metadata.get_input_schema().input_names()])
+        import valuation
+        print(json.dumps({{"columns": list(out.columns), "value": out["value_cny"].tolist(),
+                          "valuation": valuation.__file__}}))
+        """
+    )
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{store / 'mlflow.db'}",
+        "PYTHONWARNINGS": "ignore",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert answer["columns"] == OUTPUT_COLUMNS
+    model = registry.load(CHAMPION_URI)
+    here = model.predict(rows[model.metadata.get_input_schema().input_names()])
+    assert answer["value"] == here["value_cny"].tolist()
+    assert (
+        f"{os.sep}code{os.sep}valuation{os.sep}" in answer["valuation"]
+    )  # the model's copy, not the project
+
+
+# ---------------------------------------------------------------- reproducibility
+
+
+def test_the_same_data_and_seed_give_the_same_metrics_and_predictions(versions, table):
+    a, b = versions["v1"], versions["v3"]
+    assert a.fingerprint == b.fingerprint
+    assert a.metrics == b.metrics
+    metrics_a, metrics_b = (client().get_run(r.run_id).data.metrics for r in (a, b))
+    assert metrics_a == {k: v for k, v in metrics_b.items() if not k.startswith("gate.champion.")}
+    assert a.verdict.challenger == b.verdict.challenger  # re-scored through the registry: same figures
+    model_a, model_b = (registry.load(r.model_uri) for r in (a, b))
+    inputs = model_a.metadata.get_input_schema().input_names()
+    pd.testing.assert_frame_equal(
+        model_a.predict(table[inputs]), model_b.predict(table[inputs]), check_exact=True
+    )
+
+
+# ---------------------------------------------------------------- review, drift, rollback
+
+
+def test_signing_the_review_records_it_and_renders_the_card_again(versions):
+    version = versions["v2"].version
+    text = card.sign_review(
+        NAME, version, "Li Wei (model validation)", note="approved for launch", date="2026-07-01"
+    )
+    assert "reviewed by Li Wei (model validation) on 2026-07-01; approved for launch" in text
+    assert "Review pending" not in text
+    tags = client().get_model_version(NAME, version).tags
+    assert tags["review.status"] == "signed" and tags["review.by"] == "Li Wei (model validation)"
+    logged = Path(
+        mlflow.artifacts.download_artifacts(run_id=versions["v2"].run_id, artifact_path="model_card.md")
+    ).read_text(encoding="utf-8")
+    assert logged == text
+
+
+def test_monitoring_the_champion_against_its_training_reference(versions, table, tmp_path):
+    same = monitor.monitor_model(CHAMPION_URI, table)
+    assert set(same.table["label"]) == {"stable"}
+    assert same.table["variable"].iloc[-1] == monitor.OUTPUT_NAME
+    shifted = table.assign(owner_revenue_cny=table["owner_revenue_cny"] * 5)
+    report = monitor.monitor_model(CHAMPION_URI, shifted)
+    assert report.labels["owner_revenue_cny"] == "rebuild"
+    assert report.labels[monitor.OUTPUT_NAME] in ("watch", "rebuild")  # revenue drives the value
+    html_path, json_path = report.write(tmp_path)
+    assert json.loads(json_path.read_text())["meta"]["model"] == CHAMPION_URI
+    assert "data:image/png;base64," in html_path.read_text()
+
+
+def test_a_manual_rollback_is_recorded_in_the_history(versions):
+    v1, v2 = versions["v1"].version, versions["v2"].version
+    with pytest.raises(ValueError, match="needs a reason"):
+        registry.promote(NAME, v1, reason=" ")
+    registry.promote(NAME, v1, reason="rollback drill")
+    assert champion_version() == v1
+    registry.promote(NAME, v2, reason="end of drill")
+    events = registry.history(NAME)
+    tail = list(zip(events["version"], events["event"], strict=True))[-4:]
+    assert tail == [(int(v2), "retired"), (int(v1), "champion"), (int(v1), "retired"), (int(v2), "champion")]
+    assert "manual: end of drill" in events["note"].iloc[-1]
+    assert champion_version() == v2
