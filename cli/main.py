@@ -30,7 +30,7 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (InvalidData, FileNotFoundError, ValueError) as e:
+        except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
             # markup off: file names and data values may hold square brackets
             console.print(f"error: {e}", markup=False, highlight=False)
             raise typer.Exit(2) from None
@@ -39,8 +39,11 @@ def user_errors(command):
         except Exception as e:  # a fault of ours, not of the input: say so, trace only with --verbose
             if logging.getLogger().isEnabledFor(logging.INFO):
                 raise
-            console.print(f"internal error: {type(e).__name__}: {e} (run with --verbose for the trace)",
-                          markup=False, highlight=False)
+            console.print(
+                f"internal error: {type(e).__name__}: {e} (run with --verbose for the trace)",
+                markup=False,
+                highlight=False,
+            )
             raise typer.Exit(1) from None
 
     return wrapper
@@ -110,7 +113,9 @@ def features(
             help="Write the scoring table (the input of `ipcredit score`), valuing bundles with --valuation"
         ),
     ] = None,
-    valuation: Annotated[str, typer.Option(help="Valuation model for --scoring-out")] = "ipcredit-valuation",
+    valuation: Annotated[str, typer.Option(help="Valuation model URI for --scoring-out")] = (
+        "models:/ipcredit-valuation@champion"
+    ),
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
     from features.io import check_format, write_table
@@ -132,10 +137,10 @@ def features(
         write_table(table.reset_index(), out)
         typer.echo(f"wrote {out}")
     if scoring_out is not None:
-        from models import store
+        from models import registry
         from scoring.data import scoring_table
 
-        write_table(scoring_table(portfolio, store.load(valuation)), scoring_out)
+        write_table(scoring_table(portfolio, registry.load_fitted(valuation, task="valuation")), scoring_out)
         typer.echo(f"wrote the scoring table to {scoring_out}")
     if assets_out is not None:
         import pandas as pd
@@ -173,37 +178,113 @@ def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<24}"), BarColumn(), TimeElapsedColumn(), console=console)
 
 
-train_app = typer.Typer(help="Train a model and print its held-out metrics.", no_args_is_help=True)
+VALUATION_URI = "models:/ipcredit-valuation@champion"
+SCORING_URI = "models:/ipcredit-scoring@champion"
+
+train_app = typer.Typer(help="Train a model, log it to MLflow and register it.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
+models_app = typer.Typer(
+    help="The model registry: champions, history, promotion, review.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+DataOption = Annotated[
+    Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")
+]
+SpecOption = Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")]
+SeedOption = Annotated[int, typer.Option(help="Seed of the split and the model")]
+PromoteOption = Annotated[
+    bool, typer.Option(help="Make the new version champion if it passes the gate against the current one")
+]
+
+
+def _print_registration(registration) -> None:
+    import json
+
+    typer.echo(json.dumps(registration.metrics, indent=2, default=str))
+    typer.echo(
+        f"registered {registration.model_uri} (run {registration.run_id}); "
+        f"gate: {registration.verdict.summary()}"
+    )
 
 
 @train_app.command("valuation")
 @user_errors
 def train_valuation_command(
-    data: Annotated[
-        Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")
-    ] = None,
-    spec: Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")] = None,
-    name: Annotated[str, typer.Option(help="Name to store the model under")] = "ipcredit-valuation",
-    seed: Annotated[int, typer.Option(help="Seed of the split and the model")] = 0,
+    data: DataOption = None,
+    spec: SpecOption = None,
+    name: Annotated[str, typer.Option(help="Registered model name")] = "ipcredit-valuation",
+    seed: SeedOption = 0,
+    promote: PromoteOption = False,
 ):
-    """Train the value model; prints held-out accuracy and interval coverage."""
-    import json
-
-    from models import store
+    """Train the value model, log it to MLflow with its metrics, card and plots, and register it
+    (alias challenger; champion with --promote when it passes the gate)."""
+    from models import lifecycle
     from models.datasets import training_data
     from valuation.train import train_valuation
 
     with _progress() as bar:
-        task = bar.add_task("loading data", total=3)
-        table, feature_spec, _ = training_data("valuation", data, spec)
-        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
-        trained = train_valuation(table, feature_spec, seed=seed)
-        bar.update(task, advance=1, description="storing")
-        folder = store.save(name, trained.valuer, feature_spec, trained.metrics)
+        task = bar.add_task("loading data", total=2)
+        table, feature_spec, source = training_data("valuation", data, spec)
+        bar.update(task, advance=1, description=f"training and logging ({len(table):,} rows)")
+        registration = lifecycle.train_and_log(
+            "valuation",
+            table,
+            feature_spec,
+            train_valuation,
+            data_source=source,
+            name=name,
+            seed=seed,
+            promote=promote,
+        )
         bar.update(task, advance=1, description="done")
-    typer.echo(json.dumps(trained.metrics, indent=2))
-    typer.echo(f"stored {folder}")
+    _print_registration(registration)
+
+
+@train_app.command("scoring")
+@user_errors
+def train_scoring_command(
+    data: DataOption = None,
+    spec: SpecOption = None,
+    name: Annotated[str, typer.Option(help="Registered model name")] = "ipcredit-scoring",
+    valuation: Annotated[
+        str, typer.Option(help="Valuation model (URI) that values a portfolio's bundles")
+    ] = (VALUATION_URI),
+    seed: SeedOption = 0,
+    promote: PromoteOption = False,
+):
+    """Train the "IP + credit" scoring model and its scorecard challenger; log both figures, the
+    validation report (HTML and JSON) and the model to MLflow and register it."""
+    import tempfile
+
+    from models import lifecycle, registry
+    from models.datasets import training_data
+    from scoring.train import train_scoring
+    from scoring.validation import write_report
+
+    with _progress() as bar:
+        task = bar.add_task("loading data", total=3)
+        valuer = (
+            None if data is not None and data.is_file() else registry.load_fitted(valuation, task="valuation")
+        )
+        table, feature_spec, source = training_data("scoring", data, spec, valuer=valuer)
+        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
+        trained = train_scoring(table, feature_spec, seed=seed)
+        bar.update(task, advance=1, description="logging and registering")
+        with tempfile.TemporaryDirectory() as folder:
+            registration = lifecycle.train_and_log(
+                "scoring",
+                table,
+                feature_spec,
+                trained,
+                data_source=source,
+                name=name,
+                seed=seed,
+                promote=promote,
+                report_files=write_report(trained.report, folder),
+            )
+        bar.update(task, advance=1, description="done")
+    _print_registration(registration)
 
 
 @app.command()
@@ -213,20 +294,44 @@ def value(
         Path, typer.Option(help="Assets to value (.csv or .parquet) with the model's feature columns")
     ],
     output: Annotated[Path, typer.Option(help="Where to write the values (.csv or .parquet)")],
-    model: Annotated[str, typer.Option(help="Stored model name")] = "ipcredit-valuation",
+    model: Annotated[str, typer.Option(help="MLflow model URI")] = VALUATION_URI,
     level: Annotated[float, typer.Option(help="Interval level")] = 0.9,
 ):
     """Value assets: one output row per input row, in input order. Bad rows get no value, an `error`
     text, and are listed on stderr; the exit code is then 3."""
     from features.io import check_format, read_table, write_table
-    from models import store
+    from models import registry
 
     check_format(output)
-    valuer = store.load(model)
-    table = read_table(input)
-    out, problems = valuer.value(table, level)
+    valuer = registry.load_fitted(model, task="valuation")
+    out, problems = valuer.value(read_table(input), level)
     write_table(out, output)
     _report_refused(len(out), problems, output, "valued")
+
+
+@app.command()
+@user_errors
+def score(
+    input: Annotated[
+        Path, typer.Option(help="Applications to score (.csv or .parquet) with the model's columns")
+    ],
+    output: Annotated[Path, typer.Option(help="Where to write the scores (.csv or .parquet)")],
+    model: Annotated[str, typer.Option(help="MLflow model URI")] = SCORING_URI,
+    language: Annotated[str, typer.Option(help="Language of the reason texts: zh or en")] = "zh",
+):
+    """Score applications: one output row per input row, in input order (id, pd, score, grade,
+    reason_codes, then recommendation, reasons, the credit line, expected loss and its split and the
+    interest subsidy when the table has the loan's terms, and error). Bad rows are listed on stderr;
+    exit code 3."""
+    from features.io import check_format, read_table, write_table
+    from models import registry
+    from scoring.decision import decide_loans
+
+    check_format(output)
+    scorer = registry.load_fitted(model, task="scoring")
+    out, problems = decide_loans(scorer, read_table(input), language=language)
+    write_table(out, output)
+    _report_refused(len(out), problems, output, "scored")
 
 
 def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
@@ -243,64 +348,65 @@ def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
         raise typer.Exit(3)
 
 
-@train_app.command("scoring")
-@user_errors
-def train_scoring_command(
-    data: Annotated[
-        Path | None, typer.Option(help="Portfolio folder, or a flat CSV/Parquet table with --spec")
-    ] = None,
-    spec: Annotated[Path | None, typer.Option(help="Feature spec YAML for a flat table")] = None,
-    name: Annotated[str, typer.Option(help="Name to store the model under")] = "ipcredit-scoring",
-    valuation: Annotated[str, typer.Option(help="Valuation model that values a portfolio's bundles")] = (
-        "ipcredit-valuation"
-    ),
-    seed: Annotated[int, typer.Option(help="Seed of the split and the model")] = 0,
-):
-    """Train the "IP + credit" scoring model and its scorecard challenger; prints held-out metrics
-    and writes the validation report (HTML and JSON) beside the stored model."""
-    import json
-
-    from models import store
-    from models.datasets import training_data
-    from scoring.train import train_scoring
-    from scoring.validation import write_report
-
-    with _progress() as bar:
-        task = bar.add_task("loading data", total=4)
-        valuer = None if data is not None and data.is_file() else store.load(valuation)
-        table, feature_spec, _ = training_data("scoring", data, spec, valuer=valuer)
-        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
-        trained = train_scoring(table, feature_spec, seed=seed)
-        bar.update(task, advance=1, description="storing")
-        folder = store.save(name, trained.model, feature_spec, trained.metrics)
-        bar.update(task, advance=1, description="validation report")
-        html, _ = write_report(trained.report, folder)
-        bar.update(task, advance=1, description="done")
-    typer.echo(json.dumps(trained.metrics, indent=2))
-    typer.echo(f"stored {folder}; validation report {html}")
-
-
 @app.command()
 @user_errors
-def score(
-    input: Annotated[
-        Path, typer.Option(help="Applications to score (.csv or .parquet) with the model's columns")
-    ],
-    output: Annotated[Path, typer.Option(help="Where to write the scores (.csv or .parquet)")],
-    model: Annotated[str, typer.Option(help="Stored model name")] = "ipcredit-scoring",
-    language: Annotated[str, typer.Option(help="Language of the reason texts: zh or en")] = "zh",
+def monitor(
+    model: Annotated[str, typer.Option(help="MLflow model URI")],
+    data: Annotated[Path, typer.Option(help="Current data (.csv or .parquet) with the model's columns")],
+    out: Annotated[Path, typer.Option(help="Folder for drift_report.html and .json")] = Path("drift"),
 ):
-    """Score applications: one output row per input row, in input order (id, pd, score, grade,
-    reason_codes, then recommendation, reasons, the credit line, expected loss and its split and the
-    interest subsidy when the table has the loan's terms, and error). Bad rows are listed on stderr;
-    exit code 3."""
-    from features.io import check_format, read_table, write_table
-    from models import store
-    from scoring.decision import decide_loans
+    """PSI per feature and of the model's output against its training data (stable < 0.1 <= watch
+    <= 0.25 < rebuild), written as HTML and JSON."""
+    from features.io import read_table
+    from models import monitor as drift
 
-    check_format(output)
-    scorer = store.load(model)
-    table = read_table(input)
-    out, problems = decide_loans(scorer, table, language=language)
-    write_table(out, output)
-    _report_refused(len(out), problems, output, "scored")
+    report = drift.monitor_model(model, read_table(data))
+    html, _ = report.write(out)
+    typer.echo(report.table.to_string(index=False))
+    typer.echo(f"wrote {html}")
+
+
+@models_app.command("history")
+@user_errors
+def models_history(name: Annotated[str, typer.Argument(help="Registered model name")]):
+    """Which version was champion when, with each gate's verdict."""
+    from models import registry
+
+    typer.echo(registry.history(name).to_string(index=False))
+
+
+@models_app.command("champions")
+@user_errors
+def models_champions():
+    """The champion version of each registered model."""
+    from models import registry
+
+    for name, champion in registry.champion_versions().items():
+        typer.echo(f"{name}: {champion}")
+
+
+@models_app.command("promote")
+@user_errors
+def models_promote(
+    name: Annotated[str, typer.Argument(help="Registered model name")],
+    version: Annotated[str, typer.Argument(help="Version to make champion (a rollback, say)")],
+    reason: Annotated[str, typer.Option(help="Why, for the record")],
+):
+    """Move the champion alias by hand, with a reason on record."""
+    from models import registry
+
+    typer.echo(registry.promote(name, version, reason))
+
+
+@models_app.command("review")
+@user_errors
+def models_review(
+    name: Annotated[str, typer.Argument(help="Registered model name")],
+    version: Annotated[str, typer.Argument(help="Version reviewed")],
+    by: Annotated[str, typer.Option(help="Reviewer (JR/T 0221-2021 review before launch)")],
+    note: Annotated[str, typer.Option(help="Review note")] = "",
+):
+    """Sign the model card's review before launch."""
+    from models import card
+
+    typer.echo(card.sign_review(name, version, by, note))

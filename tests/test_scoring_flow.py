@@ -40,14 +40,18 @@ def test_scoring_table_has_one_row_per_application_with_the_valued_bundle(portfo
     assert list(table["application_id"]) == list(portfolio.applications["application_id"])
     assert (table["pledge_value_cny"] <= table["liquidation_value_cny"] + 1e-6).all()
     assert (table["liquidation_value_cny"] <= table["bundle_value_cny"] + 1e-6).all()
-    assert np.allclose(table["ltv_on_pledge"], table["amount_cny"] / table["pledge_value_cny"].clip(lower=1.0))
+    assert np.allclose(
+        table["ltv_on_pledge"], table["amount_cny"] / table["pledge_value_cny"].clip(lower=1.0)
+    )
     assert set(LOAN_COLUMNS) <= set(table.columns)
 
 
 def test_default_spec_declares_directions_and_bounds(table):
     spec = default_spec(table)
     by_name = {f.name: f for f in spec.features}
-    assert by_name["max_overdue_days_24m"].monotone == "increasing" and by_name["max_overdue_days_24m"].min == 0
+    assert (
+        by_name["max_overdue_days_24m"].monotone == "increasing" and by_name["max_overdue_days_24m"].min == 0
+    )
     assert by_name["ltv_on_pledge"].monotone == "increasing"
     assert by_name["revenue_growth"].min is None  # growth may be negative
     assert "pledge_value_cny" not in by_name and spec.target == "defaulted_12m"
@@ -102,13 +106,36 @@ def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, tabl
     table.to_parquet(tmp_path / "apps.parquet")
     default_spec(table).to_yaml(tmp_path / "spec.yaml")
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "scoring", "--data", str(tmp_path / "apps.parquet"), "--spec",
-                                 str(tmp_path / "spec.yaml"), "--name", "bank-b"])
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "scoring",
+            "--data",
+            str(tmp_path / "apps.parquet"),
+            "--spec",
+            str(tmp_path / "spec.yaml"),
+            "--name",
+            "bank-b",
+            "--promote",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    report = tmp_path / "home" / "models" / "bank-b" / "validation_report.html"
-    assert report.exists() and "<img" in report.read_text(encoding="utf-8")
-    result = runner.invoke(app, ["score", "--input", str(tmp_path / "apps.parquet"), "--output",
-                                 str(tmp_path / "scores.csv"), "--model", "bank-b", "--language", "en"])
+    assert "registered models:/bank-b/1" in result.output and "first champion" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "score",
+            "--input",
+            str(tmp_path / "apps.parquet"),
+            "--output",
+            str(tmp_path / "scores.csv"),
+            "--model",
+            "models:/bank-b@champion",
+            "--language",
+            "en",
+        ],
+    )
     assert result.exit_code == 0, result.output
     out = pd.read_csv(tmp_path / "scores.csv")
     assert list(out.columns[:5]) == ["application_id", "pd", "score", "grade", "reason_codes"]

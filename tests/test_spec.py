@@ -332,7 +332,8 @@ def test_infer_spec_refuses_unknown_target_or_id():
 
 def test_numeric_bounds_are_accepted_kept_and_checked():
     spec = FeatureSpec.from_yaml(
-        "target: y\nfeatures:\n  - {name: claims, type: numeric, min: 0}\n  - {name: share, type: numeric, min: 0, max: 1}\n"
+        "target: y\nfeatures:\n  - {name: claims, type: numeric, min: 0}\n"
+        "  - {name: share, type: numeric, min: 0, max: 1}\n"
     )
     assert (spec.features[0].min, spec.features[1].max) == (0, 1)
     assert FeatureSpec.from_dict(spec.to_dict()) == spec

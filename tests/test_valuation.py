@@ -109,10 +109,11 @@ def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table)
             str(tmp_path / "spec.yaml"),
             "--name",
             "bank-a",
+            "--promote",
         ],
     )
     assert result.exit_code == 0, result.output
-    assert '"coverage"' in result.output
+    assert '"coverage"' in result.output and "first champion" in result.output
     result = runner.invoke(
         app,
         [
@@ -122,7 +123,7 @@ def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table)
             "--output",
             str(tmp_path / "values.parquet"),
             "--model",
-            "bank-a",
+            "models:/bank-a@champion",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -153,11 +154,11 @@ def test_value_cli_with_an_unknown_model_says_so(tmp_path, monkeypatch):
             "--output",
             str(tmp_path / "out.csv"),
             "--model",
-            "nope",
+            "models:/nope@champion",
         ],
     )
     assert result.exit_code == 2
-    assert "no model named 'nope'" in result.output and "Traceback" not in result.output
+    assert "models:/nope@champion" in result.output and "Traceback" not in result.output
 
 
 def test_fast_single_asset_path_agrees_with_the_batch(trained):
