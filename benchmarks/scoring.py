@@ -49,8 +49,15 @@ def logistic(spec):
     numeric, categorical = list(spec.numeric), list(spec.categorical)
     steps = [("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)]
     if categorical:
-        steps.append(("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                                           OneHotEncoder(handle_unknown="ignore")), categorical))
+        steps.append(
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                categorical,
+            )
+        )
     return make_pipeline(ColumnTransformer(steps), LogisticRegression(max_iter=2000))
 
 
@@ -67,18 +74,23 @@ def cross_validate(name: str, folds: int, seed: int) -> dict[str, dict]:
     y = table[spec.target].to_numpy(dtype=int)
     oof = {k: np.full(len(table), np.nan) for k in ("lightgbm", "scorecard", "plain_lightgbm", "logistic")}
     for k, (train_idx, test_idx) in enumerate(
-            StratifiedKFold(folds, shuffle=True, random_state=seed).split(table, y)):
+        StratifiedKFold(folds, shuffle=True, random_state=seed).split(table, y)
+    ):
         train, test = table.iloc[train_idx], table.iloc[test_idx]
         model = ScoringModel(spec, random_state=seed).fit(train)
         oof["lightgbm"][test_idx] = model.predict_pd(test)
         oof["scorecard"][test_idx] = ScorecardModel(spec, random_state=seed).fit(train).predict_pd(test)
-        plain = LGBMClassifier(verbose=-1, random_state=seed, n_jobs=2).fit(model.encoder_.transform(train),
-                                                                             y[train_idx])
+        plain = LGBMClassifier(verbose=-1, random_state=seed, n_jobs=2).fit(
+            model.encoder_.transform(train), y[train_idx]
+        )
         oof["plain_lightgbm"][test_idx] = plain.predict_proba(model.encoder_.transform(test))[:, 1]
         lr = logistic(spec).fit(_categorical_as_text(train, spec), y[train_idx])
         oof["logistic"][test_idx] = lr.predict_proba(_categorical_as_text(test, spec))[:, 1]
         print(f"  {name}: fold {k + 1}/{folds} done", flush=True)
-    return {k: metrics(y, v) for k, v in oof.items()} | {"_rows": len(table), "_default_rate": float(y.mean())}
+    return {k: metrics(y, v) for k, v in oof.items()} | {
+        "_rows": len(table),
+        "_default_rate": float(y.mean()),
+    }
 
 
 def speed(seed: int) -> None:
@@ -115,8 +127,10 @@ def speed(seed: int) -> None:
             start = time.perf_counter()
             fn()
             times.append(time.perf_counter() - start)
-        print(f"  one application, {label:<26} median {np.median(times) * 1e3:6.2f} ms   "
-              f"p99 {np.percentile(times, 99) * 1e3:6.2f} ms   (target median < 5 ms)")
+        print(
+            f"  one application, {label:<26} median {np.median(times) * 1e3:6.2f} ms   "
+            f"p99 {np.percentile(times, 99) * 1e3:6.2f} ms   (target median < 5 ms)"
+        )
 
 
 def main() -> None:
@@ -131,17 +145,23 @@ def main() -> None:
         print(f"cross-validating {name} ...", flush=True)
         results[name] = cross_validate(name, args.folds, args.seed)
     print(f"\n{args.folds}-fold stratified CV, out-of-fold figures")
-    print(f"{'data':<8} {'rows':>6} {'bad%':>6}  {'model':<15} {'AUC':>6} {'Gini':>6} {'KS':>6} {'Brier':>7} "
-          f"{'ECE':>6}")
+    print(
+        f"{'data':<8} {'rows':>6} {'bad%':>6}  {'model':<15} {'AUC':>6} {'Gini':>6} {'KS':>6} {'Brier':>7} "
+        f"{'ECE':>6}"
+    )
     for name, by_model in results.items():
         for model in ("lightgbm", "scorecard", "plain_lightgbm", "logistic"):
             m = by_model[model]
-            print(f"{name:<8} {by_model['_rows']:>6} {100 * by_model['_default_rate']:>6.2f}  {model:<15} "
-                  f"{m['auc']:>6.3f} {m['gini']:>6.3f} {m['ks']:>6.3f} {m['brier']:>7.4f} {m['ece']:>6.3f}")
+            print(
+                f"{name:<8} {by_model['_rows']:>6} {100 * by_model['_default_rate']:>6.2f}  {model:<15} "
+                f"{m['auc']:>6.3f} {m['gini']:>6.3f} {m['ks']:>6.3f} {m['brier']:>7.4f} {m['ece']:>6.3f}"
+            )
     if "polish" in results:
         m = results["polish"]["lightgbm"]
-        print(f"\ntargets: Polish 1-year AUC {m['auc']:.3f} (>= 0.95: {'met' if m['auc'] >= 0.95 else 'NOT met'}); "
-              f"ECE {m['ece']:.3f} (<= 0.02: {'met' if m['ece'] <= 0.02 else 'NOT met'})")
+        print(
+            f"\ntargets: Polish 1-year AUC {m['auc']:.3f} (>= 0.95: {'met' if m['auc'] >= 0.95 else 'NOT met'}); "
+            f"ECE {m['ece']:.3f} (<= 0.02: {'met' if m['ece'] <= 0.02 else 'NOT met'})"
+        )
     if not args.skip_speed:
         speed(args.seed)
 

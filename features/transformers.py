@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
 from features.reference import STRATEGIC_EMERGING_IPC
-from features.schema import LegalStatus, PatentType, TaxGrade, TrademarkStatus
+from features.schema import Industry, IpcSection, LegalStatus, PatentType, TaxGrade, TrademarkStatus
 
 DAYS_PER_YEAR = 365.25
 TERM_YEARS = {PatentType.INVENTION: 20, PatentType.UTILITY_MODEL: 10, PatentType.DESIGN: 15}
@@ -75,10 +75,18 @@ class _SnapshotTransformer(TransformerMixin, BaseEstimator):
 
     required: list[str] = []
     categorical: list[str] = []
+    known_categories: dict[str, tuple[str, ...]] = {}
 
     def fit(self, X: pd.DataFrame, y=None):
         _require(X, self.required, type(self).__name__)
-        self.categories_ = {c: sorted(X[c].dropna().astype(str).unique()) for c in self.categorical}
+        # Categories the data model enumerates are fixed, so a code means the same whatever rows were fitted
+        # (one application scored alone gets the code it had in training); others are learned.
+        self.categories_ = {
+            c: list(self.known_categories[c])
+            if c in self.known_categories
+            else sorted(X[c].dropna().astype(str).unique())
+            for c in self.categorical
+        }
         self.feature_names_out_ = np.asarray(self._build(X.head(1)).columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         return self
@@ -129,6 +137,10 @@ class PatentFeatures(_SnapshotTransformer):
         "as_of",
     ]
     categorical = ["patent_type", "ipc_section"]
+    known_categories = {
+        "patent_type": tuple(sorted(t.value for t in PatentType)),
+        "ipc_section": tuple(s.value for s in IpcSection),
+    }
 
     def __init__(self, strategic_ipc: frozenset[str] | None = None):
         self.strategic_ipc = strategic_ipc
@@ -200,6 +212,7 @@ class TrademarkFeatures(_SnapshotTransformer):
         "as_of",
     ]
     categorical = ["nice_class"]
+    known_categories = {"nice_class": tuple(str(k) for k in range(1, 46))}
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
         revenue = X["revenue_under_mark_cny"].to_numpy(dtype="float64", na_value=np.nan)
@@ -288,6 +301,7 @@ class EnterpriseFeatures(_SnapshotTransformer):
         "as_of",
     ]
     categorical = ["industry"]
+    known_categories = {"industry": tuple(sorted(i.value for i in Industry))}
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
         def num(c: str) -> np.ndarray:

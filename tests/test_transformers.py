@@ -31,37 +31,87 @@ T = pd.Timestamp
 def patent_row(**changes) -> dict:
     """An invention granted 2012-06-01 and in force until 2030, seen on 2020-06-01."""
     return {
-        "patent_id": "P1", "patent_type": "invention", "filing_date": T("2010-01-01"),
-        "grant_date": T("2012-06-01"), "expiry_date": T("2030-01-01"), "ipc_main": "H01M", "ipc_count": 2,
-        "n_claims": 10, "n_independent_claims": 2, "backward_citations": 5, "family_size": 2,
-        "family_countries": 2, "n_inventors": 3, "in_use": True, "forward_citations": 16, "transfers": 0,
-        "licences": 1, "prior_pledges": 0, "invalidation_requests": 0, "litigations": 0,
-        "status_as_of": "valid", "as_of": T("2020-06-01"),
+        "patent_id": "P1",
+        "patent_type": "invention",
+        "filing_date": T("2010-01-01"),
+        "grant_date": T("2012-06-01"),
+        "expiry_date": T("2030-01-01"),
+        "ipc_main": "H01M",
+        "ipc_count": 2,
+        "n_claims": 10,
+        "n_independent_claims": 2,
+        "backward_citations": 5,
+        "family_size": 2,
+        "family_countries": 2,
+        "n_inventors": 3,
+        "in_use": True,
+        "forward_citations": 16,
+        "transfers": 0,
+        "licences": 1,
+        "prior_pledges": 0,
+        "invalidation_requests": 0,
+        "litigations": 0,
+        "status_as_of": "valid",
+        "as_of": T("2020-06-01"),
     } | changes
 
 
 def trademark_row(**changes) -> dict:
     """A mark registered 2010-05-01, renewed once, seen on 2020-06-01."""
     return {
-        "trademark_id": "T1", "nice_class": 9, "n_goods_services": 8, "filing_date": T("2009-06-01"),
-        "registration_date": T("2010-05-01"), "expiry_as_of": T("2030-05-01"), "well_known": False,
-        "time_honoured": False, "in_use": True, "revenue_under_mark_cny": 1_000_000.0, "renewals": 1,
-        "transfers": 0, "licences": 2, "prior_pledges": 0, "oppositions": 0, "invalidation_requests": 0,
-        "status_as_of": "registered", "as_of": T("2020-06-01"),
+        "trademark_id": "T1",
+        "nice_class": 9,
+        "n_goods_services": 8,
+        "filing_date": T("2009-06-01"),
+        "registration_date": T("2010-05-01"),
+        "expiry_as_of": T("2030-05-01"),
+        "well_known": False,
+        "time_honoured": False,
+        "in_use": True,
+        "revenue_under_mark_cny": 1_000_000.0,
+        "renewals": 1,
+        "transfers": 0,
+        "licences": 2,
+        "prior_pledges": 0,
+        "oppositions": 0,
+        "invalidation_requests": 0,
+        "status_as_of": "registered",
+        "as_of": T("2020-06-01"),
     } | changes
 
 
 def enterprise_row(**changes) -> dict:
     return {
-        "enterprise_id": "E1", "industry": "electronics", "founded_date": T("2010-06-01"),
-        "registered_capital_cny": 5e6, "employees": 40, "rd_staff": 10, "revenue_cny": 2e7,
-        "revenue_growth": 0.1, "gross_margin": 0.3, "net_profit_cny": 2e6, "total_assets_cny": 2.5e7,
-        "total_liabilities_cny": 1e7, "current_ratio": 1.5, "operating_cash_flow_cny": 1e6,
-        "rd_spend_cny": 1.6e6, "tax_grade": "B", "tax_paid_cny": 6e5, "overdue_count_24m": 0,
-        "max_overdue_days_24m": 0, "outstanding_loans_cny": 4e6, "guarantees_given_cny": 0.0,
-        "court_judgements": 0, "enforcement_count": 0, "dishonest_debtor": False, "admin_penalties": 0,
-        "high_tech": True, "specialized_sme": False,
-        "little_giant": False, "tech_sme": True, "as_of": T("2020-06-01"),
+        "enterprise_id": "E1",
+        "industry": "electronics",
+        "founded_date": T("2010-06-01"),
+        "registered_capital_cny": 5e6,
+        "employees": 40,
+        "rd_staff": 10,
+        "revenue_cny": 2e7,
+        "revenue_growth": 0.1,
+        "gross_margin": 0.3,
+        "net_profit_cny": 2e6,
+        "total_assets_cny": 2.5e7,
+        "total_liabilities_cny": 1e7,
+        "current_ratio": 1.5,
+        "operating_cash_flow_cny": 1e6,
+        "rd_spend_cny": 1.6e6,
+        "tax_grade": "B",
+        "tax_paid_cny": 6e5,
+        "overdue_count_24m": 0,
+        "max_overdue_days_24m": 0,
+        "outstanding_loans_cny": 4e6,
+        "guarantees_given_cny": 0.0,
+        "court_judgements": 0,
+        "enforcement_count": 0,
+        "dishonest_debtor": False,
+        "admin_penalties": 0,
+        "high_tech": True,
+        "specialized_sme": False,
+        "little_giant": False,
+        "tech_sme": True,
+        "as_of": T("2020-06-01"),
     } | changes
 
 
@@ -73,22 +123,36 @@ def frame(*items: dict) -> pd.DataFrame:
     return df
 
 
-PATENTS_FIT = frame(patent_row(), patent_row(patent_id="P2", patent_type="design", ipc_main=None, n_claims=0,
-                                            n_independent_claims=0),
-                    patent_row(patent_id="P3", ipc_main="H04L", status_as_of="pending", grant_date=pd.NaT))
+PATENTS_FIT = frame(
+    patent_row(),
+    patent_row(patent_id="P2", patent_type="design", ipc_main=None, n_claims=0, n_independent_claims=0),
+    patent_row(patent_id="P3", ipc_main="H04L", status_as_of="pending", grant_date=pd.NaT),
+)
 TRADEMARKS_FIT = frame(trademark_row(), trademark_row(trademark_id="T2", nice_class=35))
-ENTERPRISES_FIT = frame(enterprise_row(),
-                        enterprise_row(enterprise_id="E2", industry="software", tax_grade="A"))
+ENTERPRISES_FIT = frame(
+    enterprise_row(), enterprise_row(enterprise_id="E2", industry="software", tax_grade="A")
+)
 
 # (transformer, fit data, new data with an unseen category, the column that becomes missing)
 CASES = {
-    "patent": (PatentFeatures, PATENTS_FIT,
-               frame(patent_row(patent_type="utility_model", ipc_main="C08L"), patent_row()),
-               ["patent_type", "ipc_section"]),
-    "trademark": (TrademarkFeatures, TRADEMARKS_FIT, frame(trademark_row(nice_class=42), trademark_row()),
-                  ["nice_class"]),
-    "enterprise": (EnterpriseFeatures, ENTERPRISES_FIT,
-                   frame(enterprise_row(industry="logistics"), enterprise_row()), ["industry"]),
+    "patent": (
+        PatentFeatures,
+        PATENTS_FIT,
+        frame(patent_row(patent_type="utility_model", ipc_main="C08L"), patent_row()),
+        ["patent_type", "ipc_section"],
+    ),
+    "trademark": (
+        TrademarkFeatures,
+        TRADEMARKS_FIT,
+        frame(trademark_row(nice_class=42), trademark_row()),
+        ["nice_class"],
+    ),
+    "enterprise": (
+        EnterpriseFeatures,
+        ENTERPRISES_FIT,
+        frame(enterprise_row(industry="logistics"), enterprise_row()),
+        ["industry"],
+    ),
 }
 REQUIRED = [(name, column) for name, (cls, *_) in CASES.items() for column in cls.required]
 
@@ -152,23 +216,33 @@ def test_output_columns_are_the_same_for_fit_and_new_data(case):
     assert (new.dtypes == "float64").all() and (seen.dtypes == "float64").all()
 
 
-def test_an_unseen_category_becomes_missing_not_a_new_column(case):
-    """BUG: `_codes` builds pd.Categorical(values, categories=seen) with values outside the categories;
-    pandas deprecates this (Pandas4Warning, "will raise in a future version"), so with warnings as errors,
-    and in pandas 4, transforming new data with a category not seen at fit fails instead of giving NaN."""
+def test_categories_are_fixed_codes_and_unknown_values_become_missing(case):
+    """Enumerated categories (patent type, IPC section, Nice class, industry) have fixed codes, so a
+    category absent from the fitted rows keeps its code (one application scored alone gets the code it
+    had in training); a value outside the enumeration becomes NaN, never a new column."""
     cls, fit_data, new_data, categorical = case
     est = cls().fit(fit_data)
-    out = est.transform(new_data)
-    assert out.shape[1] == est.transform(fit_data).shape[1]
+    unseen = est.transform(new_data)
+    fitted_on_new = cls().fit(new_data).transform(new_data)
+    assert unseen.shape[1] == est.transform(fit_data).shape[1]
+    for column in categorical:
+        assert unseen[column].equals(fitted_on_new[column]), column  # the same codes whatever was fitted
+        assert not np.isnan(unseen[column].iloc[0]), column
+    broken = new_data.copy()
+    for column in categorical:
+        source = "ipc_main" if column == "ipc_section" else column
+        broken[source] = broken[source].astype(object)
+        broken.loc[broken.index[0], source] = "Z99Z" if column == "ipc_section" else "no-such-category"
+    out = est.transform(broken)
     for column in categorical:
         assert np.isnan(out[column].iloc[0]), column
-        assert not np.isnan(out[column].iloc[1]), column  # the second row repeats a category seen at fit
 
 
-def test_fit_learns_the_categories_it_saw():
+def test_fit_keeps_the_enumerated_categories():
     est = PatentFeatures().fit(PATENTS_FIT)
-    assert est.categories_ == {"patent_type": ["design", "invention"], "ipc_section": ["H"]}
-    assert TrademarkFeatures().fit(TRADEMARKS_FIT).categories_ == {"nice_class": ["35", "9"]}
+    assert est.categories_["patent_type"] == ["design", "invention", "utility_model"]
+    assert est.categories_["ipc_section"] == list("ABCDEFGH")
+    assert TrademarkFeatures().fit(TRADEMARKS_FIT).categories_["nice_class"] == [str(k) for k in range(1, 46)]
 
 
 @pytest.mark.parametrize("name, column", REQUIRED, ids=[f"{n}-{c}" for n, c in REQUIRED])
@@ -220,8 +294,9 @@ def test_citations_per_year():
 
 
 def test_patent_status_and_counts_pass_through():
-    rows = frame(patent_row(), patent_row(status_as_of="pending", grant_date=pd.NaT),
-                 patent_row(status_as_of="lapsed"))
+    rows = frame(
+        patent_row(), patent_row(status_as_of="pending", grant_date=pd.NaT), patent_row(status_as_of="lapsed")
+    )
     out = PatentFeatures().fit(rows).transform(rows)
     assert out["is_valid"].tolist() == [1.0, 0.0, 0.0]
     assert out["is_pending"].tolist() == [0.0, 1.0, 0.0]
@@ -229,12 +304,17 @@ def test_patent_status_and_counts_pass_through():
     assert first.tolist() == [10.0, 16.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("transformer, row", [
-    pytest.param(PatentFeatures, patent_row(status_as_of="lapsed"), id="patent-lapsed"),
-    pytest.param(PatentFeatures, patent_row(status_as_of="invalidated"), id="patent-invalidated"),
-    pytest.param(TrademarkFeatures, trademark_row(status_as_of="cancelled"), id="trademark-cancelled"),
-    pytest.param(TrademarkFeatures, trademark_row(status_as_of="invalidated"), id="trademark-invalidated"),
-])
+@pytest.mark.parametrize(
+    "transformer, row",
+    [
+        pytest.param(PatentFeatures, patent_row(status_as_of="lapsed"), id="patent-lapsed"),
+        pytest.param(PatentFeatures, patent_row(status_as_of="invalidated"), id="patent-invalidated"),
+        pytest.param(TrademarkFeatures, trademark_row(status_as_of="cancelled"), id="trademark-cancelled"),
+        pytest.param(
+            TrademarkFeatures, trademark_row(status_as_of="invalidated"), id="trademark-invalidated"
+        ),
+    ],
+)
 def test_remaining_years_are_zero_once_the_right_has_ended(transformer, row):
     """BUG (likely): remaining life is measured to the statutory expiry whatever the status as of the date,
     so a patent that lapsed or was invalidated (a mark cancelled or invalidated) before the as-of date keeps
@@ -257,8 +337,15 @@ def test_trademark_remaining_years_decrease_and_years_registered_increase():
 
 
 def test_trademark_features_by_hand():
-    rows = frame(trademark_row(), trademark_row(status_as_of="pending", registration_date=pd.NaT,
-                                                expiry_as_of=pd.NaT, revenue_under_mark_cny=np.nan))
+    rows = frame(
+        trademark_row(),
+        trademark_row(
+            status_as_of="pending",
+            registration_date=pd.NaT,
+            expiry_as_of=pd.NaT,
+            revenue_under_mark_cny=np.nan,
+        ),
+    )
     out = TrademarkFeatures().fit(rows).transform(rows)
     assert out["is_registered"].tolist() == [1.0, 0.0]
     assert out["log_revenue_under_mark"].iloc[0] == pytest.approx(np.log1p(1e6))
@@ -267,8 +354,9 @@ def test_trademark_features_by_hand():
 
 
 def test_enterprise_ratios_by_hand():
-    rows = frame(enterprise_row(),
-                 enterprise_row(revenue_cny=0.0, total_assets_cny=0.0, employees=1, rd_staff=0))
+    rows = frame(
+        enterprise_row(), enterprise_row(revenue_cny=0.0, total_assets_cny=0.0, employees=1, rd_staff=0)
+    )
     out = EnterpriseFeatures().fit(rows).transform(rows)
     first = out.iloc[0]
     assert first["leverage"] == pytest.approx(0.4)
@@ -285,8 +373,9 @@ def test_enterprise_ratios_by_hand():
     assert not np.isinf(out.to_numpy()).any()
 
 
-@pytest.mark.parametrize("grade, rank",
-                         [("A", 0.0), ("B", 1.0), ("M", 2.0), ("C", 3.0), ("D", 4.0), ("X", None)])
+@pytest.mark.parametrize(
+    "grade, rank", [("A", 0.0), ("B", 1.0), ("M", 2.0), ("C", 3.0), ("D", 4.0), ("X", None)]
+)
 def test_tax_grade_rank(grade, rank):
     rows = frame(enterprise_row(tax_grade=grade))
     value = EnterpriseFeatures().fit(rows).transform(rows)["tax_grade_rank"].iloc[0]
@@ -296,38 +385,50 @@ def test_tax_grade_rank(grade, rank):
 # --- bundle features -------------------------------------------------------------------------------------
 
 
-def asset(application_id: str, kind: str, remaining: float, value: float,
-          patent_type: str | None = None) -> dict:
-    return {"application_id": application_id, "asset_kind": kind, "patent_type": patent_type,
-            "remaining_years": remaining, "value_cny": value}
+def asset(
+    application_id: str, kind: str, remaining: float, value: float, patent_type: str | None = None
+) -> dict:
+    return {
+        "application_id": application_id,
+        "asset_kind": kind,
+        "patent_type": patent_type,
+        "remaining_years": remaining,
+        "value_cny": value,
+    }
 
 
 # Rows of one application need not be adjacent; output rows follow first appearance.
-PLEDGED = pd.DataFrame([
-    asset("A1", "patent", 12.0, 600.0, "invention"),
-    asset("A2", "patent", 10.0, 50.0, "design"),
-    asset("A1", "patent", 4.0, 300.0, "utility_model"),
-    asset("A3", "trademark", 5.0, 100.0),
-    asset("A1", "trademark", 8.0, 100.0),
-    asset("A4", "patent", 15.0, 1.0, "invention"),
-    asset("A3", "trademark", 7.0, 100.0),
-    asset("A4", "patent", 9.0, 3.0, "invention"),
-])
+PLEDGED = pd.DataFrame(
+    [
+        asset("A1", "patent", 12.0, 600.0, "invention"),
+        asset("A2", "patent", 10.0, 50.0, "design"),
+        asset("A1", "patent", 4.0, 300.0, "utility_model"),
+        asset("A3", "trademark", 5.0, 100.0),
+        asset("A1", "trademark", 8.0, 100.0),
+        asset("A4", "patent", 15.0, 1.0, "invention"),
+        asset("A3", "trademark", 7.0, 100.0),
+        asset("A4", "patent", 9.0, 3.0, "invention"),
+    ]
+)
 
 # Worked by hand. A1: invention 600 + utility model 300 + trademark 100; A2: one design patent;
 # A3: two trademarks of equal value; A4: two inventions worth 1 and 3.
-EXPECTED_EQUAL_WEIGHTS = pd.DataFrame({
-    "n_assets": [3, 1, 2, 2],
-    "n_patents": [2, 1, 0, 2],
-    "n_trademarks": [1, 0, 2, 0],
-    "n_inventions": [1, 0, 0, 2],
-    "invention_share": [1 / 3, 0, 0, 1],  # inventions over all pledged assets, trademarks included
-    "has_patent_and_trademark": [1, 0, 0, 0],
-    "concentration_hhi": [3 * (1 / 3) ** 2, 1, 2 * 0.5**2, 2 * 0.5**2],
-    "largest_share": [1 / 3, 1, 0.5, 0.5],
-    "shortest_remaining_years": [4, 10, 5, 9],
-    "mean_remaining_years": [8, 10, 6, 12],
-}, index=pd.Index(["A1", "A2", "A3", "A4"], name="application_id"), dtype="float64")
+EXPECTED_EQUAL_WEIGHTS = pd.DataFrame(
+    {
+        "n_assets": [3, 1, 2, 2],
+        "n_patents": [2, 1, 0, 2],
+        "n_trademarks": [1, 0, 2, 0],
+        "n_inventions": [1, 0, 0, 2],
+        "invention_share": [1 / 3, 0, 0, 1],  # inventions over all pledged assets, trademarks included
+        "has_patent_and_trademark": [1, 0, 0, 0],
+        "concentration_hhi": [3 * (1 / 3) ** 2, 1, 2 * 0.5**2, 2 * 0.5**2],
+        "largest_share": [1 / 3, 1, 0.5, 0.5],
+        "shortest_remaining_years": [4, 10, 5, 9],
+        "mean_remaining_years": [8, 10, 6, 12],
+    },
+    index=pd.Index(["A1", "A2", "A3", "A4"], name="application_id"),
+    dtype="float64",
+)
 
 
 def test_bundle_features_with_equal_weights():
@@ -360,8 +461,11 @@ def test_bundle_output_columns_are_stable_and_learned_state_ends_in_underscore()
     assert est.fit(PLEDGED) is est
     learned = set(vars(est)) - set(est.get_params())
     assert learned and all(n.endswith("_") for n in learned)
-    assert list(est.transform(PLEDGED.head(1)).columns) == list(est.transform(PLEDGED).columns) == list(
-        est.get_feature_names_out())
+    assert (
+        list(est.transform(PLEDGED.head(1)).columns)
+        == list(est.transform(PLEDGED).columns)
+        == list(est.get_feature_names_out())
+    )
     copy = clone(est)
     assert vars(copy) == {"value_column": "value_cny"}
     with pytest.raises(NotFittedError):

@@ -249,7 +249,7 @@ class ValueModel(RegressorMixin, BaseEstimator):
         return out
 
     def predict_log(self, X: pd.DataFrame) -> np.ndarray:
-        return self.model_.booster_.predict(X.to_numpy(dtype="float64"), num_threads=1)
+        return self.model_.booster_.predict(X.to_numpy(dtype="float64"))  # batch: the booster's threads
 
     def predict(self, df: pd.DataFrame) -> np.ndarray:
         """Values in CNY (the median estimate: exp of the log-scale prediction)."""
@@ -307,7 +307,7 @@ class ValueModel(RegressorMixin, BaseEstimator):
         they add up to the log value, so their exponentials multiply to the value in CNY."""
         check_is_fitted(self, "model_")
         X = self.encoder_.transform(df).to_numpy(dtype="float64")
-        contrib = self.model_.booster_.predict(X, pred_contrib=True, num_threads=1)
+        contrib = self.model_.booster_.predict(X, pred_contrib=True)
         return pd.DataFrame(contrib, columns=[*self.feature_names_in_, "base"], index=df.index)
 
     def explain(self, df: pd.DataFrame, top: int | None = None) -> list[list[dict]]:

@@ -82,5 +82,6 @@ def train_valuation(
     plain_value = np.maximum(plain.predict(encoder.transform(test)), 1.0)  # a value is positive
     metrics["plain_lightgbm"]["all"] = _accuracy(y, plain_value)
     log.info("valuation held-out: %s", metrics["model"].get("all"))
-    test = test.assign(**{c: interval[c].to_numpy() for c in interval.columns})
+    # predictions beside the observed target, never over it
+    test = test.assign(**{f"predicted_{c}": interval[c].to_numpy() for c in interval.columns})
     return TrainedValuation(Valuer.fit(train, spec, model=model), metrics, test)
