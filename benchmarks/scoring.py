@@ -159,7 +159,8 @@ def main() -> None:
     if "polish" in results:
         m = results["polish"]["lightgbm"]
         print(
-            f"\ntargets: Polish 1-year AUC {m['auc']:.3f} (>= 0.95: {'met' if m['auc'] >= 0.95 else 'NOT met'}); "
+            f"\ntargets: Polish 1-year AUC {m['auc']:.3f} "
+            f"(>= 0.95: {'met' if m['auc'] >= 0.95 else 'NOT met'}); "
             f"ECE {m['ece']:.3f} (<= 0.02: {'met' if m['ece'] <= 0.02 else 'NOT met'})"
         )
     if not args.skip_speed:
