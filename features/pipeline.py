@@ -46,8 +46,7 @@ def application_features(
     """
     apps = portfolio.applications
     as_of = pd.DataFrame({"enterprise_id": apps["enterprise_id"], "as_of": apps["application_date"]})
-    enterprise = EnterpriseFeatures().fit_transform(enterprise_snapshot(as_of, portfolio.enterprises))
-    enterprise.index = apps["application_id"].to_numpy()
+    enterprises = enterprise_snapshot(as_of, portfolio.enterprises)
 
     pledged = portfolio.pledges.merge(apps[["application_id", "application_date"]], on="application_id")
     pledged = pledged.rename(columns={"application_date": "as_of"})
@@ -57,7 +56,7 @@ def application_features(
     pat_snap = patent_snapshot(pat, portfolio.patents, portfolio.events)
     pat_feat = PatentFeatures().fit(pat_snap).transform(pat_snap)
     tm_snap = trademark_snapshot(tm, portfolio.trademarks, portfolio.events)
-    tm_remaining = (tm_snap["expiry_as_of"] - tm_snap["as_of"]).dt.days.to_numpy(dtype="float64") / 365.25
+    tm_feat = TrademarkFeatures().fit(tm_snap).transform(tm_snap)
     assets = pd.concat(
         [
             pd.DataFrame(
@@ -75,7 +74,7 @@ def application_features(
                     "asset_kind": "trademark",
                     "asset_id": tm["trademark_id"].to_numpy(),
                     "patent_type": None,
-                    "remaining_years": np.clip(tm_remaining, 0, None),
+                    "remaining_years": tm_feat["remaining_years"].to_numpy(),
                 }
             ),
         ],
@@ -83,18 +82,30 @@ def application_features(
     )
     if asset_values is not None:
         assets = assets.merge(asset_values, on=["application_id", "asset_kind", "asset_id"], how="left")
-    bundle = BundleFeatures(value_column=value_column).fit_transform(assets)
+    out = assemble_application_features(apps, enterprises, assets, value_column)
+    outcomes = portfolio.outcomes.set_index("application_id")["defaulted_12m"]
+    out["defaulted_12m"] = outcomes.reindex(out.index).astype("float64")
+    return out
 
-    loan = apps.set_index("application_id")
-    out = pd.DataFrame(index=pd.Index(apps["application_id"], name="application_id"))
+
+def assemble_application_features(
+    loans: pd.DataFrame, enterprises: pd.DataFrame, assets: pd.DataFrame, value_column: str | None = None
+) -> pd.DataFrame:
+    """The application features from their parts, wherever they came from (a portfolio, or one request):
+    `loans` one row per application (application_id and the LoanApplication columns); `enterprises` the
+    credit snapshot of each, row for row, with `as_of` (the application date); `assets` one row per pledged
+    asset (application_id, asset_kind, asset_id, patent_type, remaining_years[, value_column])."""
+    enterprise = EnterpriseFeatures().fit_transform(enterprises.reset_index(drop=True))
+    enterprise.index = loans["application_id"].to_numpy()
+    bundle = BundleFeatures(value_column=value_column).fit_transform(assets)
+    loan = loans.set_index("application_id")
+    out = pd.DataFrame(index=pd.Index(loans["application_id"], name="application_id"))
     for column in LOAN_COLUMNS:
         out[column] = loan[column].to_numpy(dtype="float64")
     out["guarantee_company"] = (loan["guarantee"] == "guarantee_company").to_numpy(dtype="float64")
     out["insurance"] = loan["insurance"].to_numpy(dtype="float64")
     out = out.join(enterprise).join(bundle)
     out["amount_to_revenue"] = out["amount_cny"] / np.exp(out["log_revenue"])
-    outcomes = portfolio.outcomes.set_index("application_id")["defaulted_12m"]
-    out["defaulted_12m"] = outcomes.reindex(out.index).astype("float64")
     return out
 
 

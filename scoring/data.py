@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.pipeline import application_features
+from features.pipeline import application_features, assemble_application_features
 from features.portfolio import Portfolio
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE
@@ -128,12 +128,81 @@ def scoring_table(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
     """The flat scoring table (one row per application, `defaulted_12m` the target)."""
     apps = portfolio.applications.set_index("application_id")
     assets = pledged_asset_values(portfolio, valuer)
-    table = application_features(portfolio).join(bundle_figures(assets, apps["term_months"], valuer))
+    return assemble_scoring_table(application_features(portfolio), assets, apps["term_months"], valuer)
+
+
+def assemble_scoring_table(
+    features: pd.DataFrame, valued_assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer
+) -> pd.DataFrame:
+    """Application features (features.pipeline, indexed by application_id) joined with the valued bundle
+    of each and the loan-to-value figures; the one place both the batch table and a request are built."""
+    table = features.join(bundle_figures(valued_assets, term_months, valuer))
     table["ltv_on_pledge"] = table["amount_cny"] / table["pledge_value_cny"].clip(lower=1.0)
     table["bundle_value_to_amount"] = table["bundle_value_cny"] / table["amount_cny"]
     table["log_bundle_value"] = np.log1p(table["bundle_value_cny"])
     table["log_amount"] = np.log(table["amount_cny"])
     return table.reset_index()
+
+
+def request_scoring_table(
+    enterprise: dict, assets: pd.DataFrame, loan: dict, valuer: Valuer
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One application received as records, as the scoring model sees it: (one-row scoring table, valued
+    assets). `enterprise`: an Enterprise record (features.schema; its report date on or before the
+    application date); `assets`: the pledged assets as valuation-table rows (the input of
+    `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad input: InvalidData."""
+    from features.errors import InvalidData, Problem
+    from features.schema import Enterprise, LoanApplication, parse_records, records_to_table
+
+    loan_record = parse_records(
+        LoanApplication,
+        [
+            {
+                **loan,
+                "pledged_assets": [
+                    {"asset_kind": str(k), "asset_id": str(i)}
+                    for k, i in zip(assets["asset_kind"], assets["asset_id"], strict=True)
+                ],
+            }
+        ],
+    )[0]
+    enterprise_record = parse_records(Enterprise, [enterprise])[0]
+    if enterprise_record.report_date > loan_record.application_date:
+        raise InvalidData(
+            [
+                Problem(
+                    "enterprise.report_date",
+                    f"a credit report dated on or before the application date {loan_record.application_date}",
+                    str(enterprise_record.report_date),
+                )
+            ],
+            "application",
+        )
+    loans = records_to_table([loan_record], LoanApplication)
+    snapshot = records_to_table([enterprise_record], Enterprise).assign(
+        as_of=loans["application_date"].iloc[0]
+    )
+    values, problems = valuer.value(assets)
+    if problems:
+        raise InvalidData(
+            [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],
+            "pledged assets",
+        )
+    valued = pd.concat(
+        [
+            assets[["asset_kind", "asset_id", "patent_type", "remaining_years"]].reset_index(drop=True),
+            values.drop(columns=[c for c in ("asset_id", "error") if c in values]),
+        ],
+        axis=1,
+    )
+    valued.insert(0, "application_id", loan_record.application_id)
+    features = assemble_application_features(
+        loans,
+        snapshot,
+        valued[["application_id", "asset_kind", "asset_id", "patent_type", "remaining_years"]],
+    )
+    term = pd.Series({loan_record.application_id: loan_record.term_months})
+    return assemble_scoring_table(features, valued, term, valuer), valued
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

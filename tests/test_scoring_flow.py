@@ -141,3 +141,61 @@ def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, tabl
     assert list(out.columns[:5]) == ["application_id", "pd", "score", "grade", "reason_codes"]
     assert list(out["application_id"]) == list(table["application_id"])
     assert out["grade"].isin(["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"]).all()
+
+
+def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio, table, trained):
+    """The service's path (records in) and the batch path (a portfolio) build the same scoring row."""
+    from features.portfolio import Portfolio  # noqa: F401 - the portfolio fixture is one
+    from scoring.data import request_scoring_table
+    from valuation.data import asset_rows
+
+    app = portfolio.applications.iloc[5]
+    pledges = portfolio.pledges[portfolio.pledges["application_id"] == app["application_id"]]
+    assets = asset_rows(
+        portfolio,
+        pd.DataFrame(
+            {
+                "asset_kind": pledges["asset_kind"].astype(str),
+                "asset_id": pledges["asset_id"],
+                "as_of": app["application_date"],
+            }
+        ),
+    )
+    reports = portfolio.enterprises[
+        (portfolio.enterprises["enterprise_id"] == app["enterprise_id"])
+        & (portfolio.enterprises["report_date"] <= app["application_date"])
+    ]
+    report = reports.sort_values("report_date").iloc[-1]
+    enterprise = {
+        k: (
+            v.date().isoformat()
+            if isinstance(v, pd.Timestamp)
+            else (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
+        )
+        for k, v in report.items()
+    }
+    loan = {
+        k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else v.item() if hasattr(v, "item") else v)
+        for k, v in app.items()
+    }
+    valuer = _valuer_of(portfolio)
+    row, valued = request_scoring_table(enterprise, assets, loan, valuer)
+    batch = scoring_table(portfolio, valuer)
+    expected = batch[batch["application_id"] == app["application_id"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        row[expected.columns.drop("defaulted_12m")], expected.drop(columns="defaulted_12m"), check_dtype=False
+    )
+    assert len(valued) == len(pledges)
+
+
+_VALUERS: dict = {}
+
+
+def _valuer_of(portfolio):
+    if id(portfolio) not in _VALUERS:
+        values = training_table(portfolio)
+        values = values[in_force(values)].reset_index(drop=True)
+        _VALUERS[id(portfolio)] = train_valuation(
+            values, valuation_spec(values), params={"n_estimators": 80}
+        ).valuer
+    return _VALUERS[id(portfolio)]

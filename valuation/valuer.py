@@ -63,7 +63,7 @@ class Valuer:
     def value(self, table: pd.DataFrame, level: float | None = None) -> tuple[pd.DataFrame, list[Problem]]:
         """One row per input row, in input order: id, value and interval, income value and cross-check,
         sub-scores and stars, and `error` for rows refused (listed in the problems; nothing dropped)."""
-        table = table.reset_index(drop=True)
+        table = _with_inapplicable_columns(table.reset_index(drop=True), self.model)
         problems = self.model.encoder_.row_problems(table)
         bad = np.zeros(len(table), dtype=bool)
         bad[[p.row for p in problems]] = True
@@ -167,6 +167,18 @@ class Valuer:
 
     def explain_records(self, records: Sequence[Mapping], top: int | None = None) -> list[list[dict]]:
         return self.explain(_records_frame(records, self.spec), top)
+
+
+def _with_inapplicable_columns(table: pd.DataFrame, model: ValueModel) -> pd.DataFrame:
+    """A table of patents only has no trademark columns (and the other way round): the columns the model
+    knows may be missing are added as missing; any other absent column is still refused by name."""
+    encoder = model.encoder_
+    absent = [
+        c
+        for c in model.spec.feature_names
+        if c not in table and (c in encoder.may_be_missing_ or c in encoder.categories_)
+    ]
+    return table.assign(**{c: np.nan for c in absent}) if absent else table
 
 
 def _has(table: pd.DataFrame, columns: Sequence[str]) -> bool:
