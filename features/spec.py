@@ -50,7 +50,7 @@ TASKS = ("scoring", "valuation")
 KNOWN_TOP_LEVEL_KEYS = ("target", "id", "task", "features")
 # Keys of one feature entry. Unknown ones are refused: a typo such as `monotonic:` would otherwise
 # silently drop a monotone constraint the bank relies on.
-KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max")
+KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max", "required")
 SCORING_TARGET_VALUES = (0, 1)
 _MONOTONE_SIGN = {"increasing": 1, "decreasing": -1, None: 0}
 
@@ -135,11 +135,14 @@ class FeatureColumn:
     monotone: Literal["increasing", "decreasing"] | None = None
     min: float | None = None
     max: float | None = None
+    required: bool = False  # a row without a value here is refused; other features may be missing
 
     def __post_init__(self) -> None:
         where = f"feature {self.name!r}"
         problems = _column_problems(self.name, self.type, self.monotone, where)
         problems += _bound_problems(self.type, self.min, self.max, where)
+        if not isinstance(self.required, bool):
+            problems.append(Problem(f"{where}.required", "true or false", self.required))
         if problems:
             raise InvalidData(problems, what="feature column")
 
@@ -148,6 +151,8 @@ class FeatureColumn:
         for key in ("monotone", "min", "max"):
             if getattr(self, key) is not None:
                 entry[key] = getattr(self, key)
+        if self.required:
+            entry["required"] = True
         return entry
 
 
@@ -243,6 +248,8 @@ class FeatureSpec:
                 problems.append(Problem(where, f"only keys {list(KNOWN_FEATURE_KEYS)}", unknown))
             problems += _column_problems(entry.get("name"), entry.get("type"), entry.get("monotone"), where)
             problems += _bound_problems(entry.get("type"), entry.get("min"), entry.get("max"), where)
+            if not isinstance(entry.get("required", False), bool):
+                problems.append(Problem(f"{where}.required", "true or false", entry.get("required")))
             names.append(entry.get("name"))
         extra = {key: value for key, value in d.items() if key not in KNOWN_TOP_LEVEL_KEYS}
         problems += _spec_problems(d.get("target"), names, d.get("id"), d.get("task"), extra)
@@ -252,7 +259,12 @@ class FeatureSpec:
             logger.debug("feature spec keeps unknown top-level keys %s", sorted(extra))
         features = tuple(
             FeatureColumn(
-                entry["name"], entry["type"], entry.get("monotone"), entry.get("min"), entry.get("max")
+                entry["name"],
+                entry["type"],
+                entry.get("monotone"),
+                entry.get("min"),
+                entry.get("max"),
+                entry.get("required", False),
             )
             for entry in raw_features
         )

@@ -61,6 +61,16 @@ NON_NEGATIVE = {
     "shortest_remaining_years",
     "mean_remaining_years",
 }
+# Without these an application cannot be scored; other features may be missing (LightGBM routes them).
+REQUIRED = {
+    "term_months",
+    "annual_rate",
+    "log_revenue",
+    "ltv_on_pledge",
+    "overdue_count_24m",
+    "max_overdue_days_24m",
+    "industry",
+}
 NOT_FEATURES = {TARGET, ID, "liquidation_value_cny", "pledge_value_cny", "bundle_value_cny", "amount_cny"}
 
 
@@ -213,6 +223,7 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
             type="categorical" if c in CATEGORICAL else "numeric",
             monotone=MONOTONE.get(c),
             min=0.0 if c in NON_NEGATIVE else None,
+            required=c in REQUIRED,
         )
         for c in table.columns
         if c not in NOT_FEATURES

@@ -75,9 +75,19 @@ def test_bad_rows_are_reported_by_id_and_good_rows_still_valued(trained):
     assert "expected a number" in out.loc[1, "error"]
 
 
-def test_a_missing_feature_column_is_refused(trained):
-    with pytest.raises(InvalidData, match="claims: expected a column"):
-        trained.valuer.value(trained.test.drop(columns=["claims"]))
+def test_a_missing_required_column_is_refused_and_an_optional_one_is_missing(trained):
+    with pytest.raises(InvalidData, match="owner_revenue_cny: expected a column"):
+        trained.valuer.value(trained.test.drop(columns=["owner_revenue_cny"]))
+    out, problems = trained.valuer.value(trained.test.head(3).drop(columns=["claims"]))
+    assert not problems and out["value_cny"].notna().all()  # LightGBM routes a missing claim count
+
+
+def test_a_missing_required_value_is_refused_by_row(trained):
+    rows = trained.test.head(3).reset_index(drop=True).copy()
+    rows.loc[1, "owner_industry"] = None
+    out, problems = trained.valuer.value(rows)
+    assert [(p.row, p.field) for p in problems] == [(1, "owner_industry")]
+    assert "required by the feature spec" in out.loc[1, "error"]
 
 
 def test_training_table_with_a_non_positive_target_is_refused(table):

@@ -25,6 +25,8 @@ MONOTONE = {
     "family_countries": "increasing",
 }
 CATEGORICAL = {"asset_kind", "patent_type", "ipc_section", "nice_class", "owner_industry"}
+# Without these an asset cannot be valued at all; any other feature may be missing.
+REQUIRED = {"asset_kind", "owner_revenue_cny", "owner_industry"}
 
 
 def asset_rows(portfolio: Portfolio, rows: pd.DataFrame) -> pd.DataFrame:
@@ -139,7 +141,11 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
         kind = "categorical" if name in CATEGORICAL else "numeric"
         # every numeric input of the valuation table is a count, an age, a share, a score or an amount
         low = 0.0 if kind == "numeric" else None
-        features.append(FeatureColumn(name=name, type=kind, monotone=MONOTONE.get(name), min=low))
+        features.append(
+            FeatureColumn(
+                name=name, type=kind, monotone=MONOTONE.get(name), min=low, required=name in REQUIRED
+            )
+        )
     return FeatureSpec(target=TARGET, id=ID, features=tuple(features), task="valuation")
 
 

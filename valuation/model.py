@@ -39,8 +39,9 @@ DEFAULT_PARAMS = {
 class SpecEncoder:
     """Turns a flat table into the model matrix the spec describes, and refuses rows it cannot use.
 
-    Learned at fit: category levels and which numeric columns may be missing (those missing in the
-    training data). Impossible values are those outside the spec's declared `min` / `max`.
+    Learned at fit: category levels. From the spec: the features that must have a value (`required`)
+    and the bounds outside which a value is impossible (`min` / `max`). Any other feature may be missing:
+    LightGBM learns where missing values go.
     """
 
     def __init__(self, spec: FeatureSpec):
@@ -48,7 +49,7 @@ class SpecEncoder:
 
     def fit(self, df: pd.DataFrame) -> SpecEncoder:
         self.categories_ = {c: sorted(category_text(df[c]).dropna().unique()) for c in self.spec.categorical}
-        self.may_be_missing_ = {c for c in self.spec.numeric if df[c].isna().any()}
+        self.required_ = {f.name for f in self.spec.features if f.required}
         self.bounds_ = {
             f.name: (f.min, f.max)
             for f in self.spec.features
@@ -84,8 +85,8 @@ class SpecEncoder:
             given = df[c].notna().to_numpy()
             report(given & np.isnan(values), c, "a number")
             report(given & np.isinf(values), c, "a finite number")
-            if c not in self.may_be_missing_:
-                report(~given, c, "a value (missing values were not seen in training)")
+            if c in self.required_:
+                report(~given, c, "a value (required by the feature spec)")
             low, high = self.bounds_.get(c, (None, None))
             if low is not None:
                 report(given & (values < low), c, f">= {low:g}")
@@ -94,6 +95,8 @@ class SpecEncoder:
         for c in self.spec.categorical:
             known = category_text(df[c]).isin(self.categories_[c]).fillna(False).to_numpy(dtype=bool)
             report(df[c].notna().to_numpy() & ~known, c, f"one of {', '.join(self.categories_[c][:12])}")
+            if c in self.required_:
+                report(df[c].isna().to_numpy(), c, "a value (required by the feature spec)")
         return problems
 
     def record_row(self, record: Mapping, row: int = 0) -> tuple[np.ndarray, list[Problem]]:
@@ -111,11 +114,9 @@ class SpecEncoder:
             missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
             if missing:
                 x[j] = np.nan
-                if c not in self.categories_ and c not in self.may_be_missing_:
+                if c in self.required_:
                     problems.append(
-                        Problem(
-                            c, "a value (missing values were not seen in training)", value, row, record_id
-                        )
+                        Problem(c, "a value (required by the feature spec)", value, row, record_id)
                     )
                 continue
             if c in self.categories_:

@@ -170,14 +170,9 @@ class Valuer:
 
 
 def _with_inapplicable_columns(table: pd.DataFrame, model: ValueModel) -> pd.DataFrame:
-    """A table of patents only has no trademark columns (and the other way round): the columns the model
-    knows may be missing are added as missing; any other absent column is still refused by name."""
-    encoder = model.encoder_
-    absent = [
-        c
-        for c in model.spec.feature_names
-        if c not in table and (c in encoder.may_be_missing_ or c in encoder.categories_)
-    ]
+    """A table of patents only has no trademark columns (and the other way round): absent columns that
+    are not required are added as missing; an absent required column is still refused by name."""
+    absent = [c for c in model.spec.feature_names if c not in table and c not in model.encoder_.required_]
     return table.assign(**{c: np.nan for c in absent}) if absent else table
 
 
