@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import lightgbm
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
@@ -48,8 +49,9 @@ log = logging.getLogger(__name__)
 # Defaults for small default rates (a few percent of a few thousand loans): shallow trees, a slow
 # learning rate and row / column subsampling keep the booster from memorising the few defaults.
 DEFAULT_PARAMS = {
-    "n_estimators": 300,
-    "learning_rate": 0.03,
+    # An upper bound: the number of trees is chosen by early stopping on the cross-fitting folds.
+    "n_estimators": 1000,
+    "learning_rate": 0.05,
     "num_leaves": 15,
     "min_child_samples": 20,
     "subsample": 0.8,
@@ -69,6 +71,8 @@ DEFAULT_PARAMS = {
     "n_jobs": 1,
 }
 CALIBRATIONS = ("auto", "platt", "isotonic", "none")
+# Rounds without improvement of the held-out fold's log-loss after which a fold's booster stops.
+EARLY_STOPPING_ROUNDS = 50
 # Fewest defaults (and fewest repaid loans) a training table must hold: below this neither the
 # booster nor a calibrator has anything to learn from.
 MIN_CLASS_ROWS = 10
@@ -392,27 +396,50 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         names = self.spec.feature_names
         categorical = [i for i, name in enumerate(names) if name in set(self.spec.categorical)]
 
-        def booster(rows: np.ndarray) -> LGBMClassifier:
+        def booster(
+            rows: np.ndarray, held: np.ndarray | None = None, trees: int | None = None
+        ) -> LGBMClassifier:
             # Plain column names for LightGBM: a bank's column names may hold characters it refuses.
-            return self._classifier().fit(
+            classifier = self._classifier()
+            if trees is not None:
+                classifier.set_params(n_estimators=trees)
+            stop = (
+                {}
+                if held is None
+                else {
+                    "eval_X": X[held],
+                    "eval_y": target[held],
+                    "callbacks": [lightgbm.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+                }
+            )
+            return classifier.fit(
                 X[rows],
                 target[rows],
                 feature_name=[f"f{i}" for i in range(len(names))],
                 categorical_feature=categorical,
+                **stop,
             )
 
-        # Cross-fitted calibration: the calibrator learns from out-of-fold margins, so no rows are held
-        # back from the booster, which is trained on all of them (as CalibratedClassifierCV(ensemble=False)).
+        # Cross-fitting: on each fold a booster learns from the other folds, stops early on this one, and
+        # predicts it. Its out-of-fold margins train the calibrator and its best iterations set the number
+        # of trees of the final booster, which learns from all rows (CalibratedClassifierCV's ensemble=False).
         all_rows = np.arange(len(df))
         oof_margin = np.empty(len(df))
         n_folds = self.calibration_folds
+        best_trees = []
         if self.calibration != "none":
             folds = StratifiedKFold(n_folds, shuffle=True, random_state=self.random_state)
             for fit_rows, held_rows in folds.split(X, target):
-                oof_margin[held_rows] = booster(fit_rows).booster_.predict(X[held_rows], raw_score=True)
-        model = booster(all_rows)
+                fold = booster(fit_rows, held_rows)
+                best_trees.append(max(int(fold.best_iteration_ or fold.n_estimators), 1))
+                oof_margin[held_rows] = fold.booster_.predict(
+                    X[held_rows], raw_score=True, num_iteration=best_trees[-1]
+                )
+        model = booster(all_rows, trees=int(np.mean(best_trees)) if best_trees else None)
         self.model_ = model
         report = {
+            "trees": int(model.n_estimators),
+            "trees_per_fold": best_trees,
             "requested": self.calibration,
             "rows_fit": int(all_rows.size),
             "defaults_fit": int(target.sum()),

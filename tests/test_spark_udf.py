@@ -3,7 +3,7 @@ DataFrame of a few training rows, gives the same figures as the in-process Value
 
 A local[1] Spark session (pyspark 4, the machine's Java 17), one small model (30 trees) in a temporary
 store, registered as in tests/test_models_lifecycle.py. Spark's Python workers run this interpreter
-(``spark.pyspark.python``), so ``env_manager="local"`` is the environment the model was logged from.
+(PYSPARK_PYTHON), so ``env_manager="local"`` is the environment the model was logged from.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ pytestmark = [
     pytest.mark.spark,
     pytest.mark.heavy,
     pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs a Java runtime (java on PATH)"),
-    # pyspark 4.3 warns on every pandas <-> Spark conversion that it does not yet fully support pandas 3
-    # ("PySpark does not yet fully support pandas >= 3.0.0"). The conversions used here (double and string
-    # columns, nulls) are checked value by value below; that one warning is filtered, nothing else.
-    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning"),
+    # pyspark 4.3 warns that it "does not yet fully support pandas >= 3.0.0" whenever pandas is used with
+    # Spark, here when mlflow.pyfunc.spark_udf defines its pandas_udf. The values that cross between pandas
+    # and Spark are compared one by one below; that one warning is filtered, nothing else.
+    pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas:FutureWarning:pyspark"),
     # Raised inside MLflow 3.17 with pandas 3.1 and SQLAlchemy 2.1 and inside shap 0.51 with matplotlib 3.11
     # while the model is logged (as in tests/test_models_lifecycle.py); none about this project.
     pytest.mark.filterwarnings(
@@ -83,23 +83,27 @@ def champion(store, table):
 def spark(tmp_path_factory):
     from pyspark.sql import SparkSession
 
+    mp = pytest.MonkeyPatch()
+    # Spark starts its Python workers with PYSPARK_PYTHON (default: python3 on PATH, without this venv's
+    # packages); the spark.pyspark.python setting is read by spark-submit only, not by a session built here.
+    mp.setenv("PYSPARK_PYTHON", sys.executable)
     session = (
         SparkSession.builder.master("local[1]")
         .appName("ipcredit-spark-udf-test")
-        .config("spark.pyspark.python", sys.executable)  # the workers run this venv's interpreter
-        .config("spark.pyspark.driver.python", sys.executable)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", "1")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.local.dir", str(tmp_path_factory.mktemp("spark-local")))
         .config("spark.sql.warehouse.dir", str(tmp_path_factory.mktemp("spark-warehouse")))
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
+    try:
+        yield session
+    finally:
+        session.stop()
+        mp.undo()
 
 
 def result_struct(model):
@@ -115,21 +119,24 @@ def test_the_champion_as_a_spark_udf_values_rows_as_the_valuer_does(champion, ta
     from pyspark.sql import functions as F
 
     model = registry.load(CHAMPION_URI, task="valuation")
-    assert registry.current_champion(NAME).version == champion.version
+    assert str(registry.current_champion(NAME).version) == champion.version
     inputs = model.metadata.get_input_schema().input_names()
     rows = table.groupby("asset_kind").head(3).reset_index(drop=True)  # patents and trademarks
     assert set(rows["asset_kind"]) == {"patent", "trademark"}
 
-    # The signature's types (double / string), which is what registry.predict casts to before predicting.
-    typed = rows[inputs].copy()
-    for col in model.metadata.get_input_schema().inputs:
-        if col.type.to_spark().typeName() == "double":
-            typed[col.name] = typed[col.name].astype("float64")
-    frame = spark.createDataFrame(typed, schema=model.metadata.get_input_schema().as_spark_schema())
+    # A Spark DataFrame as a Spark job would read it: the training table's columns already have the
+    # signature's types (double and text); a missing value is a null. Rows go in and come out as Python
+    # values, not through createDataFrame(pandas) / toPandas(): with pandas 3, pyspark 4.3's own toPandas
+    # passes pandas a deprecated `copy=` keyword, a warning that is an error here. The UDF's workers convert
+    # through Arrow as in any Spark job.
+    records = [tuple(None if pd.isna(v) else v for v in row) for row in rows[inputs].itertuples(index=False)]
+    frame = spark.createDataFrame(records, schema=model.metadata.get_input_schema().as_spark_schema())
+    assert frame.rdd.getNumPartitions() == 1  # collect() returns the rows in input order
 
     result_type = result_struct(model)
     udf = mlflow.pyfunc.spark_udf(spark, CHAMPION_URI, result_type=result_type, env_manager="local")
-    valued = frame.withColumn("valuation", udf(F.struct(*inputs))).select("valuation.*").toPandas()
+    collected = frame.select(udf(F.struct(*inputs)).alias("valuation")).select("valuation.*").collect()
+    valued = pd.DataFrame([r.asDict() for r in collected], columns=[f.name for f in result_type.fields])
 
     expected, problems = registry.load_fitted(CHAMPION_URI, task="valuation").value(rows[inputs], 0.9)
     assert problems == [] and (expected["error"] == "").all()

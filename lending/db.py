@@ -1,0 +1,164 @@
+"""Engines, migrations, sessions and transactions.
+
+- `make_engine(url)`: SQLite with foreign keys enforced, write-ahead logging, a busy timeout and real
+  transactions (SQLAlchemy, not the sqlite3 module, emits BEGIN, so DDL and reads are inside them too);
+  PostgreSQL through psycopg 3 (``postgresql://`` URLs are given that driver).
+- `migrate(engine_or_url)`: runs the Alembic migrations in ``lending/migrations`` to head, configured from
+  code (there is no alembic.ini). Idempotent; on PostgreSQL an advisory lock lets several processes start
+  at once.
+- `session_factory(engine)` and `transaction(factory)`: one unit of work, committed when the block ends
+  normally and rolled back on any exception (KeyboardInterrupt included).
+
+>>> from sqlalchemy import select
+>>> from lending.tables import Institution
+>>> engine = make_engine("sqlite://")  # in memory
+>>> migrate(engine)
+'0001'
+>>> factory = session_factory(engine)
+>>> with transaction(factory) as session:
+...     session.add(Institution(name="Bank of Ezhou"))
+>>> with transaction(factory) as session:
+...     session.scalars(select(Institution.name)).all()
+['Bank of Ezhou']
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from lending.settings import normalise_url
+
+__all__ = [
+    "MIGRATIONS",
+    "alembic_config",
+    "current_revision",
+    "make_engine",
+    "migrate",
+    "session_factory",
+    "transaction",
+]
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+MIGRATION_LOCK_ID = 0x1BC_0001  # pg_advisory_xact_lock key: one migrating process at a time
+
+
+def _json_dumps(value: Any) -> str:
+    # NaN and infinities are not JSON: refuse them rather than write text no other reader accepts.
+    return json.dumps(value, allow_nan=False)
+
+
+def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+    """An engine for `url` (a SQLAlchemy URL). Extra keyword arguments go to `sqlalchemy.create_engine`.
+
+    SQLite: the folder of a file database is created when missing; every connection enforces foreign
+    keys, waits up to 10 s for a lock instead of failing at once, and (file databases) uses write-ahead
+    logging so that readers do not block the writer, with synchronous FULL (each commit reaches the disk
+    before it returns). Transactions begin with BEGIN IMMEDIATE: a writer takes the write lock at the
+    start and never fails half-way on a lock upgrade.
+    """
+    url = make_url(normalise_url(url) if isinstance(url, str) else url)
+    kwargs.setdefault("json_serializer", _json_dumps)
+    if url.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or "mode=memory" in str(url)
+    if not in_memory and not database.startswith("file:"):
+        Path(database).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # the sqlite3 module emits no BEGIN of its own
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if not in_memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def alembic_config(connection: Connection | None = None, url: str | URL | None = None) -> Config:
+    """An Alembic config for the lending migrations, built in code: with `connection` for online commands
+    (upgrade, downgrade, ``revision --autogenerate``), or with `url` for offline SQL scripts
+    (``command.upgrade(config, "head", sql=True)``)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    if url is not None:
+        rendered = url.render_as_string(hide_password=False) if isinstance(url, URL) else normalise_url(url)
+        config.set_main_option("sqlalchemy.url", rendered.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def migrate(engine_or_url: Engine | str | URL, revision: str = "head") -> str | None:
+    """Upgrade the database to `revision` (default: the newest) and return the revision it is at.
+
+    Runs in one transaction: on PostgreSQL (transactional DDL) a failed migration leaves the schema as it
+    was; concurrent callers wait for each other on an advisory lock and the second finds nothing to do.
+    """
+    owned = not isinstance(engine_or_url, Engine)
+    engine = make_engine(engine_or_url) if owned else engine_or_url
+    try:
+        with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
+            command.upgrade(alembic_config(connection), revision)
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions bound to `engine`. Objects stay readable after their transaction ends (no expiry on
+    commit), so that a caller can answer from what it has just saved."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """One unit of work: yields a session, commits when the block ends normally, rolls back on any
+    exception (then re-raises it) and always closes the session."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,435 @@
+"""Decisions on record: applications (saved, read, listed, reviewed) and valuations, with the access rules.
+
+- A bank (and an admin) saves applications; an evaluator does not.
+- A bank reads only its own institution's applications and valuations; an evaluator and an admin read all.
+  A record the caller may not see is reported exactly like one that does not exist (None), so that ids of
+  other banks' records cannot be probed.
+- An evaluator or an admin reviews an application once, while it is pending_review: approve, decline, or
+  override (with a reason). The status change and the review row are written in the caller's transaction,
+  so they land together or not at all.
+
+Inputs, outputs, explanation and model versions are stored as JSON exactly as given; values that JSON
+cannot hold exactly (NaN, infinities, tuples, non-string keys, numpy scalars other than float64) are
+refused with every bad path listed, rather than silently changed. The functions take a session and never
+commit: run them inside `lending.db.transaction`. Role violations raise `PermissionDenied`, unknown ids
+`NotFound`, bad arguments `features.errors.InvalidData`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
+
+from features.errors import InvalidData, Problem
+from lending.errors import AlreadyReviewed, NotFound, PermissionDenied
+from lending.keys import Principal
+from lending.tables import Application, Decision, Review, Role, Status, Valuation
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "differences",
+    "get_application",
+    "get_valuation",
+    "json_problems",
+    "list_applications",
+    "review_application",
+    "save_application",
+    "save_valuation",
+]
+
+MAX_PAGE_SIZE = 200
+MAX_REASON_CHARS = 4000
+MAX_JSON_DEPTH = 64
+OUTCOME = {
+    Decision.APPROVE: Status.APPROVED,
+    Decision.DECLINE: Status.DECLINED,
+    Decision.OVERRIDE: Status.OVERRIDDEN,
+}
+JSON_VALUE = "a JSON value (object with string keys, list, string, finite number, true, false or null)"
+
+
+def json_problems(value: Any, path: str, depth: int = 0) -> list[Problem]:
+    """Every place in `value` that JSON would not give back exactly as it is.
+
+    >>> json_problems({"pd": 0.1, "grade": "A", "codes": [1, 2], "x": None}, "result")
+    []
+    >>> bad = {"pd": float("nan"), "bins": (1, 2), 3: "a"}
+    >>> for problem in json_problems(bad, "result"):  # doctest: +ELLIPSIS
+    ...     print(problem)
+    result.pd: expected a finite number; got nan
+    result.bins: expected a JSON value (...); got a tuple (1, 2) (use a list)
+    result: expected string keys; got 3
+    """
+    if value is None or isinstance(value, bool | str | int):
+        return []
+    if isinstance(value, float):  # float64 included: json writes repr(), the shortest exact form
+        return [] if math.isfinite(value) else [Problem(path, "a finite number", value)]
+    if depth >= MAX_JSON_DEPTH:
+        return [Problem(path, f"at most {MAX_JSON_DEPTH} levels of nesting", "deeper")]
+    problems: list[Problem] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(Problem(path, "string keys", key))
+                continue
+            problems.extend(json_problems(item, f"{path}.{key}", depth + 1))
+        return problems
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            problems.extend(json_problems(item, f"{path}[{i}]", depth + 1))
+        return problems
+    hint = (
+        " (use a list)"
+        if isinstance(value, tuple)
+        else " (convert it, e.g. model_dump(mode='json'), .item())"
+    )
+    kind = f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
+    return [Problem(path, JSON_VALUE, _Shown(f"{kind} {value!r}{hint}"))]
+
+
+def differences(stored: Any, recomputed: Any, path: str = "result") -> list[str]:
+    """Where a recomputed document differs from the stored one, compared exactly (floats bit for bit,
+    types included, so 1 and 1.0 differ): empty when a decision is reproduced.
+
+    >>> differences({"pd": 0.1, "reasons": ["R1"]}, {"pd": 0.1, "reasons": ["R1"]})
+    []
+    >>> for line in differences({"pd": 0.1, "codes": ["R1"]}, {"pd": 0.1 + 2e-17, "codes": ["R2"], "x": 1}):
+    ...     print(line)
+    result.pd: stored 0.1, recomputed 0.10000000000000002
+    result.codes[0]: stored 'R1', recomputed 'R2'
+    result.x: stored nothing, recomputed 1
+    """
+    if isinstance(stored, dict) and isinstance(recomputed, dict):
+        found = []
+        for key in list(stored) + [k for k in recomputed if k not in stored]:
+            if key not in recomputed:
+                found.append(f"{path}.{key}: stored {stored[key]!r}, recomputed nothing")
+            elif key not in stored:
+                found.append(f"{path}.{key}: stored nothing, recomputed {recomputed[key]!r}")
+            else:
+                found.extend(differences(stored[key], recomputed[key], f"{path}.{key}"))
+        return found
+    if isinstance(stored, list) and isinstance(recomputed, list) and len(stored) == len(recomputed):
+        return [
+            d
+            for i, (a, b) in enumerate(zip(stored, recomputed, strict=True))
+            for d in differences(a, b, f"{path}[{i}]")
+        ]
+    if _as_json(stored) == _as_json(recomputed):
+        return []
+    return [f"{path}: stored {stored!r}, recomputed {recomputed!r}"]
+
+
+def _as_json(value: Any) -> str:
+    """The JSON text of a value (repr of each float: exact), or its repr when JSON cannot hold it."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+class _Shown(str):
+    """A got-value shown as it is (no quotes) in a Problem."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _documents(what: str, **documents: Any) -> None:
+    problems = []
+    for name, document in documents.items():
+        if not isinstance(document, dict):
+            problems.append(Problem(name, "a JSON object (dict)", _Shown(type(document).__name__)))
+        else:
+            problems.extend(json_problems(document, name))
+    versions = documents.get("model_versions")
+    if isinstance(versions, dict) and not versions:
+        problems.append(Problem("model_versions", "the versions of the models that made the decision", {}))
+    if problems:
+        raise InvalidData(problems, what=what)
+
+
+def _require(principal: Principal, allowed: tuple[Role, ...], action: str) -> None:
+    if principal.role not in allowed:
+        roles = " or ".join(r.value for r in allowed)
+        raise PermissionDenied(f"{action} needs a {roles} key; got a {principal.role.value} key")
+
+
+def _visible(principal: Principal, institution_id: ColumnElement[int]) -> list[ColumnElement[bool]]:
+    return [] if principal.sees_all else [institution_id == principal.institution_id]
+
+
+def _uuid(value: object) -> str | None:
+    """The canonical text of a UUID, or None when `value` is not one."""
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        return None
+
+
+def _lookup(document: Mapping[str, Any], key: str) -> Any:
+    """document[key], else the first nested object's value for `key` (one level down), else None."""
+    if key in document:
+        return document[key]
+    for value in document.values():
+        if isinstance(value, Mapping) and key in value:
+            return value[key]
+    return None
+
+
+def _number(value: Any, field: str, problems: list[Problem]) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        problems.append(Problem(field, "a finite number or nothing", value))
+        return None
+    return float(value)
+
+
+def save_application(
+    session: Session,
+    principal: Principal,
+    request: dict[str, Any],
+    result: dict[str, Any],
+    explanation: dict[str, Any],
+    model_versions: dict[str, Any],
+    *,
+    application_id: str | None = None,
+    enterprise_id: str | None = None,
+    amount_cny: float | None = None,
+    grade: str | None = None,
+    pd: float | None = None,
+) -> Application:
+    """Store a decision as an application pending review, for the caller's institution.
+
+    The filter columns default to ``request["enterprise_id"]``, ``request["amount_cny"]``,
+    ``result["grade"]`` and ``result["pd"]`` (or the same key one object down, e.g.
+    ``request["loan"]["amount_cny"]``); pass them to say otherwise. `application_id` (a UUID) defaults to
+    a new random one.
+    """
+    _require(principal, (Role.BANK, Role.ADMIN), "saving an application")
+    _documents(
+        "application record",
+        request=request,
+        result=result,
+        explanation=explanation,
+        model_versions=model_versions,
+    )
+    problems: list[Problem] = []
+    record_id = str(uuid.uuid4()) if application_id is None else _uuid(application_id)
+    if record_id is None:
+        problems.append(Problem("application_id", "a UUID", application_id))
+    enterprise = enterprise_id if enterprise_id is not None else _lookup(request, "enterprise_id")
+    if enterprise is not None and not (isinstance(enterprise, str | int) and 0 < len(str(enterprise)) <= 64):
+        problems.append(Problem("enterprise_id", "an id of 1 to 64 characters", enterprise))
+        enterprise = None
+    graded = grade if grade is not None else _lookup(result, "grade")
+    if graded is not None and not (isinstance(graded, str) and 0 < len(graded) <= 8):
+        problems.append(Problem("grade", "a grade of 1 to 8 characters", graded))
+        graded = None
+    amount = _number(
+        amount_cny if amount_cny is not None else _lookup(request, "amount_cny"), "amount_cny", problems
+    )
+    probability = _number(pd if pd is not None else _lookup(result, "pd"), "pd", problems)
+    if problems:
+        raise InvalidData(problems, what="application record")
+
+    application = Application(
+        id=record_id,
+        institution_id=principal.institution_id,
+        status=Status.PENDING_REVIEW,
+        request=request,
+        result=result,
+        explanation=explanation,
+        model_versions=model_versions,
+        enterprise_id=None if enterprise is None else str(enterprise),
+        amount_cny=amount,
+        grade=graded,
+        pd=probability,
+        reviews=[],
+    )
+    session.add(application)
+    session.flush()
+    return application
+
+
+def get_application(session: Session, principal: Principal, application_id: str) -> Application | None:
+    """The application with that id, with its reviews; None when there is none the caller may see."""
+    key = _uuid(application_id)
+    if key is None:
+        return None
+    query = (
+        select(Application)
+        .where(Application.id == key, *_visible(principal, Application.institution_id))
+        .options(selectinload(Application.reviews))
+    )
+    return session.scalars(query).one_or_none()
+
+
+def _aware(value: object, field: str, problems: list[Problem]) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        problems.append(Problem(field, "a timezone-aware datetime or nothing", value))
+        return None
+    return value
+
+
+def list_applications(
+    session: Session,
+    principal: Principal,
+    status: Status | str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    page: int = 1,
+    page_size: int = 50,
+    *,
+    enterprise_id: str | None = None,
+) -> tuple[list[Application], int]:
+    """One page of the applications the caller may see, newest first, and how many there are in all.
+
+    Filters: `status`; `created_from` (inclusive) and `created_to` (exclusive), timezone-aware;
+    `enterprise_id`. Pages count from 1; `page_size` above 200 is capped to 200.
+    """
+    problems: list[Problem] = []
+    wanted = None
+    if status is not None:
+        try:
+            wanted = Status(status)
+        except ValueError:
+            problems.append(Problem("status", f"one of {', '.join(s.value for s in Status)}", status))
+    start = _aware(created_from, "created_from", problems)
+    end = _aware(created_to, "created_to", problems)
+    if start is not None and end is not None and start > end:
+        problems.append(Problem("created_to", f"a time at or after created_from ({start.isoformat()})", end))
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        problems.append(Problem("page", "an integer from 1", page))
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
+        problems.append(
+            Problem("page_size", f"an integer from 1 (at most {MAX_PAGE_SIZE} are returned)", page_size)
+        )
+    if problems:
+        raise InvalidData(problems, what="application listing")
+
+    conditions = _visible(principal, Application.institution_id)
+    if wanted is not None:
+        conditions.append(Application.status == wanted)
+    if start is not None:
+        conditions.append(Application.created_at >= start)
+    if end is not None:
+        conditions.append(Application.created_at < end)
+    if enterprise_id is not None:
+        conditions.append(Application.enterprise_id == str(enterprise_id))
+
+    size = min(page_size, MAX_PAGE_SIZE)
+    total = session.scalar(select(func.count()).select_from(Application).where(*conditions)) or 0
+    items = session.scalars(
+        select(Application)
+        .where(*conditions)
+        .order_by(Application.created_at.desc(), Application.id.desc())
+        .limit(size)
+        .offset((page - 1) * size)
+        .options(selectinload(Application.reviews))
+    ).all()
+    return list(items), total
+
+
+def review_application(
+    session: Session,
+    principal: Principal,
+    application_id: str,
+    decision: Decision | str,
+    reason: str | None = None,
+) -> Review:
+    """Decide a pending application: approve, decline or override (which needs a reason). Sets the status
+    (approved, declined, overridden) and stores the review, both in the caller's transaction.
+
+    Raises `PermissionDenied` for a bank key, `NotFound` for an unknown id, `AlreadyReviewed` when the
+    application is no longer pending (two reviewers at once: the second gets this), `InvalidData` for an
+    unknown decision or an override without a reason.
+    """
+    _require(principal, (Role.EVALUATOR, Role.ADMIN), "reviewing an application")
+    problems: list[Problem] = []
+    try:
+        chosen = Decision(decision)
+    except ValueError:
+        chosen = None
+        problems.append(Problem("decision", f"one of {', '.join(d.value for d in Decision)}", decision))
+    text = reason.strip() if isinstance(reason, str) else None
+    if reason is not None and not isinstance(reason, str):
+        problems.append(Problem("reason", "text", reason))
+    elif text is not None and len(text) > MAX_REASON_CHARS:
+        problems.append(
+            Problem("reason", f"at most {MAX_REASON_CHARS} characters", f"{len(text)} characters")
+        )
+    if chosen is Decision.OVERRIDE and not text:
+        problems.append(Problem("reason", "a reason for the override", reason))
+    if problems:
+        raise InvalidData(problems, what="review")
+    assert chosen is not None
+
+    key = _uuid(application_id)
+    application = None if key is None else session.get(Application, key)
+    if application is None:
+        raise NotFound(f"no application with id {application_id!r}")
+    # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
+    changed = session.execute(
+        update(Application)
+        .where(Application.id == key, Application.status == Status.PENDING_REVIEW)
+        .values(status=OUTCOME[chosen])
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed != 1:
+        session.refresh(application)
+        raise AlreadyReviewed(
+            f"application {key} is {application.status.value}; "
+            "only pending_review applications can be reviewed"
+        )
+    set_committed_value(application, "status", OUTCOME[chosen])  # as written by the update above
+    review = Review(reviewer_key_id=principal.key_id, decision=chosen, reason=text or None)
+    application.reviews.append(review)
+    session.flush()
+    return review
+
+
+def save_valuation(
+    session: Session,
+    principal: Principal,
+    request: dict[str, Any],
+    result: dict[str, Any],
+    model_versions: dict[str, Any],
+    *,
+    valuation_id: str | None = None,
+) -> Valuation:
+    """Store a valuation (any role may value assets) for the caller's institution."""
+    _documents("valuation record", request=request, result=result, model_versions=model_versions)
+    record_id = str(uuid.uuid4()) if valuation_id is None else _uuid(valuation_id)
+    if record_id is None:
+        raise InvalidData([Problem("valuation_id", "a UUID", valuation_id)], what="valuation record")
+    valuation = Valuation(
+        id=record_id,
+        institution_id=principal.institution_id,
+        request=request,
+        result=result,
+        model_versions=model_versions,
+    )
+    session.add(valuation)
+    session.flush()
+    return valuation
+
+
+def get_valuation(session: Session, principal: Principal, valuation_id: str) -> Valuation | None:
+    """The valuation with that id; None when there is none the caller may see."""
+    key = _uuid(valuation_id)
+    if key is None:
+        return None
+    query = select(Valuation).where(Valuation.id == key, *_visible(principal, Valuation.institution_id))
+    return session.scalars(query).one_or_none()

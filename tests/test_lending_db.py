@@ -1,0 +1,234 @@
+"""lending.db on SQLite and PostgreSQL: migrations, engines, transactions, exact JSON, and a process killed
+mid-transaction."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import func, inspect, text
+from sqlalchemy import select as sql_select
+from sqlalchemy.exc import IntegrityError, StatementError
+
+import lending
+from features.errors import InvalidData
+from lending.db import alembic_config, current_revision, make_engine, migrate, transaction
+from lending.keys import authenticate, create_key
+from lending.records import save_application
+from lending.tables import ApiKey, Application, Base, Institution
+from lending.testing import BACKENDS, clear, scratch_database
+
+TABLES = {"institutions", "api_keys", "applications", "reviews", "valuations"}
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def migrated(request, tmp_path_factory):
+    with scratch_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
+        yield database
+
+
+@pytest.fixture
+def db(migrated):
+    clear(migrated)
+    return migrated
+
+
+@pytest.fixture(params=BACKENDS)
+def empty(request, tmp_path):
+    with scratch_database(request.param, tmp_path, migrated=False) as database:
+        yield database
+
+
+def a_bank(db, name="Bank of Ezhou"):
+    with transaction(db.factory) as session:
+        key = create_key(session, name, "bank")
+        return key, authenticate(session, key)
+
+
+def test_migrations_create_every_table_and_are_idempotent(empty):
+    assert current_revision(empty.engine) is None
+    assert migrate(empty.engine) == HEAD
+    assert TABLES <= set(inspect(empty.engine).get_table_names())
+    with transaction(empty.factory) as session:
+        session.add(Institution(name="kept"))
+    assert migrate(empty.engine) == HEAD  # a second run changes nothing and loses nothing
+    assert migrate(empty.url) == HEAD  # from a URL too (its own engine, disposed)
+    with transaction(empty.factory) as session:
+        assert session.scalars(sql_select(Institution.name)).all() == ["kept"]
+
+
+def test_migrations_match_the_tables_module(db):
+    with db.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        assert compare_metadata(context, Base.metadata) == []
+    checks = {c["name"] for c in inspect(db.engine).get_check_constraints("reviews")}
+    assert {"ck_reviews_decision", "ck_reviews_override_has_reason"} <= checks
+
+
+def test_sqlite_connections_enforce_foreign_keys_and_use_wal(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'deep' / 'er' / 'x.db'}")  # folders created
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    engine.dispose()
+
+
+def test_postgresql_urls_get_psycopg(monkeypatch):
+    engine = make_engine("postgresql://u:p@127.0.0.1:1/none")  # no connection is made
+    assert engine.dialect.driver == "psycopg"
+
+
+def test_foreign_keys_are_enforced(db):
+    with pytest.raises(IntegrityError), transaction(db.factory) as session:
+        session.add(ApiKey(institution_id=999, role="bank", key_prefix="00000000", key_hash="0" * 64))
+        session.flush()
+
+
+def test_transaction_commits_on_success(db):
+    _, bank = a_bank(db)
+    with transaction(db.factory) as session:
+        saved = save_application(session, bank, {"amount_cny": 1.0}, {}, {}, {"m": "1"})
+    with transaction(db.factory) as session:
+        assert session.get(Application, saved.id) is not None
+
+
+@pytest.mark.parametrize("error", [RuntimeError("scoring failed"), KeyboardInterrupt()])
+def test_a_transaction_that_raises_midway_leaves_nothing(db, error):
+    _, bank = a_bank(db)
+    with pytest.raises(type(error)), transaction(db.factory) as session:
+        session.add(Institution(name="half-made"))
+        save_application(session, bank, {"amount_cny": 1.0}, {"pd": 0.1}, {}, {"m": "1"})
+        session.flush()  # both rows written to the database, not yet committed
+        raise error
+    with transaction(db.factory) as session:
+        assert session.scalar(sql_select(func.count()).select_from(Application)) == 0
+        assert session.scalars(sql_select(Institution.name)).all() == ["Bank of Ezhou"]
+
+
+DOCUMENT = {
+    "floats": [0.1, 1 / 3, 2 / 3, 1e-300, 5e-324, 1.7976931348623157e308, 1e300, -0.0, 0.0, 1.0, 123456.789],
+    "ints": [0, -1, 2**53 + 1, 10**30],
+    "text": '知识产权质押 \u00e9 "quoted" \\ \n',
+    "nested": {"z": 1, "a": [True, False, None], "empty": {}, "list": []},
+    "order": {"b": 1, "a": 2, "c": 3},
+}
+
+
+def test_json_round_trips_exactly(db):
+    _, bank = a_bank(db)
+    with transaction(db.factory) as session:
+        saved = save_application(session, bank, DOCUMENT, DOCUMENT, DOCUMENT, {"m": "1"})
+    with transaction(db.factory) as session:
+        back = session.get(Application, saved.id)
+        for stored in (back.request, back.result, back.explanation):
+            assert stored == DOCUMENT
+            assert json.dumps(stored) == json.dumps(DOCUMENT)  # same types, key order, repr of every float
+            assert [type(x) for x in stored["floats"]] == [float] * len(DOCUMENT["floats"])
+            assert str(stored["floats"][7]) == "-0.0"
+
+
+def test_non_json_values_are_refused_before_writing(db):
+    _, bank = a_bank(db)
+    with pytest.raises(InvalidData, match=r"result\.pd: expected a finite number; got nan"):
+        with transaction(db.factory) as session:
+            save_application(session, bank, {}, {"pd": float("nan")}, {}, {"m": "1"})
+    # The engine's serialiser refuses too, whatever the caller (wrapped by SQLAlchemy on SQLite, raised by
+    # psycopg's JSON dumper on PostgreSQL).
+    with pytest.raises(
+        (StatementError, ValueError), match="Out of range float values are not JSON compliant"
+    ):
+        with transaction(db.factory) as session:
+            session.add(
+                Application(
+                    id=str(uuid.uuid4()),
+                    institution_id=bank.institution_id,
+                    request={"x": float("inf")},
+                    result={},
+                    explanation={},
+                    model_versions={},
+                )
+            )
+            session.flush()
+
+
+def test_timestamps_are_utc_and_aware(db):
+    _, bank = a_bank(db)
+    with transaction(db.factory) as session:
+        saved = save_application(session, bank, {}, {}, {}, {"m": "1"})
+        saved.created_at = datetime(2026, 3, 1, 20, 30, tzinfo=timezone(timedelta(hours=8)))
+    with transaction(db.factory) as session:
+        back = session.get(Application, saved.id)
+        assert back.created_at == datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+        assert back.created_at.utcoffset() == timedelta(0)
+    with pytest.raises(StatementError, match="timestamps must be timezone-aware"):
+        with transaction(db.factory) as session:
+            session.get(Application, saved.id).created_at = datetime(2026, 3, 1)
+
+
+CHILD = """
+import os, sys, time
+from lending.db import make_engine, session_factory, transaction
+from lending.keys import authenticate
+from lending.records import save_application
+
+factory = session_factory(make_engine(os.environ["CHILD_URL"]))
+with transaction(factory) as session:
+    who = authenticate(session, os.environ["CHILD_KEY"])
+    save_application(session, who, {"amount_cny": 5e5}, {"pd": 0.02}, {}, {"m": "1"},
+                     application_id=os.environ["CHILD_ID"])
+    session.flush()
+    print("written", flush=True)
+    time.sleep(120)
+print("committed", flush=True)
+"""
+
+
+def test_a_process_killed_mid_transaction_leaves_no_half_record(db):
+    key, bank = a_bank(db)
+    application_id = str(uuid.uuid4())
+    root = Path(lending.__file__).parents[1]
+    env = dict(os.environ, CHILD_URL=db.url, CHILD_KEY=key, CHILD_ID=application_id)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, env=env, cwd=root, text=True
+    )
+    try:
+        ready, _, _ = select.select([child.stdout], [], [], 60)
+        assert ready, "the child did not write its row within 60 s"
+        assert child.stdout.readline().strip() == "written"
+        child.send_signal(signal.SIGKILL)
+        assert child.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        child.stdout.close()
+
+    started = time.monotonic()
+    with transaction(db.factory) as session:  # a new connection
+        assert session.get(Application, application_id) is None
+        if db.backend == "postgresql":  # wait for the server to notice the dead client, boundedly
+            session.execute(text("SET LOCAL lock_timeout = '20s'"))
+        # The same id again: this waits on (and would conflict with) any row the child's transaction
+        # still held; it goes through because that transaction was rolled back and its locks released.
+        save_application(
+            session, bank, {"amount_cny": 1.0}, {}, {}, {"m": "1"}, application_id=application_id
+        )
+    assert time.monotonic() - started < 20
+    with transaction(db.factory) as session:
+        rows = session.scalars(sql_select(Application)).all()
+        assert [(r.id, r.request) for r in rows] == [(application_id, {"amount_cny": 1.0})]
