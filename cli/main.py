@@ -410,3 +410,49 @@ def models_review(
     from models import card
 
     typer.echo(card.sign_review(name, version, by, note))
+
+
+@app.command()
+@user_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8000,
+):
+    """Serve the HTTP API (models from the registry's champions, records in DATABASE_URL)."""
+    from api.server import serve as run
+
+    run(host=host, port=port)
+
+
+@app.command()
+@user_errors
+def up(port: Annotated[int, typer.Option(help="Port")] = 8000):
+    """From a fresh checkout to a ready service: write the synthetic portfolio if none is there, train
+    and register both models if no champion exists, create a demo key, then serve on localhost."""
+    from api.server import up as run
+
+    run(port=port, progress=lambda step: console.print(f"[ipcredit up] {step}", markup=False))
+
+
+keys_app = typer.Typer(help="API keys: one per institution and role, stored hashed.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+@user_errors
+def keys_create(
+    institution: Annotated[str, typer.Option(help="Institution the key belongs to")],
+    role: Annotated[str, typer.Option(help="bank, evaluator or admin")],
+):
+    """Issue a key; it is shown once and only its hash is kept."""
+    from lending.db import make_engine, migrate, session_factory, transaction
+    from lending.keys import create_key
+    from lending.settings import Settings
+
+    if role not in ("bank", "evaluator", "admin"):
+        raise ValueError(f"role: expected bank, evaluator or admin; got {role!r}")
+    engine = make_engine(Settings().database_url)
+    migrate(engine)
+    with transaction(session_factory(engine)) as session:
+        key = create_key(session, institution, role)
+    typer.echo(key)

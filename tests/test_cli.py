@@ -139,3 +139,15 @@ def test_an_error_message_is_printed_verbatim(tmp_path, name):
     folder = tmp_path / name
     folder.mkdir(parents=True)
     assert_refused(run("features", "--data", folder), f"{folder} is not a portfolio folder")
+
+
+def test_keys_create_prints_a_key_once_and_refuses_unknown_roles(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    result = run("keys", "create", "--institution", "鄂州农商行", "--role", "bank")
+    assert result.exit_code == 0, result.output
+    key = result.output.strip()
+    assert key.startswith("ipc_") and len(key) > 40
+    assert key.encode() not in (tmp_path / "ipcredit.db").read_bytes()  # only its hash is stored
+    refused = run("keys", "create", "--institution", "x", "--role", "god")
+    assert refused.exit_code == 2 and "role: expected bank, evaluator or admin" in refused.output

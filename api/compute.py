@@ -1,0 +1,244 @@
+"""What the service computes for one request, from the loaded models, as plain JSON documents.
+
+No HTTP and no database here: a route validates the body (api.schemas), calls one of these functions,
+stores what it returns (lending.records) and answers from the stored record. The functions are pure in
+the models and the request: re-running a stored request with the stored model versions gives the same
+documents, number for number (tests/test_api_records.py does it).
+
+- `value_assets`: each asset's value, interval, income-approach value and cross-check, GB/T sub-scores and
+  stars, and the factors that explain the value (valuation.valuer.Valuer).
+- `value_bundle`: the same per asset, then the bundle, liquidation value by route and pledge value.
+- `decide_application`: the scoring row built from the application's records (scoring.data), the decision
+  with its SHAP points (scoring.model) and lending figures (scoring.decision), and the bundle's valuation.
+
+Documents hold only JSON values: a figure that does not apply (the technical score of a trademark, a
+missing income value) is None, never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from api.schemas import ApplicationRequest, AssetIn
+from features.errors import InvalidData, Problem
+from scoring.data import request_scoring_table
+from scoring.decision import loan_terms
+from scoring.reasons import MAX_REASONS, reason_for
+from scoring.scale import DecisionPolicy
+from valuation.pledge import bundle_value
+from valuation.valuer import Valuer
+
+ASSET_COLUMNS = list(AssetIn.model_fields)
+LANGUAGES = ("zh", "en")
+LOSS_SHARES = {"bank": "el_bank", "guarantor": "el_guarantor", "insurer": "el_insurer", "fund": "el_fund"}
+LOAN_FIGURES = (
+    "credit_line_cny",
+    "ead_cny",
+    "lgd",
+    "expected_loss_cny",
+    "interest_subsidy_cny",
+)
+# Where a problem came from, for its field name in an answer: request_scoring_table parses the loan and the
+# enterprise as records (features.schema.parse_records names them after the record class).
+_PROBLEM_PREFIX = {
+    "LoanApplication records": "loan.",
+    "Enterprise records": "enterprise.",
+    "bundle": "assets.",
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The documents stored for one application (lending.records.save_application)."""
+
+    result: dict[str, Any]
+    explanation: dict[str, Any]
+
+
+def plain(value: Any) -> Any:
+    """`value` as JSON values: numpy scalars as Python ones, NaN, NA and infinities as None, tuples as lists.
+
+    >>> plain({"a": np.float64(1.5), "b": [np.int64(2), float("nan")], "c": (pd.NA, np.bool_(True))})
+    {'a': 1.5, 'b': [2, None], 'c': [None, True]}
+    """
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [plain(v) for v in value]
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def asset_table(assets: Sequence[AssetIn]) -> pd.DataFrame:
+    """The valuation table of the assets: one row each, every column of AssetIn, in request order."""
+    return pd.DataFrame.from_records([a.model_dump() for a in assets], columns=ASSET_COLUMNS)
+
+
+def _asset_values(values: pd.DataFrame, table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Valuer.value's rows as AssetValue documents."""
+    out = []
+    for i, row in enumerate(values.to_dict(orient="records")):
+        out.append(
+            plain(
+                {
+                    "asset_id": table["asset_id"].iat[i],
+                    "asset_kind": table["asset_kind"].iat[i],
+                    "value_cny": row["value_cny"],
+                    "value_low_cny": row["value_low_cny"],
+                    "value_high_cny": row["value_high_cny"],
+                    "income_value_cny": row["income_value_cny"],
+                    "income_ratio": row["income_ratio"],
+                    "cross_check_flag": row["cross_check_flag"],
+                    "scores": {
+                        "legal": row["legal_score"],
+                        "technical": row["technical_score"],
+                        "economic": row["economic_score"],
+                        "total": row["total_score"],
+                    },
+                    "stars": row["stars"],
+                }
+            )
+        )
+    return out
+
+
+def _valued(valuer: Valuer, table: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
+    """Valuer.value, refusing the request when any asset is refused (every problem listed)."""
+    values, problems = valuer.value(table, level)
+    if problems:
+        raise InvalidData(_located(problems, "assets."), "assets")
+    return values
+
+
+def _located(problems: Sequence[Problem], prefix: str) -> list[Problem]:
+    """Problems with their field named from the request's top (``assets.remaining_years``)."""
+    return [
+        p if p.field.startswith(prefix) else Problem(prefix + p.field, p.expected, p.got, p.row, p.record_id)
+        for p in problems
+    ]
+
+
+def _factors(valuer: Valuer, table: pd.DataFrame) -> list[list[dict[str, Any]]]:
+    return [plain(row) for row in valuer.explain(table)]
+
+
+def value_assets(valuer: Valuer, assets: Sequence[AssetIn], level: float) -> dict[str, Any]:
+    """{"level", "assets": [AssetValue with its factors]}; InvalidData when any asset is refused."""
+    table = asset_table(assets)
+    values = _valued(valuer, table, level)
+    documents = _asset_values(values, table)
+    for document, factors in zip(documents, _factors(valuer, table), strict=True):
+        document["factors"] = factors
+    return {"level": level, "assets": documents}
+
+
+def _bundle(valuer: Valuer, table: pd.DataFrame, values: pd.DataFrame, term_months: int) -> dict[str, Any]:
+    """The bundle figures (valuation.pledge), from values already computed, as Valuer.bundle does."""
+    patents = table["asset_kind"] == "patent"
+    assets = pd.DataFrame(
+        {
+            "asset_id": table["asset_id"],
+            "asset_kind": table["asset_kind"],
+            "patent_type": table["patent_type"].where(patents, None),
+            "value_cny": values["value_cny"].to_numpy(dtype="float64"),
+            "remaining_years": table["remaining_years"].to_numpy(dtype="float64"),
+        }
+    )
+    try:
+        valuation = bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
+    except InvalidData as e:  # e.g. an asset without a remaining term: it cannot be pledged
+        raise InvalidData(_located(e.problems, "assets."), "bundle") from e
+    return plain(valuation.summary())
+
+
+def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: int) -> dict[str, Any]:
+    """{"assets": [AssetValue], "bundle": BundleFigures}; InvalidData when any asset is refused."""
+    table = asset_table(assets)
+    values = _valued(valuer, table)
+    return {
+        "assets": _asset_values(values, table),
+        "bundle": _bundle(valuer, table, values, loan_term_months),
+    }
+
+
+def decide_application(
+    valuer: Valuer, scorer: Any, request: ApplicationRequest, application_id: str, bank_id: str
+) -> Decision:
+    """The decision on one application: the bundle's valuation, PD, score, grade, recommendation, credit
+    line, expected loss and its split, subsidy and reasons (result), with the SHAP points of the score and
+    the factors of each asset's value (explanation). Reason texts are kept in both languages.
+
+    The scoring row is the one the model was trained on (scoring.data.request_scoring_table); the decision
+    takes the models' single-record paths, one pass each: `decide_one` (PD, score, grade, recommendation,
+    reasons and SHAP points together, the same PD as `decide_loans`) with the lending figures of
+    scoring.decision.loan_terms, and `ValueModel.value_one` for each pledged asset's factors.
+
+    `application_id` and `bank_id` fill the loan record's ids when the request has none."""
+    table = asset_table(request.assets)
+    enterprise = request.enterprise.model_dump()
+    loan = {
+        **request.loan.model_dump(exclude={"bank_id"}),
+        "application_id": request.application_id or application_id,
+        "enterprise_id": request.enterprise.enterprise_id,
+        "bank_id": request.loan.bank_id or bank_id,
+    }
+    try:
+        row, valued = request_scoring_table(enterprise, table, loan, valuer)
+    except InvalidData as e:
+        raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
+    decision = scorer.decide_one(row.iloc[0].to_dict(), top=MAX_REASONS, language="zh")
+    terms = loan_terms(row, np.array([decision["pd"]]), np.array([decision["grade"]])).iloc[0]
+    recommendation = str(decision["recommendation"])
+    result = {
+        "application_id": loan["application_id"],
+        "enterprise_id": loan["enterprise_id"],
+        "bank_id": loan["bank_id"],
+        "amount_cny": loan["amount_cny"],
+        "valuation": {
+            "assets": _asset_values(valued, table),  # valued: the assets' rows, in request order
+            "bundle": _bundle(valuer, table, valued, loan["term_months"]),
+        },
+        "pd": decision["pd"],
+        "score": decision["score"],
+        "grade": decision["grade"],
+        "recommendation": recommendation,
+        "recommendation_label": {lang: DecisionPolicy.label(recommendation, lang) for lang in LANGUAGES},
+        **{name: terms[name] for name in LOAN_FIGURES},
+        "expected_loss_split": {share: terms[column] for share, column in LOSS_SHARES.items()},
+        "reasons": [
+            {
+                "code": r["code"],
+                "feature": r["feature"],
+                "points": r["points"],
+                "zh": reason_for(r["feature"]).zh,
+                "en": reason_for(r["feature"]).en,
+            }
+            for r in decision["reasons"]
+        ],
+    }
+    records = table.to_dict(orient="records")
+    explanation = {
+        "score": {"base_points": decision["base_points"], "points": decision["points"]},
+        "assets": [
+            {"asset_id": record["asset_id"], "factors": valuer.model.value_one(record)["factors"]}
+            for record in records
+        ],
+    }
+    return Decision(plain(result), plain(explanation))

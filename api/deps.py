@@ -1,0 +1,89 @@
+"""Dependencies of the routes, as `Annotated[..., Depends()]` aliases (the FastAPI full-stack template's
+`api/deps.py`): the records session, the caller, the loaded models and the language of texts.
+
+- `SessionDep`: one session per request whose transaction commits when the route returns (before the
+  answer is sent, so that a failed commit is never answered as a success) and rolls back if it raises.
+  The session begins its transaction at its first query, so a route computes first and writes last: on
+  SQLite a transaction holds the database's write lock from its first statement.
+- `PrincipalDep`: the caller of the ``X-API-Key`` header (lending.keys.authenticate), in a short
+  transaction of its own; 401 without a key or with one that is unknown, revoked or malformed.
+- `ModelsDep`: the models loaded at startup, for a route that computes with them: at most COMPUTE_SLOTS
+  such routes run at once in a process, the others wait their turn; 503 when the models are not loaded
+  (see /ready). `LoadedModelsDep`: the same models for a route that only reads their versions.
+- `LanguageDep`: ``?lang=zh`` (the default) or ``?lang=en``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query, Request, Security, status
+from fastapi.security import APIKeyHeader
+from sqlalchemy.orm import Session
+
+from api.schemas import Language
+from api.serving import ServedModels
+from lending import keys
+from lending.db import transaction
+from lending.keys import Principal
+
+API_KEY_HEADER = "X-API-Key"
+# Routes that compute with the models run at most this many at once per process; the others wait without
+# holding a thread. The work is pure Python and pandas under the GIL: more at once only share one core and
+# contend for it (throughput drops), while waiting keeps each one's latency short. Run more processes
+# (`ipcredit serve --workers N`) to use more cores.
+COMPUTE_SLOTS = 1
+
+api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="ApiKey",
+    description="An institution's key: `ipcredit keys create --institution NAME --role ROLE`.",
+    auto_error=False,
+)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with transaction(request.app.state.sessions) as session:
+        yield session
+
+
+def get_principal(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
+    challenge = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
+    if not key:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, f"an API key is needed in the {API_KEY_HEADER} header", challenge
+        )
+    with transaction(request.app.state.sessions) as session:
+        principal = keys.authenticate(session, key)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "the API key is not valid (unknown, revoked or malformed)",
+            challenge,
+        )
+    return principal
+
+
+def get_models(request: Request) -> ServedModels:
+    models = request.app.state.models
+    if models is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"the models are not loaded: {request.app.state.not_ready}"
+        )
+    return models
+
+
+def compute_with_models(request: Request) -> Iterator[ServedModels]:
+    yield get_models(request)  # the slot is held until the route returns
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+LoadedModelsDep = Annotated[ServedModels, Depends(get_models)]
+ModelsDep = Annotated[
+    ServedModels, Depends(compute_with_models, scope="function", max_concurrency=COMPUTE_SLOTS)
+]
+LanguageDep = Annotated[
+    Language, Query(description="Language of the reason and recommendation texts: zh (default) or en")
+]

@@ -1,0 +1,66 @@
+"""Domain exceptions become HTTP answers here, and only here.
+
+- `features.errors.InvalidData` (refused input, every problem listed): 422 with
+  ``{"message", "detail": [{"field", "row", "id", "expected", "got", "msg"}]}``.
+- `lending.errors.PermissionDenied` (the key's role may not do this): 403.
+- `lending.errors.NotFound` (no such record, or none the caller may see): 404.
+- `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
+
+A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+
+from api.compute import plain
+from api.schemas import ErrorResponse, InvalidDataResponse
+from features.errors import InvalidData, Problem
+from lending.errors import AlreadyReviewed, NotFound, PermissionDenied
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No API key, or one that is not valid"},
+    422: {
+        "model": InvalidDataResponse,
+        "description": "Refused input: the problems found, each with its field, row, id, expected and got "
+        "(a body that does not match the schema gets FastAPI's list of loc, msg and type instead)",
+    },
+}
+NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record, or none the caller may see"}}
+FORBIDDEN = {403: {"model": ErrorResponse, "description": "The key's role may not do this"}}
+CONFLICT = {409: {"model": ErrorResponse, "description": "The application has already been reviewed"}}
+UNAVAILABLE = {503: {"model": ErrorResponse, "description": "The models are not loaded (see /ready)"}}
+
+
+def problem_document(problem: Problem) -> dict[str, Any]:
+    return {
+        "field": problem.field,
+        "row": problem.row,
+        "id": problem.record_id,
+        "expected": problem.expected,
+        "got": plain(problem.got),
+        "msg": str(problem),
+    }
+
+
+def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidData)
+    body = {"message": f"{exc.what} refused", "detail": [problem_document(p) for p in exc.problems]}
+    return JSONResponse(body, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+def _status(code: int):
+    def handler(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, code)
+
+    return handler
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(InvalidData, _invalid)
+    app.add_exception_handler(PermissionDenied, _status(status.HTTP_403_FORBIDDEN))
+    app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
+    app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))

@@ -1,0 +1,118 @@
+"""The service: `create_app(settings)` assembles the FastAPI app; its lifespan opens the records and loads
+the models.
+
+At startup (the lifespan, never at import): the records' engine is opened and migrated to the newest
+schema (lending.db), then both models are loaded from the registry and pinned to the versions their
+URIs resolve to (api.serving). A database that cannot be opened stops the start; models that cannot be
+loaded leave the service up but not ready (/ready answers 503 with the reason, every route that needs
+them 503). Nothing reloads later: if the registry becomes unreachable the loaded versions keep serving.
+
+Run it with ``ipcredit serve`` (api.server) or ``uvicorn --factory api.main:create_app``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gc
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import Field, field_validator
+
+from api import errors
+from api.routes import applications, health, models, valuations
+from api.serving import ServedModels, load_models
+from lending.db import make_engine, migrate, session_factory
+from lending.settings import Settings
+
+log = logging.getLogger(__name__)
+
+VALUATION_URI = "models:/ipcredit-valuation@champion"
+SCORING_URI = "models:/ipcredit-scoring@champion"
+_DEFAULT_URIS = {"valuation_uri": VALUATION_URI, "scoring_uri": SCORING_URI}
+
+
+class ServiceSettings(Settings):
+    """The records' settings (lending.settings: DATABASE_URL, IPCREDIT_HOME, IPCREDIT_ENV) and the models
+    to serve: ``IPCREDIT_VALUATION_URI`` and ``IPCREDIT_SCORING_URI`` (default: the champions). Where the
+    registry is comes from models.config (``MLFLOW_TRACKING_URI``, else the store under the home)."""
+
+    valuation_uri: str = Field(default=VALUATION_URI, validation_alias="IPCREDIT_VALUATION_URI")
+    scoring_uri: str = Field(default=SCORING_URI, validation_alias="IPCREDIT_SCORING_URI")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
+        if env is None:
+            return cls()
+        names = (
+            "IPCREDIT_ENV",
+            "IPCREDIT_HOME",
+            "DATABASE_URL",
+            "IPCREDIT_VALUATION_URI",
+            "IPCREDIT_SCORING_URI",
+        )
+        return cls(**{name: env.get(name, "") for name in names})
+
+    @field_validator("valuation_uri", "scoring_uri", mode="before")
+    @classmethod
+    def _default_when_empty(cls, value: object, info) -> object:
+        if isinstance(value, str) and not value.strip():
+            return _DEFAULT_URIS[info.field_name]  # set but empty means unset
+        return value
+
+
+def _load(settings: ServiceSettings) -> tuple[ServedModels | None, str | None]:
+    """The models, or None with the reason they could not be loaded (logged, and shown by /ready)."""
+    try:
+        return load_models(settings.valuation_uri, settings.scoring_uri), None
+    except Exception as e:  # any failure leaves the service up and not ready, saying why
+        log.exception("the models could not be loaded; the service is not ready")
+        return None, f"{type(e).__name__}: {e}"
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings = app.state.settings if app.state.settings is not None else ServiceSettings()
+    app.state.settings = settings
+    engine = make_engine(settings.database_url)
+    try:
+        revision = migrate(engine)
+        log.info("records at %s, schema %s", engine.url.render_as_string(hide_password=True), revision)
+        app.state.sessions = session_factory(engine)
+        app.state.models, app.state.not_ready = _load(settings)
+        app.state.started_at = dt.datetime.now(dt.UTC)
+        # The models and libraries loaded above are long-lived: keep them out of every later garbage
+        # collection, which would otherwise walk them all on each full collection during requests.
+        gc.collect()
+        gc.freeze()
+        yield
+    finally:
+        gc.unfreeze()
+        engine.dispose()
+
+
+def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+    """The app; `settings` default to the environment's, read when the app starts (not here)."""
+    app = FastAPI(
+        title="ipcredit",
+        summary="IP valuation and 'IP + credit' scoring for banks lending against pledged patents and marks",
+        description=(
+            "Valuations of patents and trademarks, bundle and pledge values, and loan decisions "
+            "(PD, score, grade, credit line, expected loss, subsidy, reasons, SHAP explanations), each "
+            "stored with its inputs and model versions. Every endpoint but /health and /ready needs an "
+            "`X-API-Key`. Reason texts are in Chinese unless `?lang=en`. See docs/api.md."
+        ),
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.models = None
+    app.state.not_ready = "starting"
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(valuations.router)
+    app.include_router(applications.router)
+    app.include_router(models.router)
+    return app

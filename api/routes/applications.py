@@ -1,0 +1,127 @@
+"""Loan applications: decided and stored pending review, read back, listed, reviewed.
+
+A bank sees only its own institution's applications: another's id answers 404, exactly as an id that
+does not exist, and listings leave them out. Evaluators and admins see all; they (not banks) review.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+from fastapi import status as http
+from pydantic import AwareDatetime
+
+from api import compute, views
+from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep
+from api.errors import CONFLICT, ERROR_RESPONSES, FORBIDDEN, NOT_FOUND, UNAVAILABLE
+from api.schemas import (
+    ApplicationPage,
+    ApplicationRequest,
+    ApplicationResponse,
+    ApplicationStatus,
+    ReviewRequest,
+)
+from lending import records
+from lending.errors import NotFound
+
+router = APIRouter(prefix="/v1/applications", tags=["applications"], responses=ERROR_RESPONSES)
+
+ApplicationId = Annotated[str, Path(max_length=64, description="Id of the stored application (a UUID)")]
+
+
+@router.post(
+    "",
+    status_code=http.HTTP_201_CREATED,
+    response_model=ApplicationResponse,
+    responses={**FORBIDDEN, **UNAVAILABLE},
+)
+def create_application(
+    body: ApplicationRequest,
+    principal: PrincipalDep,
+    models: ModelsDep,
+    session: SessionDep,
+    lang: LanguageDep = "zh",
+) -> ApplicationResponse:
+    """Value the pledged bundle, score the enterprise and decide the loan: PD, score, grade,
+    recommendation, credit line, expected loss and who bears it, interest subsidy, reasons and SHAP
+    explanations. Stored as an application pending review, with the request as decided (its ids filled
+    in), the result, the explanation and the model versions, in one transaction."""
+    record_id = str(uuid.uuid4())
+    decided = body.model_copy(
+        update={
+            "application_id": body.application_id or record_id,
+            "loan": body.loan.model_copy(
+                update={"bank_id": body.loan.bank_id or principal.institution_name[:64]}
+            ),
+        }
+    )
+    decision = compute.decide_application(
+        models.valuer, models.scorer, decided, decided.application_id, decided.loan.bank_id
+    )
+    record = records.save_application(
+        session,
+        principal,
+        decided.model_dump(mode="json"),
+        decision.result,
+        decision.explanation,
+        models.versions(),
+        application_id=record_id,
+        enterprise_id=decided.enterprise.enterprise_id,
+        amount_cny=decided.loan.amount_cny,
+        grade=decision.result["grade"],
+        pd=decision.result["pd"],
+    )
+    return views.application_response(record, lang)
+
+
+@router.get("", response_model=ApplicationPage)
+def list_applications(
+    principal: PrincipalDep,
+    session: SessionDep,
+    status: ApplicationStatus | None = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="From this time on (inclusive)")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Before this time (exclusive)")] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 50,
+) -> ApplicationPage:
+    """The applications the caller may see, newest first, filtered by status and creation time
+    (ISO 8601 with a zone, e.g. 2026-01-01T00:00:00Z), a page at a time."""
+    items, total = records.list_applications(
+        session, principal, status, created_from, created_to, page=page, page_size=page_size
+    )
+    return ApplicationPage(
+        items=[views.application_summary(a) for a in items], total=total, page=page, page_size=page_size
+    )
+
+
+@router.get("/{application_id}", response_model=ApplicationResponse, responses=NOT_FOUND)
+def get_application(
+    application_id: ApplicationId, principal: PrincipalDep, session: SessionDep, lang: LanguageDep = "zh"
+) -> ApplicationResponse:
+    """One application with its decision, explanation, model versions and reviews."""
+    record = records.get_application(session, principal, application_id)
+    if record is None:
+        raise NotFound(f"no application {application_id!r}")
+    return views.application_response(record, lang)
+
+
+@router.post(
+    "/{application_id}/review",
+    response_model=ApplicationResponse,
+    responses={**NOT_FOUND, **FORBIDDEN, **CONFLICT},
+)
+def review_application(
+    application_id: ApplicationId,
+    body: ReviewRequest,
+    principal: PrincipalDep,
+    session: SessionDep,
+    lang: LanguageDep = "zh",
+) -> ApplicationResponse:
+    """Approve, decline or override (with a reason) a pending application: evaluators and admins only."""
+    records.review_application(session, principal, application_id, body.decision, body.reason)
+    record = records.get_application(session, principal, application_id)
+    if record is None:  # reviewers see every application: only a concurrent deletion could do this
+        raise NotFound(f"no application {application_id!r}")
+    return views.application_response(record, lang)

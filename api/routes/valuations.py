@@ -1,0 +1,43 @@
+"""Valuations: assets one by one, or pledged together as a bundle. Both are stored (lending.records)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api import compute
+from api.deps import ModelsDep, PrincipalDep, SessionDep
+from api.errors import ERROR_RESPONSES, UNAVAILABLE
+from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
+from lending import records
+
+router = APIRouter(prefix="/v1/valuations", tags=["valuations"], responses={**ERROR_RESPONSES, **UNAVAILABLE})
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ValuationResponse)
+def value_assets(
+    body: ValuationRequest, principal: PrincipalDep, models: ModelsDep, session: SessionDep
+) -> ValuationResponse:
+    """Each asset's value with its interval at `level`, the income-approach value and cross-check, the
+    GB/T 42748 sub-scores and stars, and the factors that explain the value. Any refused asset refuses
+    the request (422, every problem listed with its row)."""
+    result = compute.value_assets(models.valuer, body.assets, body.level)
+    versions = {"valuation": models.versions()["valuation"]}
+    record = records.save_valuation(
+        session, principal, {"kind": "assets", **body.model_dump(mode="json")}, result, versions
+    )
+    return ValuationResponse(id=record.id, created_at=record.created_at, model_versions=versions, **result)
+
+
+@router.post("/bundle", status_code=status.HTTP_201_CREATED, response_model=BundleResponse)
+def value_bundle(
+    body: BundleRequest, principal: PrincipalDep, models: ModelsDep, session: SessionDep
+) -> BundleResponse:
+    """Assets pledged together for a loan of `loan_term_months`: each asset's value, the bundle value
+    after concentration and remaining-life cuts, the liquidation value by disposal route and the pledge
+    value a bank lends against."""
+    result = compute.value_bundle(models.valuer, body.assets, body.loan_term_months)
+    versions = {"valuation": models.versions()["valuation"]}
+    record = records.save_valuation(
+        session, principal, {"kind": "bundle", **body.model_dump(mode="json")}, result, versions
+    )
+    return BundleResponse(id=record.id, created_at=record.created_at, model_versions=versions, **result)

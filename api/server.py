@@ -1,0 +1,201 @@
+"""Running the service: `serve` (``ipcredit serve``) and `up` (``ipcredit up``), the one command from a fresh
+checkout to a service answering on localhost.
+
+`up`, step by step, each step skipped when its result exists already (so a second start is ready in seconds):
+
+1. the synthetic portfolio in ``data/portfolio`` (models.datasets), written when absent;
+2. the valuation and the scoring model, trained on it, logged and registered with promote=True, when the
+   registry has no champion of that name (models.lifecycle; the same training as ``ipcredit train``);
+3. the records database, migrated (lending.db);
+4. a demo key of the bank role, issued once and kept in ``<home>/demo-api-key`` (readable by its owner
+   only) so that later starts can print it again; a revoked or foreign one is replaced;
+5. an example application body, ``<home>/example-application.json``, from the portfolio;
+6. then it prints the key and an example ``curl`` request, and serves.
+
+`up` is for a demonstration on one machine: it refuses to run with IPCREDIT_ENV=prod (use `serve`, with keys
+issued by ``ipcredit keys create``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from api.main import ServiceSettings, create_app
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEMO_INSTITUTION = "Demo Bank (ipcredit up)"
+DEMO_KEY_FILE = "demo-api-key"
+EXAMPLE_FILE = "example-application.json"
+VALUATION_MODEL = "ipcredit-valuation"
+SCORING_MODEL = "ipcredit-scoring"
+
+Progress = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def serve(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: ServiceSettings | None = None
+) -> None:
+    """Serve the API with uvicorn until interrupted (one process; settings from the environment)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+def up(
+    port: int = DEFAULT_PORT,
+    progress: Progress | None = None,
+    *,
+    host: str = DEFAULT_HOST,
+    echo: Callable[[str], None] = print,
+    run: Callable[..., None] | None = None,
+) -> str:
+    """Prepare what is missing (portfolio, models, records, demo key), print the key and an example
+    request, then serve. `progress(step)` is told each step; `echo` prints the key and the example.
+    `run(host=, port=, settings=)` serves (default `serve`). Returns the demo key."""
+    say = progress or _stderr
+    settings = ServiceSettings()
+    if settings.environment == "prod":
+        raise ValueError(
+            "ipcredit up prepares a demonstration (synthetic data, a demo key kept on disk); "
+            "got IPCREDIT_ENV=prod: run `ipcredit serve` with keys from `ipcredit keys create` instead"
+        )
+    ensure_models(say)
+    key = ensure_demo_key(settings, say)
+    example = ensure_example(settings, say)
+    url = f"http://{host}:{port}"
+    echo(f"demo API key (bank role, {DEMO_INSTITUTION}): {key}")
+    echo("an example application:")
+    echo(
+        f"  curl -s -X POST {url}/v1/applications -H 'X-API-Key: {key}' "
+        f"-H 'Content-Type: application/json' -d @{example}"
+    )
+    echo(f"API documentation: {url}/docs (OpenAPI: {url}/openapi.json)")
+    say(f"serving on {url}")
+    (run or serve)(host=host, port=port, settings=settings)
+    return key
+
+
+def ensure_models(say: Progress) -> None:
+    """Champions of both models in the registry, trained on the synthetic portfolio when missing."""
+    from models import registry
+
+    champions = registry.champion_versions((VALUATION_MODEL, SCORING_MODEL))
+    if len(champions) == 2:
+        say(
+            "models: using the champions "
+            + ", ".join(f"{name} version {c.version}" for name, c in sorted(champions.items()))
+        )
+        return
+    from models.datasets import DEFAULT_PORTFOLIO, portfolio_at
+
+    if not (DEFAULT_PORTFOLIO / "manifest.json").exists():
+        say(f"writing the synthetic portfolio to {DEFAULT_PORTFOLIO}")
+    else:
+        say(f"reading the portfolio in {DEFAULT_PORTFOLIO}")
+    portfolio_at(None)  # written first when absent
+    if VALUATION_MODEL not in champions:
+        _train_valuation(say)
+    if SCORING_MODEL not in champions:
+        _train_scoring(say)
+
+
+def _train_valuation(say: Progress) -> None:
+    from models import lifecycle
+    from models.datasets import training_data
+    from valuation.train import train_valuation
+
+    say("training the valuation model")
+    table, spec, source = training_data("valuation")
+    registration = lifecycle.train_and_log(
+        "valuation", table, spec, train_valuation, data_source=source, name=VALUATION_MODEL, promote=True
+    )
+    say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
+
+
+def _train_scoring(say: Progress) -> None:
+    from models import lifecycle, registry
+    from models.datasets import training_data
+    from scoring.train import train_scoring
+    from scoring.validation import write_report
+
+    say("training the scoring model")
+    valuer = registry.load_fitted(f"models:/{VALUATION_MODEL}@{registry.CHAMPION}", task="valuation")
+    table, spec, source = training_data("scoring", valuer=valuer)
+    trained = train_scoring(table, spec)
+    with tempfile.TemporaryDirectory() as folder:
+        registration = lifecycle.train_and_log(
+            "scoring",
+            table,
+            spec,
+            trained,
+            data_source=source,
+            name=SCORING_MODEL,
+            promote=True,
+            report_files=write_report(trained.report, folder),
+        )
+    say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
+
+
+def ensure_demo_key(settings: ServiceSettings, say: Progress) -> str:
+    """The demo bank's key: the one kept in <home>/demo-api-key while it is valid, else a new one."""
+    from lending import keys
+    from lending.db import make_engine, migrate, session_factory, transaction
+
+    say("opening the records")
+    engine = make_engine(settings.database_url)
+    try:
+        migrate(engine)
+        factory = session_factory(engine)
+        stored = settings.home / DEMO_KEY_FILE
+        if stored.exists():
+            key = stored.read_text(encoding="utf-8").strip()
+            with transaction(factory) as session:
+                who = keys.authenticate(session, key)
+            if who is not None and who.institution_name == DEMO_INSTITUTION and who.role == "bank":
+                say(f"demo key: reusing {stored}")
+                return key
+            say(f"demo key: {stored} holds no valid demo key; issuing a new one")
+        with transaction(factory) as session:
+            key = keys.create_key(session, DEMO_INSTITUTION, "bank")
+        _write_private(stored, key + "\n")
+        say(f"demo key: issued, kept in {stored}")
+        return key
+    finally:
+        engine.dispose()
+
+
+def ensure_example(settings: ServiceSettings, say: Progress) -> Path:
+    """<home>/example-application.json: the portfolio's first application as a request body."""
+    target = settings.home / EXAMPLE_FILE
+    if target.exists():
+        return target
+    from api.examples import application_bodies
+    from models.datasets import portfolio_at
+
+    say(f"writing an example request to {target}")
+    portfolio, _ = portfolio_at(None)
+    body = next(application_bodies(portfolio))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return target
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+    path.chmod(0o600)  # an existing file keeps its mode through O_CREAT: set it

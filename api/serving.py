@@ -1,0 +1,103 @@
+"""The models the service serves: loaded once, in the app's lifespan, pinned to registered versions.
+
+A configured URI such as ``models:/ipcredit-scoring@champion`` is first resolved to the version the alias
+points at, and that version is loaded (``models:/ipcredit-scoring/7``): the version recorded with every
+decision is the one that made it, even if the alias moves while the service starts. Nothing is reloaded
+afterwards: if the registry becomes unreachable, or the champion moves, the service keeps serving what it
+loaded until it is restarted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from models import registry
+
+log = logging.getLogger(__name__)
+
+_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    task: str
+    name: str
+    version: str | None  # None for a model loaded by path or run URI
+    run_id: str | None
+    uri: str  # loads exactly this model again
+    source_uri: str  # as configured
+    fitted: Any  # the domain object (valuation.valuer.Valuer or the scorer)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "uri": self.uri,
+            "source_uri": self.source_uri,
+        }
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    valuation: ServedModel
+    scoring: ServedModel
+    loaded_at: dt.datetime
+
+    @property
+    def valuer(self) -> Any:
+        return self.valuation.fitted
+
+    @property
+    def scorer(self) -> Any:
+        return self.scoring.fitted
+
+    def versions(self) -> dict[str, dict[str, Any]]:
+        """What is stored with every record: per task, the model's name, version, run and pinned URI."""
+        return {m.task: m.describe() for m in (self.valuation, self.scoring)}
+
+
+def pin(uri: str) -> tuple[str, str | None, str | None, str]:
+    """(name, version, run_id, pinned URI) of a model URI; an alias is resolved to its version now.
+    ModelNotFound when the registry has no such model, alias or version."""
+    match = _REGISTRY_URI.match(uri)
+    if match is None:
+        return uri, None, None, uri
+    from mlflow.exceptions import MlflowException
+
+    name, alias, version = match["name"], match["alias"], match["version"]
+    client = registry.mlflow_client()
+    try:
+        found = (
+            client.get_model_version_by_alias(name, alias)
+            if alias is not None
+            else client.get_model_version(name, version)
+        )
+    except MlflowException as e:
+        where = "alias " + alias if alias is not None else "version " + str(version)
+        raise registry.ModelNotFound(
+            f"no model at {uri}: the registry has no {where} of {name!r} "
+            "(train one with `ipcredit train ... --promote`, or run `ipcredit up`)"
+        ) from e
+    return name, str(found.version), found.run_id, f"models:/{name}/{found.version}"
+
+
+def load_model(uri: str, task: str) -> ServedModel:
+    """The model at `uri`, pinned to its version (ModelNotFound, ModelCorrupt, or ValueError for a model
+    of another task)."""
+    name, version, run_id, pinned = pin(uri)
+    fitted = registry.load_fitted(pinned, task=task)
+    log.info("loaded the %s model %s (from %s)", task, pinned, uri)
+    return ServedModel(task, name, version, run_id, pinned, uri, fitted)
+
+
+def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
+    return ServedModels(
+        load_model(valuation_uri, "valuation"),
+        load_model(scoring_uri, "scoring"),
+        dt.datetime.now(dt.UTC),
+    )

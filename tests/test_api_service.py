@@ -1,0 +1,464 @@
+"""The service end to end through FastAPI's TestClient, on SQLite and PostgreSQL: every endpoint, keys and
+who sees what, refused input (422 naming the field), the one-transaction write, a stored decision
+reproduced exactly from its stored request and model versions, and serving on after the registry is gone.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from test_api_support import (
+    application_bodies,
+    create_keys,
+    model_store,
+    settings_for,
+    store_env,
+)
+
+from api.compute import decide_application
+from api.main import create_app
+from api.schemas import ApplicationRequest
+from lending.db import transaction
+from lending.keys import authenticate
+from lending.records import get_application, get_valuation
+from lending.testing import BACKENDS, scratch_url
+from models import registry
+
+ROLES = {
+    "bank_a": ("Bank A", "bank"),
+    "bank_b": ("Bank B", "bank"),
+    "evaluator": ("Ezhou IP Evaluation Centre", "evaluator"),
+    "admin": ("Programme Operator", "admin"),
+}
+
+
+@dataclass
+class Service:
+    client: TestClient
+    keys: dict[str, str]
+
+    @property
+    def app(self):
+        return self.client.app
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"X-API-Key": self.keys[who]}
+
+    def post(self, path: str, who: str = "bank_a", headers: dict | None = None, **kwargs):
+        return self.client.post(path, headers={**self.headers(who), **(headers or {})}, **kwargs)
+
+    def get(self, path: str, who: str = "bank_a", **kwargs):
+        return self.client.get(path, headers=self.headers(who), **kwargs)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    found = model_store(tmp_path_factory)
+    with store_env(found.home):
+        yield found
+
+
+@pytest.fixture(scope="module")
+def bodies(store):
+    return application_bodies(store, 3)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def service(request, store, tmp_path_factory):
+    with scratch_url(request.param, tmp_path_factory.mktemp(f"records-{request.param}")) as url:
+        with TestClient(create_app(settings_for(url))) as client:
+            yield Service(client, create_keys(client.app.state.sessions, ROLES))
+
+
+def _applied(service: Service, body: dict, who: str = "bank_a") -> dict:
+    response = service.post("/v1/applications", who, json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# --------------------------------------------------------------------------- health, models
+
+
+def test_health_and_ready_need_no_key_and_ready_lists_the_loaded_versions(service):
+    assert service.client.get("/health").json() == {"status": "ok"}
+    ready = service.client.get("/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    champions = registry.champion_versions()
+    for task, model in ready.json()["models"].items():
+        assert model["version"] == champions[f"ipcredit-{task}"].version
+        assert model["uri"] == f"models:/ipcredit-{task}/{model['version']}"
+        assert model["source_uri"] == f"models:/ipcredit-{task}@champion"
+
+
+def test_models_lists_the_champion_versions_in_use(service):
+    response = service.get("/v1/models")
+    assert response.status_code == 200
+    models = response.json()["models"]
+    assert {m["name"]: m["version"] for m in models.values()} == {
+        name: champion.version for name, champion in registry.champion_versions().items()
+    }
+
+
+# --------------------------------------------------------------------------- valuations
+
+
+def test_valuations_value_every_asset_with_an_interval_scores_and_factors_and_are_stored(service, bodies):
+    assets = [a for body in bodies for a in body["assets"]]
+    response = service.post("/v1/valuations", json={"assets": assets, "level": 0.8})
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert [a["asset_id"] for a in answer["assets"]] == [a["asset_id"] for a in assets]
+    for asset in answer["assets"]:
+        assert 0 < asset["value_low_cny"] <= asset["value_cny"] <= asset["value_high_cny"]
+        product = math.prod(f["factor"] for f in asset["factors"])
+        assert product == pytest.approx(asset["value_cny"], rel=1e-9)  # the factors explain the value
+        assert asset["factors"][0]["feature"] == "base"
+        assert set(asset["scores"]) == {"legal", "technical", "economic", "total"}
+    assert answer["model_versions"]["valuation"]["name"] == "ipcredit-valuation"
+    with transaction(service.app.state.sessions) as session:
+        who = authenticate(session, service.keys["bank_a"])
+        stored = get_valuation(session, who, answer["id"])
+        assert stored.result["assets"] == answer["assets"] and stored.request["level"] == 0.8
+
+
+def test_bundle_gives_each_value_the_bundle_and_the_pledge_value(service, bodies):
+    body = bodies[0]
+    response = service.post("/v1/valuations/bundle", json={"assets": body["assets"], "loan_term_months": 24})
+    assert response.status_code == 201, response.text
+    bundle = response.json()["bundle"]
+    assert bundle["pledge_value_cny"] <= bundle["liquidation_value_cny"] <= bundle["bundle_value_cny"]
+    assert bundle["bundle_value_cny"] <= bundle["total_value_cny"] + 1e-6
+    assert set(bundle["liquidation_by_route"]) == {"licence", "auction_transfer", "pledge_to_equity"}
+    assert bundle["total_value_cny"] == pytest.approx(sum(a["value_cny"] for a in response.json()["assets"]))
+    assert bundle["loan_term_months"] == 24 and len(bundle["assets"]) == len(body["assets"])
+
+
+# --------------------------------------------------------------------------- applications
+
+
+def test_an_application_is_decided_explained_and_stored_pending_review(service, bodies):
+    answer = _applied(service, bodies[0])
+    assert answer["status"] == "pending_review" and answer["application_id"] == answer["id"]
+    assert (
+        0 < answer["pd"] < 1
+        and answer["grade"]
+        and answer["recommendation"] in {"approve", "review", "decline"}
+    )
+    split = answer["expected_loss_split"]
+    assert sum(split.values()) == pytest.approx(answer["expected_loss_cny"])
+    assert answer["credit_line_cny"] <= bodies[0]["loan"]["amount_cny"] + 1e-6
+    score = answer["explanation"]["score"]
+    assert score["base_points"] + sum(score["points"].values()) == pytest.approx(answer["score"], abs=1e-6)
+    assert len(answer["explanation"]["assets"]) == len(bodies[0]["assets"])
+    bundle = answer["valuation"]["bundle"]
+    assert bundle["pledge_value_cny"] <= bundle["liquidation_value_cny"] <= bundle["bundle_value_cny"]
+    assert answer["recommendation_label"] in {"批准", "复核", "拒绝"}  # Chinese by default
+    for reason in answer["reasons"]:
+        assert reason["text"] == reason["zh"] and reason["points"] < 0 and reason["code"]
+    assert answer["model_versions"].keys() == {"valuation", "scoring"}
+
+    english = service.get(f"/v1/applications/{answer['id']}", params={"lang": "en"}).json()
+    assert english["recommendation_label"] == answer["recommendation"]
+    assert [r["text"] for r in english["reasons"]] == [r["en"] for r in answer["reasons"]]
+    same = {k: v for k, v in english.items() if k not in ("reasons", "recommendation_label")}
+    assert same == {k: v for k, v in answer.items() if k not in ("reasons", "recommendation_label")}
+
+
+def test_the_bank_s_own_application_id_is_kept(service, bodies):
+    answer = _applied(service, {**bodies[1], "application_id": "BOE-2026-0042"})
+    assert answer["application_id"] == "BOE-2026-0042" and answer["id"] != "BOE-2026-0042"
+
+
+def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(service, bodies):
+    answer = _applied(service, bodies[2])
+    with transaction(service.app.state.sessions) as session:
+        record = get_application(session, authenticate(session, service.keys["evaluator"]), answer["id"])
+        request, result = record.request, record.result
+        explanation, versions = record.explanation, record.model_versions
+    for task in ("valuation", "scoring"):
+        assert versions[task]["uri"] == f"models:/{versions[task]['name']}/{versions[task]['version']}"
+    valuer = registry.load_fitted(versions["valuation"]["uri"], task="valuation")  # fresh from the registry
+    scorer = registry.load_fitted(versions["scoring"]["uri"], task="scoring")
+    again = decide_application(
+        valuer,
+        scorer,
+        ApplicationRequest.model_validate(request),
+        request["application_id"],
+        request["loan"]["bank_id"],
+    )
+    assert json.dumps(again.result, sort_keys=True) == json.dumps(result, sort_keys=True)
+    assert json.dumps(again.explanation, sort_keys=True) == json.dumps(explanation, sort_keys=True)
+
+
+def _total(service: Service, who: str = "admin", **params) -> int:
+    response = service.get("/v1/applications", who, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()["total"]
+
+
+def test_request_result_and_explanation_are_written_in_one_transaction(service, bodies, monkeypatch):
+    before = _total(service)
+
+    def fail_after_saving(record, lang):
+        raise RuntimeError("the answer could not be built")
+
+    monkeypatch.setattr("api.routes.applications.views.application_response", fail_after_saving)
+    with pytest.raises(RuntimeError, match="could not be built"):
+        service.post("/v1/applications", json=bodies[0])
+    assert _total(service) == before  # saved, then rolled back with the failure: no half record
+
+
+# --------------------------------------------------------------------------- keys and who sees what
+
+
+@pytest.mark.parametrize(
+    "headers", [{}, {"X-API-Key": ""}, {"X-API-Key": "ipc_00000000_" + "x" * 43}, {"X-API-Key": "nonsense"}]
+)
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/v1/models"),
+        ("get", "/v1/applications"),
+        ("get", f"/v1/applications/{uuid.uuid4()}"),
+        ("post", "/v1/valuations"),
+        ("post", "/v1/valuations/bundle"),
+        ("post", "/v1/applications"),
+        ("post", f"/v1/applications/{uuid.uuid4()}/review"),
+    ],
+)
+def test_every_endpoint_but_health_and_ready_needs_a_valid_key(service, headers, method, path):
+    response = getattr(service.client, method)(path, headers=headers)
+    assert response.status_code == 401, response.text
+    assert "X-API-Key" in response.headers["www-authenticate"]
+
+
+def test_a_bank_never_sees_another_bank_s_applications(service, bodies):
+    mine = _applied(service, bodies[0], who="bank_b")["id"]
+    assert service.get(f"/v1/applications/{mine}", "bank_b").status_code == 200
+    other = service.get(f"/v1/applications/{mine}", "bank_a")
+    nobody = str(uuid.uuid4())
+    unknown = service.get(f"/v1/applications/{nobody}", "bank_a")
+    assert other.status_code == unknown.status_code == 404  # exactly as an id that does not exist
+    assert other.json()["detail"].replace(mine, "ID") == unknown.json()["detail"].replace(nobody, "ID")
+    listed_a = service.get("/v1/applications", "bank_a", params={"page_size": 200}).json()["items"]
+    listed_b = service.get("/v1/applications", "bank_b", params={"page_size": 200}).json()["items"]
+    assert mine not in {a["id"] for a in listed_a} and mine in {a["id"] for a in listed_b}
+    assert {a["institution_id"] for a in listed_a}.isdisjoint({a["institution_id"] for a in listed_b})
+    everything = service.get("/v1/applications", "evaluator", params={"page_size": 200}).json()
+    assert {a["id"] for a in listed_a + listed_b} <= {a["id"] for a in everything["items"]}
+
+
+def test_evaluators_review_banks_may_not_and_a_review_decides_once(service, bodies):
+    applied = _applied(service, bodies[1])
+    path = f"/v1/applications/{applied['id']}/review"
+    refused = service.post(path, "bank_a", json={"decision": "approve"})
+    assert refused.status_code == 403 and "evaluator or admin" in refused.json()["detail"]
+    no_reason = service.post(path, "evaluator", json={"decision": "override"})
+    assert no_reason.status_code == 422 and no_reason.json()["detail"][0]["field"] == "reason"
+    reviewed = service.post(path, "evaluator", json={"decision": "approve", "reason": "pledge registered"})
+    assert reviewed.status_code == 200, reviewed.text
+    assert reviewed.json()["status"] == "approved"
+    assert [r["decision"] for r in reviewed.json()["reviews"]] == ["approve"]
+    assert service.post(path, "admin", json={"decision": "decline"}).status_code == 409
+    assert service.get(f"/v1/applications/{applied['id']}", "bank_a").json()["status"] == "approved"
+    missing = service.post(
+        f"/v1/applications/{uuid.uuid4()}/review", "evaluator", json={"decision": "approve"}
+    )
+    assert missing.status_code == 404
+
+
+def test_listing_filters_by_status_and_time_and_pages(service, bodies):
+    _applied(service, bodies[0])
+    everything = _total(service, "bank_a")
+    pending = _total(service, "bank_a", status="pending_review")
+    approved = _total(service, "bank_a", status="approved")
+    assert pending >= 1 and pending + approved <= everything
+    assert _total(service, "bank_a", created_from="2999-01-01T00:00:00Z") == 0
+    assert _total(service, "bank_a", created_to="2999-01-01T00:00:00+08:00") == everything
+    page = service.get("/v1/applications", "bank_a", params={"page": 2, "page_size": 1}).json()
+    assert page["total"] == everything and len(page["items"]) == min(1, everything - 1)
+    for params, field in [
+        ({"status": "lost"}, "status"),
+        ({"created_from": "2026-01-01T00:00:00"}, "created_from"),  # no zone: refused, not guessed
+        ({"page": 0}, "page"),
+        ({"page_size": 201}, "page_size"),
+    ]:
+        response = service.get("/v1/applications", "bank_a", params=params)
+        assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", field]
+
+
+def test_a_bad_language_is_refused(service):
+    response = service.get("/v1/applications", params={"lang": "fr"})
+    assert response.status_code in (200, 422)  # the listing has no texts: lang is not one of its parameters
+    response = service.get(f"/v1/applications/{uuid.uuid4()}", params={"lang": "fr"})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "lang"]
+
+
+# --------------------------------------------------------------------------- refused input
+
+
+def _set(body: dict, path: str, value) -> dict:
+    """A copy of `body` with the value at dotted `path` set (DELETE removes it)."""
+    out = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    node = out
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if value is DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return out
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "path, value, loc, kind",
+    [
+        (
+            "assets.0.remaining_years",
+            "5",
+            ["assets", 0, "remaining_years"],
+            "float_type",
+        ),  # text for a number
+        ("assets.0.remaining_years", -1, ["assets", 0, "remaining_years"], "greater_than_equal"),
+        ("assets.0.owner_revenue_cny", DELETE, ["assets", 0, "owner_revenue_cny"], "missing"),
+        ("assets.0.colour", "red", ["assets", 0, "colour"], "extra_forbidden"),
+        ("assets.0.asset_kind", "copyright", ["assets", 0, "asset_kind"], "enum"),
+        ("assets.0.owner_industry", None, ["assets", 0, "owner_industry"], "enum"),
+        ("assets.0.claims", True, ["assets", 0, "claims"], "float_type"),  # a boolean is not a count
+        ("assets", [], ["assets"], "too_short"),
+        ("enterprise.employees", "12", ["enterprise", "employees"], "int_type"),
+        ("enterprise.employees", 12.5, ["enterprise", "employees"], "int_type"),
+        ("enterprise.report_date", "2024/01/01", ["enterprise", "report_date"], "value_error"),
+        ("enterprise.revenue_cny", 1e300, ["enterprise", "revenue_cny"], "value_error"),
+        ("enterprise.motto", "x", ["enterprise", "motto"], "extra_forbidden"),
+        ("loan.term_months", 0, ["loan", "term_months"], "greater_than_equal"),
+        ("loan.term_months", 12.0, ["loan", "term_months"], "int_type"),
+        ("loan.annual_rate", 0.5, ["loan", "annual_rate"], "less_than_equal"),
+        ("loan.amount_cny", 0, ["loan", "amount_cny"], "greater_than"),
+        ("loan.insurance", "yes", ["loan", "insurance"], "bool_type"),
+        ("loan", DELETE, ["loan"], "missing"),
+        ("unexpected", 1, ["unexpected"], "extra_forbidden"),
+    ],
+)
+def test_a_body_that_does_not_fit_the_schema_is_refused_field_by_field(
+    service, bodies, path, value, loc, kind
+):
+    response = service.post("/v1/applications", json=_set(bodies[0], path, value))
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert any(e["loc"] == ["body", *loc] and e["type"] == kind for e in errors), errors
+
+
+def test_a_trademark_with_a_patent_type_and_a_patent_without_one_are_refused(service, bodies):
+    asset = bodies[0]["assets"][0]
+    patent = {**asset, "asset_kind": "patent", "patent_type": None}
+    mark = {**asset, "asset_kind": "trademark", "patent_type": "invention"}
+    response = service.post("/v1/valuations", json={"assets": [patent, mark]})
+    assert response.status_code == 422
+    assert [e["loc"] for e in response.json()["detail"]] == [
+        ["body", "assets", 0, "patent_type"],
+        ["body", "assets", 1, "patent_type"],
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, kind",
+    [(b'{"assets": [', "json_invalid"), (b"[1, 2]", "model_attributes_type"), (b"", "missing")],
+)
+def test_malformed_json_is_a_422_not_a_500(service, content, kind):
+    response = service.post("/v1/valuations", content=content, headers={"content-type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"][0]["type"] == kind
+
+
+@pytest.mark.parametrize("level", [0, 1, 1.5, "0.9", None])
+def test_an_interval_level_outside_0_1_is_refused(service, bodies, level):
+    response = service.post("/v1/valuations", json={"assets": bodies[0]["assets"], "level": level})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["body", "level"]
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("loan.guarantee_share", 0.3, "loan.guarantee_share"),  # no guarantee, yet a guarantor's share
+        ("enterprise.report_date", "2099-01-01", "enterprise.report_date"),  # a report from the future
+        ("enterprise.rd_staff", 10**6, "enterprise.rd_staff"),  # more R&D staff than employees
+    ],
+)
+def test_rules_across_fields_are_refused_with_the_domain_s_problems(service, bodies, path, value, field):
+    body = _set(_set(bodies[0], "loan.guarantee", "none"), path, value)
+    response = service.post("/v1/applications", json=body)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert {"field", "row", "id", "expected", "got", "msg"} <= problems[0].keys()
+    assert field in {p["field"] for p in problems}, problems
+
+
+def test_an_asset_the_model_cannot_value_is_refused_with_its_row(service, bodies):
+    assets = [dict(a) for a in bodies[0]["assets"]]
+    assets.append(
+        {
+            **assets[0],
+            "asset_id": "TM-UNSEEN",
+            "asset_kind": "trademark",
+            "patent_type": None,
+            "nice_class": 45,
+        }
+    )  # a class the model never saw in training
+    response = service.post("/v1/valuations", json={"assets": assets})
+    if response.status_code == 201:  # the training portfolio had class 45 after all: nothing to refuse
+        pytest.skip("class 45 was seen in training")
+    assert response.status_code == 422
+    problem = response.json()["detail"][0]
+    assert problem["field"] == "assets.nice_class" and problem["row"] == len(assets) - 1
+    assert problem["id"] == "TM-UNSEEN"
+
+
+def test_an_asset_without_a_remaining_term_is_valued_but_cannot_be_pledged(service, bodies):
+    assets = [dict(a) for a in bodies[0]["assets"]]
+    assets[-1]["remaining_years"] = None
+    assert service.post("/v1/valuations", json={"assets": assets}).status_code == 201
+    response = service.post("/v1/valuations/bundle", json={"assets": assets, "loan_term_months": 12})
+    assert response.status_code == 422, response.text
+    problem = response.json()["detail"][0]
+    assert (problem["field"], problem["row"]) == ("assets.remaining_years", len(assets) - 1)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+def test_the_loaded_versions_keep_serving_when_the_registry_is_gone(service, bodies, monkeypatch, tmp_path):
+    versions = service.get("/v1/models").json()["models"]
+    blocker = tmp_path / "a-file-not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{blocker / 'mlflow.db'}")  # no registry there
+    assert _applied(service, bodies[1])["model_versions"] == versions
+    assert service.get("/v1/models").json()["models"] == versions
+    assert service.client.get("/ready").status_code == 200
+    # a service started now would not find its models, and says so
+    with TestClient(create_app(settings_for(f"sqlite:///{tmp_path / 'records.db'}"))) as late:
+        ready = late.get("/ready")
+        assert ready.status_code == 503 and ready.json()["status"] == "not_ready" and ready.json()["reason"]
+        assert late.get("/health").status_code == 200
+
+
+def test_a_service_without_its_models_is_up_but_not_ready(store, tmp_path):
+    settings = settings_for(
+        f"sqlite:///{tmp_path / 'records.db'}", IPCREDIT_SCORING_URI="models:/nope@champion"
+    )
+    with TestClient(create_app(settings)) as client:
+        key = create_keys(client.app.state.sessions, {"bank": ("Bank C", "bank")})["bank"]
+        assert client.get("/health").status_code == 200
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "nope" in ready.json()["reason"]
+        response = client.get("/v1/models", headers={"X-API-Key": key})
+        assert response.status_code == 503 and "not loaded" in response.json()["detail"]
