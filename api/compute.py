@@ -3,7 +3,7 @@
 No HTTP and no database here: a route validates the body (api.schemas), calls one of these functions,
 stores what it returns (lending.records) and answers from the stored record. The functions are pure in
 the models and the request: re-running a stored request with the stored model versions gives the same
-documents, number for number (tests/test_api_records.py does it).
+documents, number for number (tests/test_api_service.py does it).
 
 - `value_assets`: each asset's value, interval, income-approach value and cross-check, GB/T sub-scores and
   stars, and the factors that explain the value (valuation.valuer.Valuer).

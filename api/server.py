@@ -46,12 +46,24 @@ def _stderr(message: str) -> None:
 
 
 def serve(
-    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, settings: ServiceSettings | None = None
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    settings: ServiceSettings | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve the API with uvicorn until interrupted (one process; settings from the environment)."""
+    """Serve the API with uvicorn until interrupted. One process by default; with `workers` > 1, that many
+    processes, each loading the models and reading its settings from the environment (so `settings`
+    must then be None)."""
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1; got {workers}")
+    if workers == 1:
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+        return
+    if settings is not None:
+        raise ValueError("several workers read their settings from the environment: pass settings=None")
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
 def up(

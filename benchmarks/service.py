@@ -2,14 +2,16 @@
 beside `mlflow models serve` of the same scoring model (score only: no valuation, no explanations, no
 records), and the peak memory of each serving process.
 
-    python benchmarks/service.py                      # prepares a store in a temporary folder (~1 min)
-    python benchmarks/service.py --home .ipcredit     # the store `ipcredit up` made
+    python benchmarks/service.py                    # prepares a store in a temporary folder (~1 min)
+    python benchmarks/service.py --home .ipcredit   # the store `ipcredit up` made
     python benchmarks/service.py --requests 1:200,8:400,32:400 --mlflow-requests 1:200,8:400,32:400
+    python benchmarks/service.py --workers 2        # two service processes (two cores)
 
-Both servers run in subprocesses on 127.0.0.1 only, one uvicorn process each, started the way a bank would
-start them (`uvicorn --factory api.main:create_app`; `mlflow models serve --env-manager local`). Every
-request counts: an answer other than 201 (200 for MLflow) or a failed connection is an error. Request
-counts are bounded (default 10,000 to the service in all); each level runs to its count and stops.
+Both servers run in subprocesses on 127.0.0.1 only, one uvicorn process each (--workers for more), started
+the way a bank would start them (`uvicorn --factory api.main:create_app`; `mlflow models serve
+--env-manager local`). Every request counts: an answer other than 201 (200 for MLflow) or a failed
+connection is an error. Request counts are bounded (default 10,000 to the service in all); each level runs
+to its count and stops. Peak memory is the peak resident size (VmHWM) of the serving processes, summed.
 
 Targets (issue 6): p50 < 15 ms and p99 < 50 ms at concurrency 1; >= 100 requests/s at concurrency 8;
 no errors; the serving process under 1 GB.
@@ -38,7 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 HOST = "127.0.0.1"  # loopback only
-DEFAULT_LEVELS = "1:1000,8:4000,32:5000"
+DEFAULT_LEVELS = "1:1000,8:4000,32:5000"  # 10,000 requests to the service
+DEFAULT_MLFLOW_LEVELS = "1:500,8:1000,32:1000"
 BODIES = 20  # distinct applications sent in turn
 
 
@@ -228,8 +231,11 @@ def main() -> None:
     parser.add_argument("--home", type=Path, help="IPCREDIT_HOME with both champions (default: a new one)")
     parser.add_argument("--data", type=Path, help="portfolio folder for the request bodies")
     parser.add_argument("--requests", default=DEFAULT_LEVELS, help="concurrency:count,... for the service")
-    parser.add_argument("--mlflow-requests", default=DEFAULT_LEVELS, help="the same for mlflow models serve")
+    parser.add_argument(
+        "--mlflow-requests", default=DEFAULT_MLFLOW_LEVELS, help="the same, mlflow models serve"
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="skip the mlflow models serve comparison")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn processes of the service (default 1)")
     args = parser.parse_args()
     service_plan, mlflow_plan = levels(args.requests), levels(args.mlflow_requests)
 
@@ -266,7 +272,8 @@ def main() -> None:
         port = free_port()
         command = [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app"]
         command += ["--host", HOST, "--port", str(port), "--log-level", "warning", "--no-access-log"]
-        print(f"ipcredit service on {HOST}:{port} (one uvicorn process)")
+        command += ["--workers", str(args.workers)]
+        print(f"ipcredit service on {HOST}:{port} ({args.workers} uvicorn worker process(es))")
         with server(command, env, tmp / "service.log", f"http://{HOST}:{port}/ready") as process:
             headers = {"X-API-Key": key, "Content-Type": "application/json"}
             url = f"http://{HOST}:{port}/v1/applications"
