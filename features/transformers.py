@@ -78,6 +78,18 @@ class _SnapshotTransformer(TransformerMixin, BaseEstimator):
     known_categories: dict[str, tuple[str, ...]] = {}
 
     def fit(self, X: pd.DataFrame, y=None):
+        self._learn(X)
+        self.feature_names_out_ = np.asarray(self._build(X.head(1)).columns, dtype=object)
+        return self
+
+    def fit_transform(self, X: pd.DataFrame, y=None) -> pd.DataFrame:
+        """fit then transform, building the table once (one request's rows are fitted and built together)."""
+        self._learn(X)
+        out = self._build(X)
+        self.feature_names_out_ = np.asarray(out.columns, dtype=object)
+        return out
+
+    def _learn(self, X: pd.DataFrame) -> None:
         _require(X, self.required, type(self).__name__)
         # Categories the data model enumerates are fixed, so a code means the same whatever rows were fitted
         # (one application scored alone gets the code it had in training); others are learned.
@@ -87,9 +99,7 @@ class _SnapshotTransformer(TransformerMixin, BaseEstimator):
             else sorted(X[c].dropna().astype(str).unique())
             for c in self.categorical
         }
-        self.feature_names_out_ = np.asarray(self._build(X.head(1)).columns, dtype=object)
         self.n_features_in_ = X.shape[1]
-        return self
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
@@ -367,20 +377,25 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
         self.value_column = value_column
 
     def fit(self, X: pd.DataFrame, y=None):
-        needed = ["application_id", "asset_kind", "remaining_years"]
-        _require(X, needed + ([self.value_column] if self.value_column else []), "BundleFeatures")
+        self._require(X)
         self.feature_names_out_ = np.asarray(self.transform_unchecked(X.head(1)).columns, dtype=object)
         return self
 
+    def fit_transform(self, X: pd.DataFrame, y=None) -> pd.DataFrame:
+        """fit then transform, building the table once."""
+        self._require(X)
+        out = self.transform_unchecked(X)
+        self.feature_names_out_ = np.asarray(out.columns, dtype=object)
+        return out
+
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        _require(
-            X,
-            ["application_id", "asset_kind", "remaining_years"]
-            + ([self.value_column] if self.value_column else []),
-            "BundleFeatures",
-        )
+        self._require(X)
         return self.transform_unchecked(X)
+
+    def _require(self, X: pd.DataFrame) -> None:
+        needed = ["application_id", "asset_kind", "remaining_years"]
+        _require(X, needed + ([self.value_column] if self.value_column else []), "BundleFeatures")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")

@@ -198,3 +198,38 @@ def test_record_and_table_checks_refuse_the_same_values(trained, change, field):
     assert [p.field for p in record_problems] == [p.field for p in table_problems] == [field]
     with pytest.raises(InvalidData, match=field):
         trained.valuer.model.value_one(record)
+
+
+def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
+    """SpecEncoder.encode takes record_row for a request's few assets and the column path for tables:
+    both give the same matrix and the same problems, in the same order, ids included."""
+    import valuation.model
+
+    rows = trained.test.head(12).reset_index(drop=True).copy()
+    rows["remaining_years"] = rows["remaining_years"].astype("float64")
+    rows.loc[2, "remaining_years"] = -1.0
+    rows.loc[5, "owner_industry"] = "shipbuilding"
+    rows.loc[7, "owner_revenue_cny"] = np.nan  # required
+    encoder = trained.valuer.model.encoder_
+    assert len(rows) <= valuation.model.RECORD_ROWS
+    X_records, problems_records = encoder.encode(rows)
+    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
+    X_table, problems_table = encoder.encode(rows)
+    good = np.setdiff1d(np.arange(len(rows)), [2, 5, 7])
+    np.testing.assert_array_equal(X_records[good], X_table[good])
+
+    def described(p):  # NaN != NaN: compare a missing value by its text
+        return p.field, p.row, p.record_id, p.expected, "NaN" if pd.isna(p.got) else p.got
+
+    assert [described(p) for p in problems_records] == [described(p) for p in problems_table]
+    assert {(p.field, p.row) for p in problems_table} == {
+        ("remaining_years", 2),
+        ("owner_industry", 5),
+        ("owner_revenue_cny", 7),
+    }
+    # and Valuer.value gives the same figures either way
+    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 16)
+    small, _ = trained.valuer.value(rows)
+    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
+    large, _ = trained.valuer.value(rows)
+    pd.testing.assert_frame_equal(small, large)

@@ -8,6 +8,7 @@ out-of-fold residuals), so coverage holds for each kind separately; docs/valuati
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping
@@ -36,6 +37,10 @@ DEFAULT_PARAMS = {
 }
 
 
+# Tables of at most this many rows are encoded record by record (SpecEncoder.encode).
+RECORD_ROWS = 16
+
+
 class SpecEncoder:
     """Turns a flat table into the model matrix the spec describes, and refuses rows it cannot use.
 
@@ -57,14 +62,37 @@ class SpecEncoder:
         }
         return self
 
-    def row_problems(self, df: pd.DataFrame) -> list[Problem]:
-        """Every unusable value, by field, row and id; the rows named here are not valued."""
+    def encode(self, df: pd.DataFrame) -> tuple[np.ndarray, list[Problem]]:
+        """The model matrix of a table and every unusable value in it (`row_problems`); refused rows are
+        encoded as far as they can be and are not to be predicted. A few rows (one request's assets) go
+        through `record_row`, in plain Python: pandas' fixed cost per column operation would dominate."""
+        if len(df) > RECORD_ROWS:
+            problems = self.row_problems(df)
+            good = np.ones(len(df), dtype=bool)
+            good[[p.row for p in problems]] = False
+            X = np.full((len(df), len(self.spec.feature_names)), np.nan)
+            X[good] = self.transform(df[good]).to_numpy(dtype="float64")
+            return X, problems
+        self._check_columns(df)
+        rows = [self.record_row(r, i) for i, r in enumerate(df.to_dict(orient="records"))]
+        X = np.array([x for x, _ in rows]).reshape(len(df), len(self.spec.feature_names))
+        order = {c: k for k, c in enumerate([*self.spec.numeric, *self.spec.categorical])}
+        problems = sorted((p for _, found in rows for p in found), key=lambda p: (order[p.field], p.row))
+        if self.spec.id and self.spec.id in df:  # ids as row_problems gives them: text
+            problems = [p if p.record_id is None else dataclasses.replace(p, record_id=str(p.record_id)) for p in problems]
+        return X, problems
+
+    def _check_columns(self, df: pd.DataFrame) -> None:
         missing = [c for c in self.spec.feature_names if c not in df.columns]
         if missing:
             raise InvalidData(
                 [Problem(c, "a column of the model's feature spec", "no such column") for c in missing],
                 "input table",
             )
+
+    def row_problems(self, df: pd.DataFrame) -> list[Problem]:
+        """Every unusable value, by field, row and id; the rows named here are not valued."""
+        self._check_columns(df)
         ids = df[self.spec.id].astype(str).to_numpy() if self.spec.id and self.spec.id in df else None
         problems = []
 
@@ -259,16 +287,20 @@ class ValueModel(RegressorMixin, BaseEstimator):
 
     def predict_interval(self, df: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
         check_is_fitted(self, "model_")
-        log_value = self.predict_log(self.encoder_.transform(df))
-        half = self.half_width(self._groups(df), level)
         return pd.DataFrame(
-            {
-                "value_cny": np.exp(log_value),
-                "value_low_cny": np.exp(log_value - half),
-                "value_high_cny": np.exp(log_value + half),
-            },
+            self.interval(self.encoder_.transform(df).to_numpy(dtype="float64"), self._groups(df), level),
             index=df.index,
         )
+
+    def interval(self, X: np.ndarray, groups: np.ndarray, level: float | None = None) -> dict[str, np.ndarray]:
+        """Value and interval bounds in CNY of encoded rows (SpecEncoder) with their groups."""
+        log_value = self.model_.booster_.predict(X)  # batch: the booster's threads
+        half = self.half_width(groups, level)
+        return {
+            "value_cny": np.exp(log_value),
+            "value_low_cny": np.exp(log_value - half),
+            "value_high_cny": np.exp(log_value + half),
+        }
 
     def value_one(self, record: Mapping, level: float | None = None, explain: bool = True) -> dict:
         """One asset's value, interval and (optionally) multiplicative explanation, on the fast path:

@@ -64,31 +64,33 @@ class Valuer:
         """One row per input row, in input order: id, value and interval, income value and cross-check,
         sub-scores and stars, and `error` for rows refused (listed in the problems; nothing dropped)."""
         table = _with_inapplicable_columns(table.reset_index(drop=True), self.model)
-        problems = self.model.encoder_.row_problems(table)
-        bad = np.zeros(len(table), dtype=bool)
-        bad[[p.row for p in problems]] = True
-        out = pd.DataFrame(index=table.index)
+        X, problems = self.model.encoder_.encode(table)
+        n = len(table)
+        good = np.ones(n, dtype=bool)
+        good[[p.row for p in problems]] = False
+        out: dict[str, object] = {}
         if self.spec.id and self.spec.id in table:
             out[self.spec.id] = table[self.spec.id].to_numpy()
-        for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]:
-            out[c] = np.nan
-        out["cross_check_flag"] = pd.array([pd.NA] * len(table), dtype="boolean")
-        good = table[~bad]
-        if len(good):
-            interval = self.model.predict_interval(good, level)
-            out.loc[~bad, interval.columns] = interval.to_numpy()
-            out.loc[~bad, "income_value_cny"] = self.income_value(good)
+        figures = {c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]}
+        flag = np.zeros(n, dtype=bool)
+        if good.any():
+            rows = table if good.all() else table[good]
+            interval = self.model.interval(X[good], self.model._groups(rows), level)
+            for c, values in interval.items():
+                figures[c][good] = values
+            figures["income_value_cny"][good] = self.income_value(rows)
             check = income.cross_check(
-                out.loc[~bad, "value_cny"].to_numpy(dtype="float64"),
-                out.loc[~bad, "income_value_cny"].to_numpy(dtype="float64"),
-                self.cross_check_factor,
+                figures["value_cny"][good], figures["income_value_cny"][good], self.cross_check_factor
             )
-            out.loc[~bad, "income_ratio"] = check.ratio
-            out.loc[~bad, "cross_check_flag"] = check.flag
-            scores = self.indicator_scores(good)
-            out.loc[scores.index, SCORE_COLUMNS] = scores[SCORE_COLUMNS].to_numpy()
-        out["error"] = _errors(problems, len(table))
-        return out, problems
+            figures["income_ratio"][good] = check.ratio
+            flag[good] = check.flag
+            scores = self.indicator_scores(rows)
+            for c in SCORE_COLUMNS:
+                figures[c][scores.index.to_numpy()] = scores[c].to_numpy(dtype="float64")
+        out.update(figures)
+        out["cross_check_flag"] = pd.array(np.where(good, flag, None), dtype="boolean")
+        out["error"] = _errors(problems, n)
+        return pd.DataFrame(out), problems
 
     def income_value(self, table: pd.DataFrame) -> np.ndarray:
         """Relief-from-royalty value per row; missing where the table lacks the owner's facts."""
