@@ -522,7 +522,9 @@ def _in_future(df: pd.DataFrame, key: tuple[str, ...], col: Column, today: dt.da
     return _problems_at(df, key, future, col.name, f"a date not after today ({today})")
 
 
-def _check_parsed_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date) -> list[Problem]:
+def _check_parsed_column(
+    df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date
+) -> list[Problem]:
     """What pydantic leaves to the table in records it parsed (it checked each field's type, bounds,
     pattern and length): infinite numbers and dates after today."""
     if col.kind in ("int", "float"):

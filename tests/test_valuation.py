@@ -233,3 +233,22 @@ def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
     monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
     large, _ = trained.valuer.value(rows)
     pd.testing.assert_frame_equal(small, large)
+
+
+def test_a_trademark_is_not_explained_by_patent_facts(trained):
+    """Features no training trademark has (claims, citations) are folded into asset_kind's factor; the
+    factors still multiply to the value, and the table and one-record paths agree."""
+    model = trained.valuer.model
+    assert {"claims", "forward_citations"} <= set(model.inapplicable_["trademark"])
+    assert "claims" not in model.inapplicable_["patent"]
+    marks = trained.test[trained.test["asset_kind"] == "trademark"].head(3)
+    for (_, row), factors in zip(marks.iterrows(), model.explain(marks), strict=True):
+        one = model.value_one(row.to_dict())
+        names = [f["feature"] for f in factors]
+        assert not set(names) & set(model.inapplicable_["trademark"])
+        assert "asset_kind" in names and names[0] == "base"
+        assert np.prod([f["factor"] for f in factors]) == pytest.approx(one["value_cny"], rel=1e-9)
+        assert [f["feature"] for f in one["factors"]] == names
+        assert [f["factor"] for f in one["factors"]] == pytest.approx(
+            [f["factor"] for f in factors], rel=1e-12
+        )

@@ -79,7 +79,10 @@ class SpecEncoder:
         order = {c: k for k, c in enumerate([*self.spec.numeric, *self.spec.categorical])}
         problems = sorted((p for _, found in rows for p in found), key=lambda p: (order[p.field], p.row))
         if self.spec.id and self.spec.id in df:  # ids as row_problems gives them: text
-            problems = [p if p.record_id is None else dataclasses.replace(p, record_id=str(p.record_id)) for p in problems]
+            problems = [
+                p if p.record_id is None else dataclasses.replace(p, record_id=str(p.record_id))
+                for p in problems
+            ]
         return X, problems
 
     def _check_columns(self, df: pd.DataFrame) -> None:
@@ -255,6 +258,12 @@ class ValueModel(RegressorMixin, BaseEstimator):
         residuals = np.abs(log_y - oof)
         self.scores_ = {g: np.sort(residuals[groups == g]) for g in np.unique(groups)}
         self.model_ = self._booster().fit(X, log_y)
+        # Features no row of a group has (patent facts of trademarks): explanations fold them into the group.
+        missing = X.isna().to_numpy()
+        self.inapplicable_ = {
+            g: tuple(X.columns[missing[groups == g].all(axis=0) & (X.columns != self.group)])
+            for g in np.unique(groups)
+        }
         self.feature_names_in_ = np.asarray(self.spec.feature_names, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         return self
@@ -299,7 +308,9 @@ class ValueModel(RegressorMixin, BaseEstimator):
             index=df.index,
         )
 
-    def interval(self, X: np.ndarray, groups: np.ndarray, level: float | None = None) -> dict[str, np.ndarray]:
+    def interval(
+        self, X: np.ndarray, groups: np.ndarray, level: float | None = None
+    ) -> dict[str, np.ndarray]:
         """Value and interval bounds in CNY of encoded rows (SpecEncoder) with their groups."""
         log_value = self._predict(X)
         half = self.half_width(groups, level)
@@ -323,16 +334,7 @@ class ValueModel(RegressorMixin, BaseEstimator):
         if explain:
             contrib = booster.predict(x[None, :], pred_contrib=True, num_threads=1)[0]
             log_value = float(contrib.sum())
-            effects = contrib[:-1]
-            order = np.argsort(-np.abs(effects))
-            out["factors"] = [{"feature": "base", "value": None, "factor": float(np.exp(contrib[-1]))}] + [
-                {
-                    "feature": self.feature_names_in_[k],
-                    "value": _plain(record.get(self.feature_names_in_[k])),
-                    "factor": float(np.exp(effects[k])),
-                }
-                for k in order
-            ]
+            out["factors"] = self._factors(contrib, record.get, group)
         else:
             log_value = float(booster.predict(x[None, :], num_threads=1)[0])
         out.update(
@@ -353,22 +355,22 @@ class ValueModel(RegressorMixin, BaseEstimator):
     def explain(self, df: pd.DataFrame, top: int | None = None) -> list[list[dict]]:
         """Per row: the base value and each feature's multiplicative factor on the CNY value, largest
         effects first ("forward_citations = 12: x1.8"). The factors multiply exactly to the value."""
-        contrib = self.contributions(df)
-        out = []
-        for i in range(len(df)):
-            row = contrib.iloc[i]
-            effects = row.drop("base")
-            order = effects.abs().sort_values(ascending=False).index
-            order = order[:top] if top else order
-            out.append(
-                [{"feature": "base", "value": None, "factor": float(np.exp(row["base"]))}]
-                + [
-                    {
-                        "feature": name,
-                        "value": _plain(df[name].iat[i]),
-                        "factor": float(np.exp(effects[name])),
-                    }
-                    for name in order
-                ]
-            )
-        return out
+        contrib = self.contributions(df).to_numpy()
+        groups = self._groups(df)
+        return [
+            self._factors(contrib[i], lambda name, i=i: df[name].iat[i], groups[i], top)
+            for i in range(len(df))
+        ]
+
+    def _factors(self, contrib: np.ndarray, value_of, group: str, top: int | None = None) -> list[dict]:
+        """Base first, then each feature's factor, largest effect first. A feature that no training row
+        of the asset's group had (a patent's claims, for a trademark) is not a fact about this asset: its
+        effect is the group's, and is folded into the group column's factor (the product stays exact)."""
+        effects = dict(zip(self.feature_names_in_, contrib[:-1], strict=True))
+        folded = [f for f in getattr(self, "inapplicable_", {}).get(group, ()) if f in effects]
+        if folded and self.group in effects:
+            effects[self.group] += sum(effects.pop(f) for f in folded)
+        names = sorted(effects, key=lambda f: -abs(effects[f]))[: top or None]
+        return [{"feature": "base", "value": None, "factor": float(np.exp(contrib[-1]))}] + [
+            {"feature": f, "value": _plain(value_of(f)), "factor": float(np.exp(effects[f]))} for f in names
+        ]
