@@ -417,11 +417,14 @@ def models_review(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes; each loads the models (one per core)")
+    ] = 1,
 ):
     """Serve the HTTP API (models from the registry's champions, records in DATABASE_URL)."""
     from api.server import serve as run
 
-    run(host=host, port=port)
+    run(host=host, port=port, workers=workers)
 
 
 @app.command()

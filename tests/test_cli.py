@@ -151,3 +151,15 @@ def test_keys_create_prints_a_key_once_and_refuses_unknown_roles(tmp_path, monke
     assert key.encode() not in (tmp_path / "ipcredit.db").read_bytes()  # only its hash is stored
     refused = run("keys", "create", "--institution", "x", "--role", "god")
     assert refused.exit_code == 2 and "role: expected bank, evaluator or admin" in refused.output
+
+
+def test_serve_passes_host_port_and_workers_and_refuses_zero_workers(monkeypatch):
+    import api.server
+
+    calls = []
+    monkeypatch.setattr(api.server, "serve", lambda **kwargs: calls.append(kwargs))
+    result = runner.invoke(app, ["serve", "--port", "8765", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert calls == [{"host": "127.0.0.1", "port": 8765, "workers": 2}]
+    result = runner.invoke(app, ["serve", "--workers", "0"])
+    assert result.exit_code != 0 and "workers" in result.output and len(calls) == 1
