@@ -11,8 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.errors import InvalidData, Problem
 from features.pipeline import application_features, assemble_application_features
 from features.portfolio import Portfolio
+from features.schema import Enterprise, LoanApplication, parse_table
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE
 from valuation.data import asset_rows
@@ -88,8 +90,6 @@ def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
     table = asset_rows(portfolio, rows)
     values, problems = valuer.value(table)
     if problems:  # pledged assets come from a validated portfolio; a refusal here is a model/data mismatch
-        from features.errors import InvalidData
-
         raise InvalidData(problems, "pledged assets")
     return pd.concat(
         [
@@ -161,10 +161,7 @@ def request_scoring_table(
     assets). `enterprise`: an Enterprise record (features.schema; its report date on or before the
     application date); `assets`: the pledged assets as valuation-table rows (the input of
     `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad input: InvalidData."""
-    from features.errors import InvalidData, Problem
-    from features.schema import Enterprise, LoanApplication, parse_records, records_to_table
-
-    loan_record = parse_records(
+    (loan_record,), loans = parse_table(
         LoanApplication,
         [
             {
@@ -175,8 +172,8 @@ def request_scoring_table(
                 ],
             }
         ],
-    )[0]
-    enterprise_record = parse_records(Enterprise, [enterprise])[0]
+    )
+    (enterprise_record,), snapshot = parse_table(Enterprise, [enterprise])
     if enterprise_record.report_date > loan_record.application_date:
         raise InvalidData(
             [
@@ -188,10 +185,7 @@ def request_scoring_table(
             ],
             "application",
         )
-    loans = records_to_table([loan_record], LoanApplication)
-    snapshot = records_to_table([enterprise_record], Enterprise).assign(
-        as_of=loans["application_date"].iloc[0]
-    )
+    snapshot = snapshot.assign(as_of=loans["application_date"].iloc[0])
     values, problems = valuer.value(assets)
     if problems:
         raise InvalidData(
