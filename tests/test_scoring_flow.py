@@ -144,48 +144,55 @@ def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, tabl
 
 
 def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio, table, trained):
-    """The service's path (records in) and the batch path (a portfolio) build the same scoring row."""
-    from features.portfolio import Portfolio  # noqa: F401 - the portfolio fixture is one
+    """The service's path (records in) and the batch path (a portfolio) build the same scoring row, for a
+    bundle of patents only and one of patents and trademarks (the synthetic portfolio pledges no trademark
+    alone)."""
     from scoring.data import request_scoring_table
     from valuation.data import asset_rows
 
-    app = portfolio.applications.iloc[5]
-    pledges = portfolio.pledges[portfolio.pledges["application_id"] == app["application_id"]]
-    assets = asset_rows(
-        portfolio,
-        pd.DataFrame(
-            {
-                "asset_kind": pledges["asset_kind"].astype(str),
-                "asset_id": pledges["asset_id"],
-                "as_of": app["application_date"],
-            }
-        ),
+    kinds = portfolio.pledges.groupby("application_id")["asset_kind"].agg(
+        lambda k: "+".join(sorted(set(map(str, k))))
     )
-    reports = portfolio.enterprises[
-        (portfolio.enterprises["enterprise_id"] == app["enterprise_id"])
-        & (portfolio.enterprises["report_date"] <= app["application_date"])
-    ]
-    report = reports.sort_values("report_date").iloc[-1]
-    enterprise = {
-        k: (
-            v.date().isoformat()
-            if isinstance(v, pd.Timestamp)
-            else (None if isinstance(v, float) and np.isnan(v) else v.item() if hasattr(v, "item") else v)
-        )
-        for k, v in report.items()
-    }
-    loan = {
-        k: (v.date().isoformat() if isinstance(v, pd.Timestamp) else v.item() if hasattr(v, "item") else v)
-        for k, v in app.items()
-    }
+    chosen = [kinds.index[kinds == want][0] for want in ("patent", "patent+trademark")]
     valuer = _valuer_of(portfolio)
-    row, valued = request_scoring_table(enterprise, assets, loan, valuer)
     batch = scoring_table(portfolio, valuer)
-    expected = batch[batch["application_id"] == app["application_id"]].reset_index(drop=True)
-    pd.testing.assert_frame_equal(
-        row[expected.columns.drop("defaulted_12m")], expected.drop(columns="defaulted_12m"), check_dtype=False
-    )
-    assert len(valued) == len(pledges)
+    for application_id in chosen:
+        app = portfolio.applications.set_index("application_id").loc[application_id]
+        pledges = portfolio.pledges[portfolio.pledges["application_id"] == application_id]
+        assets = asset_rows(
+            portfolio,
+            pd.DataFrame(
+                {
+                    "asset_kind": pledges["asset_kind"].astype(str),
+                    "asset_id": pledges["asset_id"],
+                    "as_of": app["application_date"],
+                }
+            ),
+        )
+        reports = portfolio.enterprises[
+            (portfolio.enterprises["enterprise_id"] == app["enterprise_id"])
+            & (portfolio.enterprises["report_date"] <= app["application_date"])
+        ]
+        report = reports.sort_values("report_date").iloc[-1]
+        enterprise = {k: _plain(v) for k, v in report.items()}
+        loan = {"application_id": application_id, **{k: _plain(v) for k, v in app.items()}}
+        row, valued = request_scoring_table(enterprise, assets, loan, valuer)
+        expected = batch[batch["application_id"] == application_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(
+            row[expected.columns.drop("defaulted_12m")],
+            expected.drop(columns="defaulted_12m"),
+            check_dtype=False,
+        )
+        assert len(valued) == len(pledges)
+
+
+def _plain(v):
+    """A portfolio cell as a record value: dates as ISO text, NaN as None, numpy scalars as Python ones."""
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat()
+    if isinstance(v, float) and np.isnan(v):
+        return None
+    return v.item() if hasattr(v, "item") else v
 
 
 _VALUERS: dict = {}
