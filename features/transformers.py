@@ -402,42 +402,50 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
         return self.feature_names_out_
 
     def transform_unchecked(self, X: pd.DataFrame) -> pd.DataFrame:
+        # numpy over factorised application ids rather than a pandas groupby: the same sums for a portfolio,
+        # and one request's bundle costs microseconds instead of a groupby's milliseconds.
+        codes, applications = pd.factorize(X["application_id"].to_numpy())
+        n = len(applications)
+
+        def total(values: np.ndarray) -> np.ndarray:  # per application, missing values skipped
+            return np.bincount(codes, weights=np.nan_to_num(values, nan=0.0), minlength=n)
+
+        def present(values: np.ndarray) -> np.ndarray:
+            return np.bincount(codes, weights=~np.isnan(values), minlength=n)
+
+        def extreme(values: np.ndarray, ufunc: np.ufunc, start: float) -> np.ndarray:
+            out = np.full(n, start)
+            ufunc.at(out, codes, values)  # fmin / fmax skip NaN
+            return np.where(present(values) > 0, out, np.nan)
+
         weight = X[self.value_column].to_numpy(dtype="float64") if self.value_column else np.ones(len(X))
-        is_patent = (X["asset_kind"].astype(str) == "patent").to_numpy()
+        is_patent = (X["asset_kind"].to_numpy(dtype=object) == "patent").astype("float64")
         is_invention = (
-            (X["patent_type"].astype(str) == PatentType.INVENTION).to_numpy()
+            (X["patent_type"].to_numpy(dtype=object) == PatentType.INVENTION).astype("float64")
             if "patent_type" in X
-            else np.zeros(len(X), dtype=bool)
+            else np.zeros(len(X))
         )
-        frame = pd.DataFrame(
-            {
-                "application_id": X["application_id"].to_numpy(),
-                "w": weight,
-                "patent": is_patent,
-                "trademark": ~is_patent,
-                "invention": is_invention,
-                "remaining": X["remaining_years"].to_numpy(dtype="float64"),
+        remaining = X["remaining_years"].to_numpy(dtype="float64")
+        size = np.bincount(codes, minlength=n).astype("float64")
+        patents, inventions = total(is_patent), total(is_invention)
+        value = total(weight)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share_sq = (weight / value[codes]) ** 2
+            largest = extreme(weight, np.fmax, -np.inf)
+            out = {
+                "n_assets": size,
+                "n_patents": patents,
+                "n_trademarks": size - patents,
+                "n_inventions": inventions,
+                "invention_share": inventions / size,
+                "has_patent_and_trademark": ((patents > 0) & (patents < size)).astype("float64"),
+                # a bundle with no value is missing, not a perfect-looking 0
+                "concentration_hhi": np.where(present(share_sq) > 0, total(share_sq), np.nan),
+                "largest_share": largest / value,
+                "shortest_remaining_years": extreme(remaining, np.fmin, np.inf),
+                "mean_remaining_years": total(remaining) / present(remaining),
             }
-        )
-        g = frame.groupby("application_id", sort=False)
-        total = g["w"].sum()
-        share_sq = (frame["w"] / frame["application_id"].map(total)).pow(2)
-        out = pd.DataFrame(
-            {
-                "n_assets": g.size(),
-                "n_patents": g["patent"].sum(),
-                "n_trademarks": g["trademark"].sum(),
-                "n_inventions": g["invention"].sum(),
-                "invention_share": g["invention"].mean(),
-                "has_patent_and_trademark": (g["patent"].any() & g["trademark"].any()),
-                # min_count=1 keeps a bundle with no value at NaN instead of a perfect-looking 0
-                "concentration_hhi": share_sq.groupby(frame["application_id"], sort=False).sum(min_count=1),
-                "largest_share": g["w"].max() / total,
-                "shortest_remaining_years": g["remaining"].min(),
-                "mean_remaining_years": g["remaining"].mean(),
-            }
-        )
         if self.value_column:
-            out["bundle_value_cny"] = total
-            out["strongest_asset_value_cny"] = g["w"].max()
-        return out.astype("float64")
+            out["bundle_value_cny"] = value
+            out["strongest_asset_value_cny"] = largest
+        return pd.DataFrame(out, index=pd.Index(applications, name="application_id"))
