@@ -86,9 +86,11 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def asset_table(assets: Sequence[AssetIn]) -> pd.DataFrame:
-    """The valuation table of the assets: one row each, every column of AssetIn, in request order."""
-    return pd.DataFrame.from_records([a.model_dump() for a in assets], columns=ASSET_COLUMNS)
+def asset_table(assets: Sequence[AssetIn], records: list[dict] | None = None) -> pd.DataFrame:
+    """The valuation table of the assets: one row each, every column of AssetIn, in request order
+    (`records`: the assets already dumped)."""
+    records = [a.model_dump() for a in assets] if records is None else records
+    return pd.DataFrame.from_records(records, columns=ASSET_COLUMNS)
 
 
 def _asset_values(values: pd.DataFrame, table: pd.DataFrame) -> list[dict[str, Any]]:
@@ -191,7 +193,8 @@ def decide_application(
     scoring.decision.loan_terms, and `ValueModel.value_one` for each pledged asset's factors.
 
     `application_id` and `bank_id` fill the loan record's ids when the request has none."""
-    table = asset_table(request.assets)
+    records = [a.model_dump() for a in request.assets]
+    table = asset_table(request.assets, records)
     enterprise = request.enterprise.model_dump()
     loan = {
         **request.loan.model_dump(exclude={"bank_id"}),
@@ -200,7 +203,7 @@ def decide_application(
         "bank_id": request.loan.bank_id or bank_id,
     }
     try:
-        row, valued = request_scoring_table(enterprise, table, loan, valuer)
+        row, valued, bundle = request_scoring_table(enterprise, table, loan, valuer)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
     decision = scorer.decide_one(row.iloc[0].to_dict(), top=MAX_REASONS, language="zh")
@@ -213,7 +216,7 @@ def decide_application(
         "amount_cny": loan["amount_cny"],
         "valuation": {
             "assets": _asset_values(valued, table),  # valued: the assets' rows, in request order
-            "bundle": _bundle(valuer, table, valued, loan["term_months"]),
+            "bundle": plain(bundle.summary()),
         },
         "pd": decision["pd"],
         "score": decision["score"],
@@ -233,7 +236,6 @@ def decide_application(
             for r in decision["reasons"]
         ],
     }
-    records = table.to_dict(orient="records")
     explanation = {
         "score": {"base_points": decision["base_points"], "points": decision["points"]},
         "assets": [

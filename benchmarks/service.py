@@ -216,7 +216,7 @@ def scoring_rows(payloads: list[bytes]) -> tuple[list[bytes], str]:
             "enterprise_id": request.enterprise.enterprise_id,
             "bank_id": "bench",
         }
-        row, _ = request_scoring_table(
+        row, _, _ = request_scoring_table(
             request.enterprise.model_dump(), asset_table(request.assets), loan, valuation.fitted
         )
         split = json.loads(row[[c for c in columns if c in row.columns]].to_json(orient="split", index=False))

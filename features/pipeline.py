@@ -11,7 +11,16 @@ import pandas as pd
 
 from features.portfolio import Portfolio
 from features.snapshot import enterprise_snapshot, patent_snapshot, trademark_snapshot
-from features.transformers import BundleFeatures, EnterpriseFeatures, PatentFeatures, TrademarkFeatures
+from features.transformers import (
+    BundleFeatures,
+    EnterpriseFeatures,
+    PatentFeatures,
+    Table,
+    TrademarkFeatures,
+    column_floats,
+    column_objects,
+    require_columns,
+)
 
 
 def patent_features(
@@ -89,24 +98,38 @@ def application_features(
 
 
 def assemble_application_features(
-    loans: pd.DataFrame, enterprises: pd.DataFrame, assets: pd.DataFrame, value_column: str | None = None
+    loans: Table, enterprises: Table, assets: Table, value_column: str | None = None
 ) -> pd.DataFrame:
     """The application features from their parts, wherever they came from (a portfolio, or one request):
     `loans` one row per application (application_id and the LoanApplication columns); `enterprises` the
     credit snapshot of each, row for row, with `as_of` (the application date); `assets` one row per pledged
     asset (application_id, asset_kind, asset_id, patent_type, remaining_years[, value_column])."""
-    enterprise = EnterpriseFeatures().fit_transform(enterprises.reset_index(drop=True))
-    enterprise.index = loans["application_id"].to_numpy()
-    bundle = BundleFeatures(value_column=value_column).fit_transform(assets)
-    loan = loans.set_index("application_id")
-    out = pd.DataFrame(index=pd.Index(loans["application_id"], name="application_id"))
-    for column in LOAN_COLUMNS:
-        out[column] = loan[column].to_numpy(dtype="float64")
-    out["guarantee_company"] = (loan["guarantee"] == "guarantee_company").to_numpy(dtype="float64")
-    out["insurance"] = loan["insurance"].to_numpy(dtype="float64")
-    out = out.join(enterprise).join(bundle)
-    out["amount_to_revenue"] = out["amount_cny"] / np.exp(out["log_revenue"])
-    return out
+    index, columns = application_columns(loans, enterprises, assets, value_column)
+    return pd.DataFrame(columns, index=index)
+
+
+def application_columns(
+    loans: Table, enterprises: Table, assets: Table, value_column: str | None = None
+) -> tuple[pd.Index, dict[str, np.ndarray]]:
+    """`assemble_application_features` as (application ids, each feature as an array). The parts may also
+    be mappings of column name to array (one request's records): one formula either way, and a single
+    application is built without pandas' fixed cost per column."""
+    enterprise_features = EnterpriseFeatures()
+    require_columns(enterprises, enterprise_features.required, "EnterpriseFeatures")
+    bundle_features = BundleFeatures(value_column=value_column)
+    bundle_features.check_columns(assets)
+    index = pd.Index(loans["application_id"], name="application_id")
+    columns = {c: column_floats(loans[c]) for c in LOAN_COLUMNS}
+    guarantee = column_objects(loans["guarantee"])
+    columns["guarantee_company"] = (guarantee == "guarantee_company").astype("float64")
+    columns["insurance"] = column_floats(loans["insurance"])
+    columns |= enterprise_features.columns_of(enterprises)  # row for row with the loans
+    # By id: an application without assets gets missing bundle figures.
+    applications, bundle = bundle_features.columns_of(assets)
+    where = pd.Index(applications).get_indexer(index)
+    columns |= {c: np.append(values, np.nan)[where] for c, values in bundle.items()}  # -1: NaN
+    columns["amount_to_revenue"] = columns["amount_cny"] / np.exp(columns["log_revenue"])
+    return index, columns
 
 
 def feature_summary(features: pd.DataFrame) -> pd.DataFrame:

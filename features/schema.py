@@ -728,13 +728,6 @@ def parse_records(
     """Parse and check raw records (dicts; dates as dates or ISO text). Every problem in every record
     is reported at once, with its row and id: type errors in some records and table rules (future
     dates, cross-field rules, duplicates) in the others."""
-    return parse_table(model, items, today=today)[0]
-
-
-def parse_table(
-    model: type[Record], items: Iterable[Mapping[str, Any]], *, today: dt.date | None = None
-) -> tuple[list[Record], pd.DataFrame]:
-    """`parse_records`, with the records' typed table (`records_to_table`) on which the table rules ran."""
     items = list(items)
     parsed, rows, problems = [], [], []
     for row, item in enumerate(items):
@@ -746,9 +739,10 @@ def parse_table(
                 name = ".".join(str(p) for p in err["loc"]) or "record"
                 expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
                 problems.append(Problem(name, expected, err.get("input"), row, _record_label(model, item)))
-    table = records_to_table(parsed, model)
     try:
-        validate_table(table, model, today=today, what=f"{model.__name__} records", parsed=True)
+        validate_table(
+            records_to_table(parsed, model), model, today=today, what=f"{model.__name__} records", parsed=True
+        )
     except InvalidData as e:  # rows of the table are positions among the records that parsed
         problems += [
             Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None, p.record_id)
@@ -758,7 +752,7 @@ def parse_table(
         raise InvalidData(
             sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records"
         )
-    return parsed, table
+    return parsed
 
 
 def _record_label(model: type[Record], item: Any) -> str | None:

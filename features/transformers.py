@@ -8,8 +8,12 @@ The GB/T 42748 indicator each feature stands for is named in `PATENT_INDICATORS`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
@@ -48,26 +52,56 @@ PATENT_INDICATORS = {
 }
 
 
-def _years_between(start: pd.Series, end: pd.Series) -> np.ndarray:
-    delta = end.to_numpy().astype("datetime64[D]") - start.to_numpy().astype("datetime64[D]")
+# Functions below take a table as a DataFrame (a portfolio) or as a mapping of column name to a 1-D array (one
+# request's records): the same formulas either way, without pandas' fixed cost per column on a single row.
+Table = pd.DataFrame | Mapping[str, Any]
+
+
+def _years_between(start: ArrayLike, end: ArrayLike) -> np.ndarray:
+    delta = np.asarray(end).astype("datetime64[D]") - np.asarray(start).astype("datetime64[D]")
     years = delta.astype("float64") / DAYS_PER_YEAR
     years[np.isnat(delta)] = np.nan
     return years
 
 
-def _require(X: pd.DataFrame, needed: list[str], who: str) -> None:
-    if not isinstance(X, pd.DataFrame):
+def column_floats(column: ArrayLike) -> np.ndarray:
+    """A column as float64 with NaN for missing (None, pandas NA). A numpy-typed Series has no pandas NA, so
+    it skips pandas' scan for missing values (a third of the cost of one row's enterprise features)."""
+    if not isinstance(column, pd.Series):
+        return np.asarray(column, dtype="float64")
+    if isinstance(column.dtype, np.dtype) and column.dtype.kind in "fiub":
+        return column.to_numpy(dtype="float64")
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def column_objects(column: ArrayLike) -> np.ndarray:
+    return (
+        column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)
+    )
+
+
+def require_columns(X: Table, needed: list[str], who: str) -> None:
+    if not isinstance(X, pd.DataFrame | Mapping):
         raise TypeError(f"{who} expects a pandas DataFrame snapshot; got {type(X).__name__}")
-    missing = [c for c in needed if c not in X.columns]
+    missing = [c for c in needed if c not in X]
     if missing:
         raise InvalidData([Problem(c, "a column of the snapshot", "no such column") for c in missing], who)
 
 
-def _codes(values: pd.Series, categories: list[str]) -> np.ndarray:
+def _codes(values: ArrayLike, categories: Sequence[str]) -> np.ndarray:
     """Category codes as floats; unseen or missing values become NaN (LightGBM treats them as missing)."""
+    if not isinstance(values, pd.Series):
+        return _lookup(values, {c: float(i) for i, c in enumerate(categories)})
     codes = pd.Index(categories, dtype="string").get_indexer(values.astype("string")).astype("float64")
     codes[codes < 0] = np.nan
     return codes
+
+
+def _lookup(values: ArrayLike, table: Mapping[str, float]) -> np.ndarray:
+    """Each value's number in `table` by its text; missing or unknown values are NaN."""
+    if isinstance(values, pd.Series):
+        return values.astype(str).map(table).to_numpy(dtype="float64", na_value=np.nan)
+    return np.array([table.get(str(v), np.nan) for v in column_objects(values)], dtype="float64")
 
 
 class _SnapshotTransformer(TransformerMixin, BaseEstimator):
@@ -90,7 +124,7 @@ class _SnapshotTransformer(TransformerMixin, BaseEstimator):
         return out
 
     def _learn(self, X: pd.DataFrame) -> None:
-        _require(X, self.required, type(self).__name__)
+        require_columns(X, self.required, type(self).__name__)
         # Categories the data model enumerates are fixed, so a code means the same whatever rows were fitted
         # (one application scored alone gets the code it had in training); others are learned.
         self.categories_ = {
@@ -103,7 +137,7 @@ class _SnapshotTransformer(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        _require(X, self.required, type(self).__name__)
+        require_columns(X, self.required, type(self).__name__)
         return self._build(X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -156,7 +190,7 @@ class PatentFeatures(_SnapshotTransformer):
         self.strategic_ipc = strategic_ipc
 
     def fit(self, X: pd.DataFrame, y=None):
-        _require(X, self.required, type(self).__name__)
+        require_columns(X, self.required, type(self).__name__)
         return super().fit(X.assign(ipc_section=X["ipc_main"].str[0]), y)
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -314,51 +348,51 @@ class EnterpriseFeatures(_SnapshotTransformer):
     known_categories = {"industry": tuple(sorted(i.value for i in Industry))}
 
     def _build(self, X: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(self.columns_of(X), index=X.index)
+
+    def columns_of(self, X: Table) -> dict[str, np.ndarray]:
+        """The features as arrays, from a snapshot table or a mapping of its columns (needs no fit: every
+        category here is enumerated by the data model)."""
+
         def num(c: str) -> np.ndarray:
-            return X[c].to_numpy(dtype="float64", na_value=np.nan)
+            return column_floats(X[c])
 
         def ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(b > 0, a / b, np.nan)
 
         revenue, assets = num("revenue_cny"), num("total_assets_cny")
-        return pd.DataFrame(
-            {
-                "industry": _codes(X["industry"], self.categories_["industry"]),
-                "age_years": _years_between(X["founded_date"], X["as_of"]),
-                "log_revenue": np.log1p(revenue),
-                "log_total_assets": np.log1p(assets),
-                "log_registered_capital": np.log1p(num("registered_capital_cny")),
-                "employees": num("employees"),
-                "revenue_growth": num("revenue_growth"),
-                "gross_margin": num("gross_margin"),
-                "net_margin": ratio(num("net_profit_cny"), revenue),
-                "return_on_assets": ratio(num("net_profit_cny"), assets),
-                "leverage": ratio(num("total_liabilities_cny"), assets),
-                "current_ratio": num("current_ratio"),
-                "cash_flow_margin": ratio(num("operating_cash_flow_cny"), revenue),
-                "rd_intensity": ratio(num("rd_spend_cny"), revenue),
-                "rd_staff_share": ratio(num("rd_staff"), num("employees")),
-                "tax_grade_rank": X["tax_grade"]
-                .astype(str)
-                .map({k.value: v for k, v in TAX_GRADE_RANK.items()})
-                .to_numpy(dtype="float64", na_value=np.nan),
-                "tax_to_revenue": ratio(num("tax_paid_cny"), revenue),
-                "overdue_count_24m": num("overdue_count_24m"),
-                "max_overdue_days_24m": num("max_overdue_days_24m"),
-                "debt_to_revenue": ratio(num("outstanding_loans_cny"), revenue),
-                "guarantees_to_revenue": ratio(num("guarantees_given_cny"), revenue),
-                "court_judgements": num("court_judgements"),
-                "enforcement_count": num("enforcement_count"),
-                "dishonest_debtor": num("dishonest_debtor"),
-                "admin_penalties": num("admin_penalties"),
-                "high_tech": num("high_tech"),
-                "specialized_sme": num("specialized_sme"),
-                "little_giant": num("little_giant"),
-                "tech_sme": num("tech_sme"),
-            },
-            index=X.index,
-        )
+        return {
+            "industry": _codes(X["industry"], self.known_categories["industry"]),
+            "age_years": _years_between(X["founded_date"], X["as_of"]),
+            "log_revenue": np.log1p(revenue),
+            "log_total_assets": np.log1p(assets),
+            "log_registered_capital": np.log1p(num("registered_capital_cny")),
+            "employees": num("employees"),
+            "revenue_growth": num("revenue_growth"),
+            "gross_margin": num("gross_margin"),
+            "net_margin": ratio(num("net_profit_cny"), revenue),
+            "return_on_assets": ratio(num("net_profit_cny"), assets),
+            "leverage": ratio(num("total_liabilities_cny"), assets),
+            "current_ratio": num("current_ratio"),
+            "cash_flow_margin": ratio(num("operating_cash_flow_cny"), revenue),
+            "rd_intensity": ratio(num("rd_spend_cny"), revenue),
+            "rd_staff_share": ratio(num("rd_staff"), num("employees")),
+            "tax_grade_rank": _lookup(X["tax_grade"], {k.value: v for k, v in TAX_GRADE_RANK.items()}),
+            "tax_to_revenue": ratio(num("tax_paid_cny"), revenue),
+            "overdue_count_24m": num("overdue_count_24m"),
+            "max_overdue_days_24m": num("max_overdue_days_24m"),
+            "debt_to_revenue": ratio(num("outstanding_loans_cny"), revenue),
+            "guarantees_to_revenue": ratio(num("guarantees_given_cny"), revenue),
+            "court_judgements": num("court_judgements"),
+            "enforcement_count": num("enforcement_count"),
+            "dishonest_debtor": num("dishonest_debtor"),
+            "admin_penalties": num("admin_penalties"),
+            "high_tech": num("high_tech"),
+            "specialized_sme": num("specialized_sme"),
+            "little_giant": num("little_giant"),
+            "tech_sme": num("tech_sme"),
+        }
 
 
 class BundleFeatures(TransformerMixin, BaseEstimator):
@@ -377,35 +411,40 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
         self.value_column = value_column
 
     def fit(self, X: pd.DataFrame, y=None):
-        self._require(X)
+        self.check_columns(X)
         self.feature_names_out_ = np.asarray(self.transform_unchecked(X.head(1)).columns, dtype=object)
         return self
 
     def fit_transform(self, X: pd.DataFrame, y=None) -> pd.DataFrame:
         """fit then transform, building the table once."""
-        self._require(X)
+        self.check_columns(X)
         out = self.transform_unchecked(X)
         self.feature_names_out_ = np.asarray(out.columns, dtype=object)
         return out
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         check_is_fitted(self, "feature_names_out_")
-        self._require(X)
+        self.check_columns(X)
         return self.transform_unchecked(X)
 
-    def _require(self, X: pd.DataFrame) -> None:
+    def check_columns(self, X: Table) -> None:
         needed = ["application_id", "asset_kind", "remaining_years"]
-        _require(X, needed + ([self.value_column] if self.value_column else []), "BundleFeatures")
+        require_columns(X, needed + ([self.value_column] if self.value_column else []), "BundleFeatures")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         return self.feature_names_out_
 
     def transform_unchecked(self, X: pd.DataFrame) -> pd.DataFrame:
-        # numpy over factorised application ids rather than a pandas groupby: the same sums for a portfolio,
-        # and one request's bundle costs microseconds instead of a groupby's milliseconds.
-        codes, applications = pd.factorize(X["application_id"].to_numpy())
-        n = len(applications)
+        applications, out = self.columns_of(X)
+        return pd.DataFrame(out, index=pd.Index(applications, name="application_id"))
+
+    def columns_of(self, X: Table) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(application ids in order of first appearance, each feature as an array in that order), from a
+        table of pledged assets or a mapping of its columns. numpy over factorised ids rather than a pandas
+        groupby: the same sums for a portfolio, and one request's bundle in microseconds."""
+        codes, applications = pd.factorize(column_objects(X["application_id"]))
+        n, rows = len(applications), len(codes)
 
         def total(values: np.ndarray) -> np.ndarray:  # per application, missing values skipped
             return np.bincount(codes, weights=np.nan_to_num(values, nan=0.0), minlength=n)
@@ -418,14 +457,14 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
             ufunc.at(out, codes, values)  # fmin / fmax skip NaN
             return np.where(present(values) > 0, out, np.nan)
 
-        weight = X[self.value_column].to_numpy(dtype="float64") if self.value_column else np.ones(len(X))
-        is_patent = (X["asset_kind"].to_numpy(dtype=object) == "patent").astype("float64")
+        weight = column_floats(X[self.value_column]) if self.value_column else np.ones(rows)
+        is_patent = (column_objects(X["asset_kind"]) == "patent").astype("float64")
         is_invention = (
-            (X["patent_type"].to_numpy(dtype=object) == PatentType.INVENTION).astype("float64")
+            (column_objects(X["patent_type"]) == PatentType.INVENTION).astype("float64")
             if "patent_type" in X
-            else np.zeros(len(X))
+            else np.zeros(rows)
         )
-        remaining = X["remaining_years"].to_numpy(dtype="float64")
+        remaining = column_floats(X["remaining_years"])
         size = np.bincount(codes, minlength=n).astype("float64")
         patents, inventions = total(is_patent), total(is_invention)
         value = total(weight)
@@ -448,4 +487,4 @@ class BundleFeatures(TransformerMixin, BaseEstimator):
         if self.value_column:
             out["bundle_value_cny"] = value
             out["strongest_asset_value_cny"] = largest
-        return pd.DataFrame(out, index=pd.Index(applications, name="application_id"))
+        return applications, out

@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from features.errors import InvalidData, Problem
-from features.pipeline import application_features, assemble_application_features
+from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
-from features.schema import Enterprise, LoanApplication, parse_table
+from features.schema import Enterprise, LoanApplication, parse_records
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE
 from valuation.data import asset_rows
-from valuation.pledge import bundle_value
+from valuation.pledge import BundleValuation, bundle_value
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
@@ -101,37 +101,70 @@ def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
     )
 
 
+BUNDLE_ASSET_COLUMNS = ["asset_id", "asset_kind", "patent_type", "value_cny", "remaining_years"]
+_ROLLED_UP = ["legal_score", "technical_score", "economic_score", "stars", "total_score", "income_value_cny"]
+
+
 def bundle_figures(assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer) -> pd.DataFrame:
     """Per application: bundle, liquidation and pledge value (valuation.pledge rules) and the GB/T roll-up."""
+    codes, applications = pd.factorize(assets[ID].to_numpy(dtype=object))
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(applications) + 1))
+    columns = _asset_columns(assets)
     rows = []
-    for application_id, group in assets.groupby("application_id", sort=False):
-        bundle = bundle_value(
-            group[["asset_id", "asset_kind", "patent_type", "value_cny", "remaining_years"]].assign(
-                patent_type=lambda g: g["patent_type"].where(g["asset_kind"] == "patent")
-            ),
-            int(term_months[application_id]),
-            valuer.bundle_assumptions,
-            valuer.pledge_assumptions,
-        )
-        patents = group[group["asset_kind"] == "patent"]
-        marks = group[group["asset_kind"] == "trademark"]
-        rows.append(
-            {
-                ID: application_id,
-                "bundle_value_cny": bundle.bundle_value_cny,
-                "liquidation_value_cny": bundle.liquidation_value_cny,
-                "pledge_value_cny": bundle.pledge_value_cny,
-                "strongest_asset_value_cny": float(group["value_cny"].max()),
-                "concentration_haircut": bundle.concentration_haircut,
-                "legal_score_min": float(patents["legal_score"].min()) if len(patents) else np.nan,
-                "technical_score_max": float(patents["technical_score"].max()) if len(patents) else np.nan,
-                "economic_score_mean": float(patents["economic_score"].mean()) if len(patents) else np.nan,
-                "stars_max": float(group["stars"].max()),
-                "trademark_strength": float(marks["total_score"].max()) if len(marks) else np.nan,
-                "income_value_cny": float(group["income_value_cny"].sum()),
-            }
-        )
+    for k, application_id in enumerate(applications):
+        group = {c: v[order[bounds[k] : bounds[k + 1]]] for c, v in columns.items()}
+        bundle = _bundle_valuation(group, int(term_months[application_id]), valuer)
+        rows.append({ID: application_id, **_bundle_row(group, bundle)})
     return pd.DataFrame(rows).set_index(ID)
+
+
+def _asset_columns(assets: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The valued assets' columns as arrays (kinds and ids as objects, figures as floats), taken once."""
+    out = {c: assets[c].to_numpy(dtype=object) for c in ("asset_id", "asset_kind", "patent_type")}
+    out |= {
+        c: assets[c].to_numpy(dtype="float64", na_value=np.nan)
+        for c in ["value_cny", "remaining_years", *_ROLLED_UP]
+    }
+    return out
+
+
+def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
+    """One application's bundle by the valuation.pledge rules (a patent type only on patents)."""
+    frame = pd.DataFrame({c: group[c] for c in BUNDLE_ASSET_COLUMNS})
+    frame["patent_type"] = np.where(group["asset_kind"] == "patent", group["patent_type"], None)
+    return bundle_value(frame, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
+
+
+def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:
+    """The scoring figures of one application's bundle: its values and the roll-up of its assets' scores."""
+    patents, marks = group["asset_kind"] == "patent", group["asset_kind"] == "trademark"
+
+    def over(values: np.ndarray, reduce) -> float:  # missing values skipped; NaN when none is left
+        present = values[~np.isnan(values)]
+        return float(reduce(present)) if present.size else np.nan
+
+    return {
+        "bundle_value_cny": bundle.bundle_value_cny,
+        "liquidation_value_cny": bundle.liquidation_value_cny,
+        "pledge_value_cny": bundle.pledge_value_cny,
+        "strongest_asset_value_cny": over(group["value_cny"], np.max),
+        "concentration_haircut": bundle.concentration_haircut,
+        "legal_score_min": over(group["legal_score"][patents], np.min),
+        "technical_score_max": over(group["technical_score"][patents], np.max),
+        "economic_score_mean": over(group["economic_score"][patents], np.mean),
+        "stars_max": over(group["stars"], np.max),
+        "trademark_strength": over(group["total_score"][marks], np.max),
+        "income_value_cny": float(np.nansum(group["income_value_cny"])),
+    }
+
+
+def _add_loan_to_value(table) -> None:
+    """The loan-to-value figures, added to a table (DataFrame) or to one row's mapping of arrays."""
+    table["ltv_on_pledge"] = table["amount_cny"] / np.maximum(table["pledge_value_cny"], 1.0)
+    table["bundle_value_to_amount"] = table["bundle_value_cny"] / table["amount_cny"]
+    table["log_bundle_value"] = np.log1p(table["bundle_value_cny"])
+    table["log_amount"] = np.log(table["amount_cny"])
 
 
 def scoring_table(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
@@ -147,33 +180,27 @@ def assemble_scoring_table(
     """Application features (features.pipeline, indexed by application_id) joined with the valued bundle
     of each and the loan-to-value figures; the one place both the batch table and a request are built."""
     table = features.join(bundle_figures(valued_assets, term_months, valuer))
-    table["ltv_on_pledge"] = table["amount_cny"] / table["pledge_value_cny"].clip(lower=1.0)
-    table["bundle_value_to_amount"] = table["bundle_value_cny"] / table["amount_cny"]
-    table["log_bundle_value"] = np.log1p(table["bundle_value_cny"])
-    table["log_amount"] = np.log(table["amount_cny"])
+    _add_loan_to_value(table)
     return table.reset_index()
 
 
 def request_scoring_table(
     enterprise: dict, assets: pd.DataFrame, loan: dict, valuer: Valuer
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, BundleValuation]:
     """One application received as records, as the scoring model sees it: (one-row scoring table, valued
-    assets). `enterprise`: an Enterprise record (features.schema; its report date on or before the
-    application date); `assets`: the pledged assets as valuation-table rows (the input of
-    `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad input: InvalidData."""
-    (loan_record,), loans = parse_table(
-        LoanApplication,
-        [
-            {
-                **loan,
-                "pledged_assets": [
-                    {"asset_kind": str(k), "asset_id": str(i)}
-                    for k, i in zip(assets["asset_kind"], assets["asset_id"], strict=True)
-                ],
-            }
-        ],
-    )
-    (enterprise_record,), snapshot = parse_table(Enterprise, [enterprise])
+    assets, the bundle's valuation). `enterprise`: an Enterprise record (features.schema; its report date on
+    or before the application date); `assets`: the pledged assets as valuation-table rows (the input of
+    `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
+
+    The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
+    records' values as arrays rather than one-row DataFrames; tests/test_scoring_flow.py holds the row
+    equal to the batch's."""
+    pledged = [
+        {"asset_kind": str(k), "asset_id": str(i)}
+        for k, i in zip(assets["asset_kind"], assets["asset_id"], strict=True)
+    ]
+    loan_record = parse_records(LoanApplication, [{**loan, "pledged_assets": pledged}])[0]
+    enterprise_record = parse_records(Enterprise, [enterprise])[0]
     if enterprise_record.report_date > loan_record.application_date:
         raise InvalidData(
             [
@@ -185,7 +212,6 @@ def request_scoring_table(
             ],
             "application",
         )
-    snapshot = snapshot.assign(as_of=loans["application_date"].iloc[0])
     values, problems = valuer.value(assets)
     if problems:
         raise InvalidData(
@@ -199,14 +225,26 @@ def request_scoring_table(
         ],
         axis=1,
     )
-    valued.insert(0, "application_id", loan_record.application_id)
-    features = assemble_application_features(
-        loans,
-        snapshot,
-        valued[["application_id", "asset_kind", "asset_id", "patent_type", "remaining_years"]],
+    valued.insert(0, ID, loan_record.application_id)
+
+    def one(record: dict) -> dict[str, np.ndarray]:
+        return {k: np.array([v], dtype=object) for k, v in record.items()}
+
+    group = _asset_columns(valued)
+    asset_table = {ID: np.full(len(valued), loan_record.application_id, dtype=object)} | group
+    _, features = application_columns(
+        one(loan_record.model_dump(exclude={"pledged_assets"})),
+        one({**enterprise_record.model_dump(), "as_of": loan_record.application_date}),
+        asset_table,
     )
-    term = pd.Series({loan_record.application_id: loan_record.term_months})
-    return assemble_scoring_table(features, valued, term, valuer), valued
+    bundle = _bundle_valuation(group, loan_record.term_months, valuer)
+    row = {
+        ID: loan_record.application_id,
+        **{c: v[0] for c, v in features.items()},
+        **_bundle_row(group, bundle),
+    }
+    _add_loan_to_value(row)
+    return pd.DataFrame([row]), valued, bundle
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:
