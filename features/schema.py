@@ -483,7 +483,7 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
     elif col.kind == "date":
         if not pd.api.types.is_datetime64_any_dtype(s):
             return problems + [Problem(col.name, "a date column", str(s.dtype))]
-        problems += _in_future(df, key, col, today)
+        problems += _in_future(df, key, col, s.to_numpy(), today)
     else:  # str and enum
         is_text = (
             pd.api.types.is_string_dtype(s)
@@ -515,22 +515,25 @@ def _not_finite(df: pd.DataFrame, key: tuple[str, ...], col: Column, values: np.
     return _problems_at(df, key, np.isinf(values), col.name, "a finite number")  # NaN is missing, not bad
 
 
-def _in_future(df: pd.DataFrame, key: tuple[str, ...], col: Column, today: dt.date) -> list[Problem]:
+def _in_future(
+    df: pd.DataFrame, key: tuple[str, ...], col: Column, values: np.ndarray, today: dt.date
+) -> list[Problem]:
     if not col.past:
         return []
-    future = df[col.name].to_numpy() > np.datetime64(today, "D")  # NaT compares False
+    future = values > np.datetime64(today, "D")  # NaT compares False
     return _problems_at(df, key, future, col.name, f"a date not after today ({today})")
 
 
 def _check_parsed_column(
-    df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date
+    df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date, values: np.ndarray
 ) -> list[Problem]:
     """What pydantic leaves to the table in records it parsed (it checked each field's type, bounds,
-    pattern and length): infinite numbers and dates after today."""
+    pattern and length): infinite numbers and dates after today. `values`: the column as records_to_table
+    built it, so one request's records are checked without pandas."""
     if col.kind in ("int", "float"):
-        return _not_finite(df, key, col, df[col.name].to_numpy(dtype="float64", na_value=np.nan))
+        return _not_finite(df, key, col, values)
     if col.kind == "date":
-        return _in_future(df, key, col, today)
+        return _in_future(df, key, col, values, today)
     return []
 
 
@@ -661,13 +664,14 @@ def validate_table(
     *,
     today: dt.date | None = None,
     what: str | None = None,
-    parsed: bool = False,
+    parsed: Mapping[str, np.ndarray] | None = None,
 ) -> None:
     """Refuse a table with any bad value, listing every problem (field, row, id, expected, got).
 
     Columns beyond the record's fields are allowed and left alone; nothing is converted. `parsed`: the
-    rows are records pydantic has already checked field by field (parse_records), so only the rules it
-    cannot apply remain: finite numbers, dates not after today, unique keys and the cross-field rules.
+    table's columns as arrays when its rows are records pydantic has already checked field by field
+    (parse_records), so only the rules it cannot apply remain: finite numbers, dates not after today,
+    unique keys and the cross-field rules.
     """
     today = today or dt.date.today()
     what = what or f"{model.__name__} table"
@@ -678,9 +682,11 @@ def validate_table(
         raise InvalidData([Problem(n, "a column", "no such column") for n in absent], what)
     present_cols = [c for c in cols if c.name in df.columns]
     problems: list[Problem] = []
-    check = _check_parsed_column if parsed else _check_column
     for col in present_cols:
-        problems += check(df, col, model.key, today)
+        if parsed is None:
+            problems += _check_column(df, col, model.key, today)
+        else:
+            problems += _check_parsed_column(df, col, model.key, today, parsed[col.name])
     if any(p.row is None for p in problems):  # a mistyped column: row rules cannot run on it
         raise InvalidData(problems, what)
     if model.key and len(df) > 1:  # one record cannot repeat a key
@@ -704,8 +710,13 @@ def validate_table(
 
 
 def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataFrame:
-    """Records as a typed table (dates as datetime64, enums as strings). Built column by column in numpy,
-    then framed once: one request's records become a table in microseconds, not milliseconds."""
+    """Records as a typed table (dates as datetime64, enums as strings)."""
+    return pd.DataFrame(_record_columns(records, model), columns=[c.name for c in columns(model)])
+
+
+def _record_columns(records: Iterable[Record], model: type[Record]) -> dict[str, np.ndarray]:
+    """The records' columns as typed numpy arrays. Built column by column in numpy, then framed once: one
+    request's records become a table in microseconds, not milliseconds."""
     rows = [r.model_dump(include={c.name for c in columns(model)}) for r in records]
     out = {}
     for col in columns(model):
@@ -719,7 +730,7 @@ def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataF
             out[col.name] = np.array(values, dtype="int64" if whole else "float64")  # None -> NaN
         else:
             out[col.name] = np.array(values, dtype=object)
-    return pd.DataFrame(out, columns=[c.name for c in columns(model)])
+    return out
 
 
 def parse_records(
@@ -739,9 +750,14 @@ def parse_records(
                 name = ".".join(str(p) for p in err["loc"]) or "record"
                 expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
                 problems.append(Problem(name, expected, err.get("input"), row, _record_label(model, item)))
+    arrays = _record_columns(parsed, model)
     try:
         validate_table(
-            records_to_table(parsed, model), model, today=today, what=f"{model.__name__} records", parsed=True
+            pd.DataFrame(arrays, columns=[c.name for c in columns(model)]),
+            model,
+            today=today,
+            what=f"{model.__name__} records",
+            parsed=arrays,
         )
     except InvalidData as e:  # rows of the table are positions among the records that parsed
         problems += [
