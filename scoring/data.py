@@ -16,7 +16,7 @@ from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
 from features.schema import Enterprise, LoanApplication, parse_records
 from features.spec import FeatureColumn, FeatureSpec
-from features.transformers import ENTERPRISE_MONOTONE
+from features.transformers import ENTERPRISE_MONOTONE, Table, column_floats, column_objects
 from valuation.data import asset_rows
 from valuation.pledge import BundleValuation, bundle_value
 from valuation.valuer import Valuer
@@ -119,14 +119,10 @@ def bundle_figures(assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer)
     return pd.DataFrame(rows).set_index(ID)
 
 
-def _asset_columns(assets: pd.DataFrame) -> dict[str, np.ndarray]:
+def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
     """The valued assets' columns as arrays (kinds and ids as objects, figures as floats), taken once."""
-    out = {c: assets[c].to_numpy(dtype=object) for c in ("asset_id", "asset_kind", "patent_type")}
-    out |= {
-        c: assets[c].to_numpy(dtype="float64", na_value=np.nan)
-        for c in ["value_cny", "remaining_years", *_ROLLED_UP]
-    }
-    return out
+    out = {c: column_objects(assets[c]) for c in ("asset_id", "asset_kind", "patent_type")}
+    return out | {c: column_floats(assets[c]) for c in ["value_cny", "remaining_years", *_ROLLED_UP]}
 
 
 def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
@@ -218,20 +214,16 @@ def request_scoring_table(
             [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],
             "pledged assets",
         )
-    valued = pd.concat(
-        [
-            assets[["asset_kind", "asset_id", "patent_type", "remaining_years"]].reset_index(drop=True),
-            values.drop(columns=[c for c in ("asset_id", "error") if c in values]),
-        ],
-        axis=1,
-    )
-    valued.insert(0, ID, loan_record.application_id)
+    # The assets and their values, as arrays once and as the valued table the caller gets.
+    parts = {c: assets[c].to_numpy() for c in ("asset_kind", "asset_id", "patent_type", "remaining_years")}
+    parts |= {c: values[c] for c in values.columns if c not in ("asset_id", "error")}
+    valued = pd.DataFrame({ID: np.full(len(values), loan_record.application_id, dtype=object), **parts})
+    group = _asset_columns(parts)
+    asset_table = {ID: valued[ID].to_numpy()} | group
 
     def one(record: dict) -> dict[str, np.ndarray]:
         return {k: np.array([v], dtype=object) for k, v in record.items()}
 
-    group = _asset_columns(valued)
-    asset_table = {ID: np.full(len(valued), loan_record.application_id, dtype=object)} | group
     _, features = application_columns(
         one(loan_record.model_dump(exclude={"pledged_assets"})),
         one({**enterprise_record.model_dump(), "as_of": loan_record.application_date}),
