@@ -82,7 +82,9 @@ def column_objects(column: ArrayLike) -> np.ndarray:
 
 def require_columns(X: Table, needed: list[str], who: str) -> None:
     if not isinstance(X, pd.DataFrame | Mapping):
-        raise TypeError(f"{who} expects a pandas DataFrame snapshot; got {type(X).__name__}")
+        raise TypeError(
+            f"{who} expects a DataFrame snapshot or a mapping of its columns; got {type(X).__name__}"
+        )
     missing = [c for c in needed if c not in X]
     if missing:
         raise InvalidData([Problem(c, "a column of the snapshot", "no such column") for c in missing], who)

@@ -258,7 +258,9 @@ def test_a_missing_required_column_is_refused_by_name(name, column):
 
 def test_a_non_dataframe_is_refused(case):
     cls, fit_data, *_ = case
-    with pytest.raises(TypeError, match="expects a pandas DataFrame snapshot; got ndarray"):
+    with pytest.raises(
+        TypeError, match="expects a DataFrame snapshot or a mapping of its columns; got ndarray"
+    ):
         cls().fit(fit_data.to_numpy())
 
 
@@ -499,3 +501,33 @@ def test_a_bundle_with_no_value_has_no_concentration():
     out = BundleFeatures(value_column="value_cny").fit_transform(worthless)
     assert np.isnan(out.loc["A3", "largest_share"])
     assert np.isnan(out.loc["A3", "concentration_hhi"])
+
+
+def _as_record_columns(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A table as one request's records give it: each column an object array of plain values."""
+    return {
+        c: np.array(
+            [None if pd.isna(v) else v.date() if isinstance(v, pd.Timestamp) else v for v in df[c]],
+            dtype=object,
+        )
+        for c in df.columns
+    }
+
+
+def test_enterprise_features_of_records_equal_those_of_the_table():
+    """columns_of on a mapping of record values (the service's path) gives the table's features."""
+    rows = frame(
+        enterprise_row(),
+        enterprise_row(enterprise_id="E2", tax_grade="M", industry="unknown", employees=None),
+    )
+    table = EnterpriseFeatures().fit_transform(rows)
+    records = EnterpriseFeatures().columns_of(_as_record_columns(rows))
+    pd.testing.assert_frame_equal(pd.DataFrame(records), table.reset_index(drop=True))
+    assert np.isnan(records["industry"][1]) and records["tax_grade_rank"][1] == 2.0
+
+
+def test_bundle_features_of_records_equal_those_of_the_table():
+    applications, columns = BundleFeatures(value_column="value_cny").columns_of(_as_record_columns(PLEDGED))
+    table = BundleFeatures(value_column="value_cny").fit_transform(PLEDGED)
+    assert list(applications) == list(table.index)
+    pd.testing.assert_frame_equal(pd.DataFrame(columns, index=table.index), table)
