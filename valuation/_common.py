@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,8 @@ def plain(value: object) -> object:
 
 
 def positions(mask: Iterable[bool]) -> list[int]:
-    return [i for i, flagged in enumerate(mask) if flagged]
+    flags = mask if isinstance(mask, np.ndarray) else np.fromiter(mask, dtype=bool)
+    return np.flatnonzero(flags).tolist()
 
 
 def broadcast(values: ArrayLike, n: int, name: str, dtype: str = "float64") -> np.ndarray:
@@ -55,6 +56,16 @@ def range_problems(
     ids: Sequence[Any] | None = None,
 ) -> list[Problem]:
     """One problem per value that is missing, infinite or outside [lo, hi] (bounds open where asked)."""
+    if values.size == 0:
+        return []
+    least, most = values.min(), values.max()  # NaN when any value is
+    if (
+        np.isfinite(least)
+        and np.isfinite(most)
+        and (lo is None or (least > lo if lo_open else least >= lo))
+        and (hi is None or (most < hi if hi_open else most <= hi))
+    ):
+        return []  # every value is fine: the usual case, decided without a mask
     bad = ~np.isfinite(values)
     if lo is not None:
         bad |= (values <= lo) if lo_open else (values < lo)
@@ -155,6 +166,140 @@ def decode_patent_type(values: ArrayLike, categories: Sequence[str] | None = Non
     ok = np.isfinite(codes) & (codes >= 0) & (codes < len(cats)) & (codes == np.floor(codes))
     out[ok] = np.asarray(cats, dtype=object)[codes[ok].astype(int)]
     return out
+
+
+# --- columns as arrays ---------------------------------------------------------------------------------
+
+
+def floats(column: pd.Series) -> np.ndarray:
+    """`column.to_numpy(dtype="float64", na_value=np.nan)`."""
+    return column.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def floats_as_is(column: pd.Series) -> np.ndarray:
+    """`column.to_numpy(dtype="float64")`: as `floats`, except that pandas refuses an object column holding
+    pd.NA (TypeError) instead of reading it as NaN."""
+    return column.to_numpy(dtype="float64")
+
+
+#: Up to this many values, a text column is converted value by value (see `raw`).
+_FEW_VALUES = 64
+
+
+def raw(column: pd.Series) -> np.ndarray:
+    """`column.to_numpy()`."""
+    if isinstance(column.dtype, pd.StringDtype):
+        # The same object array (text, and the dtype's missing value). pandas' conversion costs about
+        # 0.1 ms whatever the length when a value is missing; a few values are read one by one instead.
+        if len(column) > _FEW_VALUES:
+            return column.to_numpy(dtype=object)
+        values = np.empty(len(column), dtype=object)
+        values[:] = list(column.array)
+        return values
+    return column.to_numpy()
+
+
+def text(column: pd.Series) -> np.ndarray:
+    """`column.astype(str).to_numpy()`: each value as text, missing values NaN; a column of pandas' `str`
+    dtype already is that, and is not converted again."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.StringDtype) and dtype.na_value is np.nan:
+        return raw(column)
+    return column.astype(str).to_numpy()
+
+
+# Conversions that leave the values of a float column (float64 or Float64) as pandas' float reading of it.
+_FLOAT_READINGS = (floats, floats_as_is, raw)
+
+
+class Columns:
+    """The columns of a table as numpy arrays, for formulas written over whole columns.
+
+    On a request's few rows, pandas' fixed cost per operation (a column read, a conversion, a boolean
+    subset of the frame) is what takes the time, not the arithmetic. Each (column, conversion) is therefore
+    done once on the whole frame and kept; `take` restricts to some rows (asset kinds, rows not refused)
+    without copying the frame, and its restrictions share what was converted. The float columns, most of
+    a feature frame, are read together in one operation. A conversion that fails on the whole column (an
+    unconvertible value may sit in a row not asked for, e.g. a refused row) is done on the rows asked for
+    alone, so it fails exactly when converting those rows of the frame would.
+
+    `index` gives the frame's labels of the rows (for record ids and output frames).
+    """
+
+    def __init__(self, frame: pd.DataFrame, rows: np.ndarray | None = None, *, _cache: dict | None = None):
+        self.frame = frame
+        self.rows = rows
+        self._cache: dict = {} if _cache is None else _cache
+
+    def __len__(self) -> int:
+        return len(self.frame) if self.rows is None else len(self.rows)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.frame.columns
+
+    @property
+    def index(self) -> pd.Index:
+        return self.frame.index if self.rows is None else self.frame.index[self.rows]
+
+    @property
+    def labels(self) -> Sequence[str]:
+        """Each row's label in the frame as text (`[str(i) for i in index]`), read only for the rows
+        asked for: the record ids problems name."""
+        return _Labels(self.frame.index, self.rows)
+
+    def take(self, rows: np.ndarray) -> Columns:
+        """The same columns restricted to `rows` (positions, or a boolean mask over these rows)."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return Columns(self.frame, rows if self.rows is None else self.rows[rows], _cache=self._cache)
+
+    def get(self, name: str, convert: Callable[[pd.Series], np.ndarray] = floats) -> np.ndarray:
+        """`convert(frame[name])` on these rows; a missing column is a KeyError, as `frame[name]` gives."""
+        key = (name, convert)
+        whole = self._cache.get(key)
+        if whole is None and convert in _FLOAT_READINGS:
+            whole = self._float_columns().get(name)
+        if whole is None:
+            series = self._series(name)
+            try:
+                whole = convert(series)
+            except (TypeError, ValueError, OverflowError):
+                if self.rows is None:
+                    raise
+                return convert(series.iloc[self.rows])
+            self._cache[key] = whole
+        return whole if self.rows is None else whole[self.rows]
+
+    def _float_columns(self) -> dict[str, np.ndarray]:
+        """The frame's float columns as arrays, read in one operation (empty when they do not read as one
+        float64 array, or have repeated names: then each column is read alone)."""
+        key = (None, "float columns")
+        if key not in self._cache:
+            block = self.frame.select_dtypes(include=[np.float64])
+            values, names = block.to_numpy(), block.columns.tolist()
+            single = values.dtype == np.dtype("float64") and len(set(names)) == len(names)
+            self._cache[key] = {c: values[:, j] for j, c in enumerate(names)} if single else {}
+        return self._cache[key]
+
+    def _series(self, name: str) -> pd.Series:
+        key = (name, None)
+        if key not in self._cache:
+            self._cache[key] = self.frame[name]
+        return self._cache[key]
+
+
+class _Labels(Sequence[str]):
+    def __init__(self, index: pd.Index, rows: np.ndarray | None):
+        self._index, self._rows = index, rows
+
+    def __len__(self) -> int:
+        return len(self._index) if self._rows is None else len(self._rows)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if not isinstance(i, numbers.Integral):
+            raise TypeError(f"row labels are read one at a time; got {type(i).__name__}")
+        return str(self._index[i if self._rows is None else self._rows[i]])
 
 
 def require_columns(X: Any, needed: Sequence[str], who: str) -> None:

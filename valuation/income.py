@@ -20,7 +20,7 @@ overrides them with its appraisers' figures (`IncomeAssumptions().override(...)`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -34,12 +34,15 @@ from valuation._common import (
     ASSET_TYPES,
     PATENT_TYPES,
     TRADEMARK,
+    Columns,
     broadcast,
     decode_patent_type,
+    floats_as_is,
     mapping_problems,
     plain,
     positions,
     range_problems,
+    raw,
     require_columns,
     scalar_problem,
     with_overrides,
@@ -245,7 +248,7 @@ def income_value(
     fraction = life - full_years
     q = (1.0 + growth) / (1.0 + r)
     # sum_{t=1..n} q^(t-1) = (1 - q^n) / (1 - q), or n when q = 1 (growth equal to the discount rate)
-    same = np.isclose(q, 1.0, rtol=0.0, atol=1e-12)
+    same = np.abs(q - 1.0) <= 1e-12  # np.isclose(q, 1.0, rtol=0.0, atol=1e-12) for a finite q
     geometric = np.divide(1.0 - q**full_years, 1.0 - q, out=full_years.copy(), where=~same)
     whole = geometric / np.sqrt(1.0 + r)
     partial = fraction * (1.0 + growth) ** full_years / (1.0 + r) ** (full_years + fraction / 2.0)
@@ -276,7 +279,8 @@ def economic_life(
             what="economic_life input",
         )
     cap = np.array([a.economic_life_cap[t] for t in types], dtype="float64")
-    life = np.minimum(np.nan_to_num(np.clip(legal, 0, None), nan=0.0), cap)
+    term = np.maximum(legal, 0)
+    life = np.minimum(np.where(np.isnan(term), 0.0, term), cap)
     if a.assume_trademark_renewal:
         reg = np.ones(n, dtype=bool) if registered is None else broadcast(registered, n, "registered") > 0
         life = np.where((types == TRADEMARK) & reg, cap, life)
@@ -299,16 +303,25 @@ def patents_in_force(owner_ids: ArrayLike, is_valid: ArrayLike) -> np.ndarray:
     return valid.groupby(owners, sort=False).transform("sum").to_numpy(dtype="float64")
 
 
-def _flag(column: pd.Series) -> np.ndarray:
-    """A 0/1 feature column as booleans; missing counts as not set."""
-    return np.nan_to_num(column.to_numpy(dtype="float64", na_value=np.nan), nan=0.0) > 0
+def _flag(values: np.ndarray) -> np.ndarray:
+    """A 0/1 feature column (as floats, missing NaN) as booleans; missing counts as not set."""
+    return values > 0  # NaN compares False
 
 
-def _industry_problems(industry: np.ndarray) -> list[Problem]:
-    return [
+_INDUSTRY_SET = frozenset(INDUSTRIES)
+_PATENT_TYPE_SET = frozenset(PATENT_TYPES)
+
+
+def _industry_text(industry: np.ndarray) -> tuple[list[str], list[Problem]]:
+    """Industries as text (numpy's `astype(str)`, the keys of the royalty rates) and a problem for each
+    row whose industry is not one of `INDUSTRIES`."""
+    names = industry.astype(str).tolist()
+    problems = [
         Problem("industry", f"one of {list(INDUSTRIES)}", plain(industry[i]), row=i)
-        for i in positions(~np.isin(industry.astype(str), INDUSTRIES))
+        for i, name in enumerate(names)
+        if name not in _INDUSTRY_SET
     ]
+    return names, problems
 
 
 INPUT_COLUMNS = [
@@ -319,6 +332,15 @@ INPUT_COLUMNS = [
     "growth_rate",
     "tax_rate",
     "status_factor",
+]
+_PATENT_FEATURES = ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"]
+_TRADEMARK_FEATURES = [
+    "is_registered",
+    "remaining_years",
+    "well_known",
+    "time_honoured",
+    "in_use",
+    "log_revenue_under_mark",
 ]
 
 
@@ -342,60 +364,74 @@ def patent_income_inputs(
     `patent_type_categories`: the fitted `PatentFeatures.categories_["patent_type"]` (see
     `valuation._common.decode_patent_type`).
     """
-    a = assumptions or IncomeAssumptions()
-    require_columns(
-        features,
-        ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"],
-        "patent_income_inputs",
+    inputs = patent_inputs(
+        Columns(features),
+        owner_revenue_cny,
+        industry,
+        patents_in_force,
+        high_tech=high_tech,
+        assumptions=assumptions,
+        patent_type_categories=patent_type_categories,
     )
+    return pd.DataFrame(inputs, index=features.index)
+
+
+def patent_inputs(
+    features: Columns,
+    owner_revenue_cny: ArrayLike,
+    industry: ArrayLike,
+    patents_in_force: ArrayLike,
+    *,
+    high_tech: ArrayLike = False,
+    assumptions: IncomeAssumptions | None = None,
+    patent_type_categories: Sequence[str] | None = None,
+) -> dict[str, np.ndarray]:
+    """`patent_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
+    require_columns(features.frame, _PATENT_FEATURES, "patent_income_inputs")
+    a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
     ind = broadcast(industry, n, "industry", dtype="object")
     count = broadcast(patents_in_force, n, "patents_in_force")
-    ptype = decode_patent_type(features["patent_type"], patent_type_categories)
-    ids = [str(i) for i in features.index]
-    problems = (
-        range_problems("owner_revenue_cny", revenue, lo=0, ids=ids)
-        + range_problems("patents_in_force", count, lo=0, ids=ids)
-        + _industry_problems(ind)
-        + [
-            Problem(
-                "patent_type",
-                f"one of {list(PATENT_TYPES)}",
-                plain(features["patent_type"].iloc[i]),
-                row=i,
-                record_id=ids[i],
-            )
-            for i in positions(~np.isin(ptype.astype(str), PATENT_TYPES))
-        ]
+    given_type = features.get("patent_type", raw)
+    ptype = decode_patent_type(given_type, patent_type_categories)
+    ids = features.labels
+    problems = range_problems("owner_revenue_cny", revenue, lo=0, ids=ids) + range_problems(
+        "patents_in_force", count, lo=0, ids=ids
     )
+    industries, industry_problems = _industry_text(ind)
+    problems += industry_problems + [
+        Problem(
+            "patent_type",
+            f"one of {list(PATENT_TYPES)}",
+            plain(given_type[i]),
+            row=i,
+            record_id=ids[i],
+        )
+        for i, t in enumerate(ptype.astype(str).tolist())
+        if t not in _PATENT_TYPE_SET
+    ]
     if problems:
         raise InvalidData(problems, what="patent_income_inputs input")
-    ind = ind.astype(str)
 
     share = np.minimum(a.revenue_attribution / np.maximum(count, 1.0), a.max_revenue_share_per_patent)
-    in_use = features["in_use"].to_numpy(dtype="float64") > 0
+    in_use = features.get("in_use", floats_as_is) > 0
     base = revenue * share * np.where(in_use, 1.0, a.patent_not_in_use_factor)
-    rate = np.array([a.royalty_rate_patent[i] for i in ind]) * np.array(
-        [a.patent_type_royalty_factor[t] for t in ptype]
-    )
-    valid = features["is_valid"].to_numpy(dtype="float64") > 0
-    pending = features["is_pending"].to_numpy(dtype="float64") > 0
+    rate = _lookup(a.royalty_rate_patent, industries) * _lookup(a.patent_type_royalty_factor, ptype)
+    valid = features.get("is_valid", floats_as_is) > 0
+    pending = features.get("is_pending", floats_as_is) > 0
     status = np.where(valid, 1.0, np.where(pending, a.pending_factor, 0.0))
-    legal = features["remaining_years"].to_numpy(dtype="float64", na_value=np.nan)
+    legal = features.get("remaining_years")
     life = np.where(status > 0, economic_life(legal, ptype, a), 0.0)
-    return pd.DataFrame(
-        {
-            "asset_type": ptype.astype(str),
-            "revenue_attributable_cny": base,
-            "royalty_rate": rate,
-            "remaining_years": life,
-            "growth_rate": np.array([a.growth_rate[t] for t in ptype]),
-            "tax_rate": tax_rates(high_tech, n, a),
-            "status_factor": status,
-        },
-        index=features.index,
-    )
+    return {
+        "asset_type": ptype.astype(str),
+        "revenue_attributable_cny": base,
+        "royalty_rate": rate,
+        "remaining_years": life,
+        "growth_rate": _lookup(a.growth_rate, ptype),
+        "tax_rate": tax_rates(high_tech, n, a),
+        "status_factor": status,
+    }
 
 
 def trademark_income_inputs(
@@ -413,62 +449,72 @@ def trademark_income_inputs(
     gets trademark_not_in_use_factor of that. Rate = industry rate x the larger of the well-known and
     time-honoured factors (1 for neither). Only registered marks save a royalty (status_factor 0 else).
     """
-    a = assumptions or IncomeAssumptions()
-    require_columns(
-        features,
-        [
-            "is_registered",
-            "remaining_years",
-            "well_known",
-            "time_honoured",
-            "in_use",
-            "log_revenue_under_mark",
-        ],
-        "trademark_income_inputs",
+    inputs = trademark_inputs(
+        Columns(features), owner_revenue_cny, industry, high_tech=high_tech, assumptions=assumptions
     )
+    return pd.DataFrame(inputs, index=features.index)
+
+
+def trademark_inputs(
+    features: Columns,
+    owner_revenue_cny: ArrayLike,
+    industry: ArrayLike,
+    *,
+    high_tech: ArrayLike = False,
+    assumptions: IncomeAssumptions | None = None,
+) -> dict[str, np.ndarray]:
+    """`trademark_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
+    require_columns(features.frame, _TRADEMARK_FEATURES, "trademark_income_inputs")
+    a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
     ind = broadcast(industry, n, "industry", dtype="object")
-    ids = [str(i) for i in features.index]
-    problems = range_problems("owner_revenue_cny", revenue, lo=0, ids=ids) + _industry_problems(ind)
+    industries, industry_problems = _industry_text(ind)
+    problems = range_problems("owner_revenue_cny", revenue, lo=0, ids=features.labels) + industry_problems
     if problems:
         raise InvalidData(problems, what="trademark_income_inputs input")
-    ind = ind.astype(str)
 
-    declared = np.expm1(features["log_revenue_under_mark"].to_numpy(dtype="float64", na_value=np.nan))
-    in_use = features["in_use"].to_numpy(dtype="float64") > 0
+    declared = np.expm1(features.get("log_revenue_under_mark"))
+    in_use = features.get("in_use", floats_as_is) > 0
     assumed = revenue * a.trademark_revenue_share * np.where(in_use, 1.0, a.trademark_not_in_use_factor)
     base = np.where(np.isnan(declared), assumed, declared)
     famous = np.maximum.reduce(
         [
             np.ones(n),
-            np.where(_flag(features["well_known"]), a.well_known_royalty_factor, 1.0),
-            np.where(_flag(features["time_honoured"]), a.time_honoured_royalty_factor, 1.0),
+            np.where(_flag(features.get("well_known")), a.well_known_royalty_factor, 1.0),
+            np.where(_flag(features.get("time_honoured")), a.time_honoured_royalty_factor, 1.0),
         ]
     )
-    rate = np.minimum(np.array([a.royalty_rate_trademark[i] for i in ind]) * famous, 1.0)
-    registered = features["is_registered"].to_numpy(dtype="float64") > 0
+    rate = np.minimum(_lookup(a.royalty_rate_trademark, industries) * famous, 1.0)
+    registered = features.get("is_registered", floats_as_is) > 0
     types = np.full(n, TRADEMARK, dtype=object)
-    legal = features["remaining_years"].to_numpy(dtype="float64", na_value=np.nan)
+    legal = features.get("remaining_years")
     life = np.where(registered, economic_life(legal, types, a, registered=registered), 0.0)
-    return pd.DataFrame(
-        {
-            "asset_type": TRADEMARK,
-            "revenue_attributable_cny": base,
-            "royalty_rate": rate,
-            "remaining_years": life,
-            "growth_rate": a.growth_rate[TRADEMARK],
-            "tax_rate": tax_rates(high_tech, n, a),
-            "status_factor": registered.astype("float64"),
-        },
-        index=features.index,
-    )
+    return {
+        "asset_type": types.astype(str),
+        "revenue_attributable_cny": base,
+        "royalty_rate": rate,
+        "remaining_years": life,
+        "growth_rate": np.full(n, a.growth_rate[TRADEMARK]),
+        "tax_rate": tax_rates(high_tech, n, a),
+        "status_factor": registered.astype("float64"),
+    }
+
+
+def _lookup(mapping: Mapping[str, float], keys: Iterable[Any]) -> np.ndarray:
+    return np.array([mapping[k] for k in keys])
 
 
 def value_from_inputs(inputs: pd.DataFrame, assumptions: IncomeAssumptions | None = None) -> np.ndarray:
     """Income value of each row of `patent_income_inputs` / `trademark_income_inputs`, times its
     status factor."""
     require_columns(inputs, INPUT_COLUMNS, "value_from_inputs")
+    return inputs_value({c: inputs[c] for c in INPUT_COLUMNS[1:]}, assumptions)
+
+
+def inputs_value(inputs: Mapping[str, ArrayLike], assumptions: IncomeAssumptions | None = None) -> np.ndarray:
+    """`value_from_inputs` of inputs given as arrays (`patent_inputs`, `trademark_inputs`) or as the
+    columns of their frame."""
     value = income_value(
         inputs["revenue_attributable_cny"],
         inputs["royalty_rate"],
@@ -477,7 +523,8 @@ def value_from_inputs(inputs: pd.DataFrame, assumptions: IncomeAssumptions | Non
         tax_rate=inputs["tax_rate"],
         growth_rate=inputs["growth_rate"],
     )
-    return value * inputs["status_factor"].to_numpy(dtype="float64")
+    status = inputs["status_factor"]
+    return value * (status.to_numpy(dtype="float64") if isinstance(status, pd.Series) else status)
 
 
 def cross_check(model_value: ArrayLike, income_value: ArrayLike, factor: float = 3.0) -> CrossCheck:

@@ -41,7 +41,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
-from valuation._common import decode_patent_type, require_columns
+from valuation._common import Columns, decode_patent_type, raw, require_columns
 
 #: Upper edges of stars 1-4 on the 0-100 total: <40 one star, 40-55 two, 55-70 three, 70-85 four, >=85 five.
 STAR_BANDS: tuple[float, ...] = (40.0, 55.0, 70.0, 85.0)
@@ -247,6 +247,20 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
     _indicators: tuple[Indicator, ...] = ()
     _scenarios: dict[str, dict[str, dict[str, float]]] = {}
     _dimensions: tuple[str, ...] = ()
+    # Constants of the class, set with its indicators: the indicators grouped by transform, in order of
+    # first appearance, and the names of each dimension's indicators.
+    _by_transform: tuple[tuple[str, tuple[Indicator, ...]], ...] = ()
+    _dimension_indicators: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        groups: dict[str, list[Indicator]] = {}
+        for ind in cls._indicators:
+            groups.setdefault(ind.transform, []).append(ind)
+        cls._by_transform = tuple((kind, tuple(inds)) for kind, inds in groups.items())
+        cls._dimension_indicators = tuple(
+            (dim, tuple(i.name for i in cls._indicators if i.dimension == dim)) for dim in cls._dimensions
+        )
 
     # --- fitting ---------------------------------------------------------------------------------------
 
@@ -266,8 +280,9 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
         levels = np.linspace(0.0, 1.0, int(self.n_quantiles))
         self.quantiles_: dict[str, np.ndarray] = {}
         self.caps_: dict[str, float] = {}
+        reference = Columns(X)
         for ind in self._indicators:
-            values = self._raw(X, ind)
+            values = self._raw(reference, ind)
             values = values[np.isfinite(values)]
             if ind.transform == "rank":
                 # With no reference value the grid is empty and every score is missing (drops out).
@@ -356,65 +371,93 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
 
     # --- scoring ---------------------------------------------------------------------------------------
 
-    def _raw(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
-        return X[ind.column].to_numpy(dtype="float64", na_value=np.nan)
+    def _raw(self, X: Columns, ind: Indicator) -> np.ndarray:
+        return X.get(ind.column)
 
-    def _score(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
-        x = self._raw(X, ind)
-        kind = ind.transform
+    def _score(self, X: Columns, ind: Indicator) -> np.ndarray:
+        """The score of an indicator whose transform has no generic rule (`_GENERIC_TRANSFORMS`)."""
+        raise ValueError(f"transform {ind.transform!r} of indicator {ind.name!r} has no generic rule")
+
+    def _scores_by_rule(self, kind: str, inds: Sequence[Indicator], x: np.ndarray) -> np.ndarray:
+        """Scores 0-100 of indicators that share the generic transform `kind`, from their raw values `x`
+        (one column per indicator); missing values score NaN, or the indicator's `missing_score`."""
         if kind == "rank":
-            grid = self.quantiles_[ind.name]
-            if grid.size == 0:
-                return np.full(x.size, np.nan)
-            left = np.searchsorted(grid, x, side="left")
-            right = np.searchsorted(grid, x, side="right")
-            score = 100.0 * (left + right) / (2.0 * grid.size)
+            score = np.full_like(x, np.nan)
+            empty = []
+            for j, ind in enumerate(inds):
+                grid = self.quantiles_[ind.name]
+                if grid.size == 0:
+                    empty.append(j)
+                    continue
+                left = np.searchsorted(grid, x[:, j], side="left")
+                right = np.searchsorted(grid, x[:, j], side="right")
+                score[:, j] = 100.0 * (left + right) / (2.0 * grid.size)
         elif kind == "log_cap":
-            score = 100.0 * np.minimum(np.log1p(np.clip(x, 0, None)) / np.log1p(self.caps_[ind.name]), 1.0)
+            caps = np.log1p(np.array([self.caps_[ind.name] for ind in inds]))
+            score = 100.0 * np.minimum(np.log1p(np.maximum(x, 0)) / caps, 1.0)
         elif kind == "linear_cap":
-            score = 100.0 * np.clip(x / float(ind.param or 1.0), 0.0, 1.0)
+            score = 100.0 * np.clip(x / np.array([float(ind.param or 1.0) for ind in inds]), 0.0, 1.0)
         elif kind == "binary":
             score = np.where(x > 0, 100.0, 0.0)
-        elif kind == "decay":
-            score = 100.0 * 0.5 ** np.clip(x, 0, None)
-        else:
-            raise ValueError(f"transform {kind!r} of indicator {ind.name!r} has no generic rule")
+        else:  # decay
+            score = 100.0 * 0.5 ** np.maximum(x, 0)
         score = np.where(np.isnan(x), np.nan, score)
-        if ind.missing_score is not None:
-            score = np.where(np.isnan(score), ind.missing_score, score)
+        for j, ind in enumerate(inds):
+            if ind.missing_score is not None:
+                score[:, j] = np.where(np.isnan(score[:, j]), ind.missing_score, score[:, j])
+        if kind == "rank":
+            # With no reference value the grid is empty and every score is missing, whatever else.
+            score[:, empty] = np.nan
         return score
 
-    def _alive(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def _alive(self, X: Columns) -> tuple[np.ndarray, np.ndarray]:
         """(exists: in force or pending, pending) per row."""
         raise NotImplementedError
 
     def indicator_scores(self, X: pd.DataFrame) -> pd.DataFrame:
         """Every indicator's 0-100 score (before the validity gate), one column each: what an evaluator
         reads to see which indicator moved a sub-score."""
+        return pd.DataFrame(self._indicator_scores(Columns(X)), index=X.index)
+
+    def _indicator_scores(self, X: Columns) -> dict[str, np.ndarray]:
         check_is_fitted(self, "quantiles_")
-        require_columns(X, list(self.feature_names_in_), type(self).__name__)
-        return pd.DataFrame({ind.name: self._score(X, ind) for ind in self._indicators}, index=X.index)
+        require_columns(X.frame, list(self.feature_names_in_), type(self).__name__)
+        scores = {}
+        for kind, inds in self._by_transform:
+            if kind in _GENERIC_TRANSFORMS:
+                block = self._scores_by_rule(kind, inds, np.column_stack([self._raw(X, i) for i in inds]))
+                scores.update((ind.name, block[:, j]) for j, ind in enumerate(inds))
+            else:
+                scores.update((ind.name, self._score(X, ind)) for ind in inds)
+        return {ind.name: scores[ind.name] for ind in self._indicators}
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Sub-scores per dimension, `total_score` (0-100) and `stars` (1-5), one row per row of X."""
-        scores = self.indicator_scores(X)
+        return pd.DataFrame(self.transform_columns(Columns(X)), index=X.index)
+
+    def transform_columns(self, X: Columns) -> dict[str, np.ndarray]:
+        """`transform` as arrays, from the columns of a feature frame (`valuation._common.Columns`)."""
+        scores = self._indicator_scores(X)
         w_ind, w_dim = self.weights_["indicators"], self.weights_["dimensions"]
         exists, _ = self._alive(X)
         out = {}
-        for dim in self._dimensions:
-            names = [i.name for i in self._indicators if i.dimension == dim]
+        for dim, names in self._dimension_indicators:
             weights = np.array([w_ind[n] for n in names])
-            out[f"{dim}_score"] = _weighted_mean(scores[names].to_numpy(), weights)
+            out[f"{dim}_score"] = _weighted_mean(np.column_stack([scores[n] for n in names]), weights)
         out["legal_score"] = np.where(exists, out["legal_score"], 0.0)
         dim_scores = np.column_stack([out[f"{d}_score"] for d in self._dimensions])
         total = _weighted_mean(dim_scores, np.array([w_dim[d] for d in self._dimensions]))
         out["total_score"] = np.where(exists, total, 0.0)
         out["stars"] = np.where(exists, stars(out["total_score"], self.star_bands_), 1)
-        return pd.DataFrame(out, index=X.index)
+        return out
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "quantiles_")
         return np.asarray([f"{d}_score" for d in self._dimensions] + ["total_score", "stars"], dtype=object)
+
+
+#: Transforms scored by `_IndicatorScorerBase._scores_by_rule`, all indicators of one transform at once.
+_GENERIC_TRANSFORMS = ("rank", "log_cap", "linear_cap", "binary", "decay")
 
 
 def _weighted_mean(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -423,8 +466,8 @@ def _weighted_mean(scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.where(present, weights, 0.0)
     total_w = w.sum(axis=1)
     filled = np.where(present, scores, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total_w > 0, (filled * w).sum(axis=1) / total_w, np.nan)
+    weighted = (filled * w).sum(axis=1)
+    return np.divide(weighted, total_w, out=np.full(total_w.shape, np.nan), where=total_w > 0)
 
 
 class IndicatorScorer(_IndicatorScorerBase):
@@ -469,21 +512,21 @@ class IndicatorScorer(_IndicatorScorerBase):
     def _gate_columns(self) -> list[str]:
         return ["is_valid", "is_pending"]
 
-    def _alive(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        valid = np.nan_to_num(X["is_valid"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0) > 0
-        pending = np.nan_to_num(X["is_pending"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0) > 0
+    def _alive(self, X: Columns) -> tuple[np.ndarray, np.ndarray]:
+        valid = X.get("is_valid") > 0  # missing (NaN) is not set
+        pending = X.get("is_pending") > 0
         return valid | pending, pending & ~valid
 
-    def _raw(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
+    def _raw(self, X: Columns, ind: Indicator) -> np.ndarray:
         if ind.transform == "patent_type":
-            types = decode_patent_type(X["patent_type"], self.patent_type_categories)
+            types = decode_patent_type(X.get("patent_type", raw), self.patent_type_categories)
             return np.array(
                 [PATENT_TYPE_SCORES.get(t, np.nan) if t is not None else np.nan for t in types],
                 dtype="float64",
             )
         return super()._raw(X, ind)
 
-    def _score(self, X: pd.DataFrame, ind: Indicator) -> np.ndarray:
+    def _score(self, X: Columns, ind: Indicator) -> np.ndarray:
         if ind.transform == "patent_type":
             return self._raw(X, ind)
         if ind.transform == "validity":
@@ -522,6 +565,6 @@ class TrademarkScorer(_IndicatorScorerBase):
     def _gate_columns(self) -> list[str]:
         return ["is_registered"]
 
-    def _alive(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        registered = np.nan_to_num(X["is_registered"].to_numpy(dtype="float64", na_value=np.nan), nan=0.0) > 0
+    def _alive(self, X: Columns) -> tuple[np.ndarray, np.ndarray]:
+        registered = X.get("is_registered") > 0  # missing (NaN) is not registered
         return registered, np.zeros(len(X), dtype=bool)

@@ -74,7 +74,11 @@ class SpecEncoder:
             X[good] = self.transform(df[good]).to_numpy(dtype="float64")
             return X, problems
         self._check_columns(df)
-        rows = [self.record_row(r, i) for i, r in enumerate(df.to_dict(orient="records"))]
+        names = list(df.columns)  # rows as dicts via one object array: to_dict costs a request ~3 ms
+        rows = [
+            self.record_row(dict(zip(names, r, strict=True)), i)
+            for i, r in enumerate(df.to_numpy(dtype=object))
+        ]
         X = np.array([x for x, _ in rows]).reshape(len(df), len(self.spec.feature_names))
         order = {c: k for k, c in enumerate([*self.spec.numeric, *self.spec.categorical])}
         problems = sorted((p for _, found in rows for p in found), key=lambda p: (order[p.field], p.row))

@@ -17,6 +17,7 @@ import pandas as pd
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
 from valuation import income
+from valuation._common import Columns, raw, text
 from valuation.data import INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
@@ -63,70 +64,92 @@ class Valuer:
     def value(self, table: pd.DataFrame, level: float | None = None) -> tuple[pd.DataFrame, list[Problem]]:
         """One row per input row, in input order: id, value and interval, income value and cross-check,
         sub-scores and stars, and `error` for rows refused (listed in the problems; nothing dropped)."""
-        table = _with_inapplicable_columns(table.reset_index(drop=True), self.model)
+        if not _default_index(table.index):
+            table = table.reset_index(drop=True)
+        table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
         n = len(table)
         good = np.ones(n, dtype=bool)
         good[[p.row for p in problems]] = False
+        columns = Columns(table)
         out: dict[str, object] = {}
         if self.spec.id and self.spec.id in table:
-            out[self.spec.id] = table[self.spec.id].to_numpy()
+            out[self.spec.id] = columns.get(self.spec.id, raw)
         figures = {c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]}
         flag = np.zeros(n, dtype=bool)
         if good.any():
-            rows = table if good.all() else table[good]
-            interval = self.model.interval(X[good], self.model._groups(rows), level)
+            kept = np.flatnonzero(good)
+            rows = columns if kept.size == n else columns.take(kept)
+            interval = self.model.interval(X[good], self.model._groups(table)[good], level)
             for c, values in interval.items():
                 figures[c][good] = values
-            figures["income_value_cny"][good] = self.income_value(rows)
+            figures["income_value_cny"][good] = self._income_value(rows)
             check = income.cross_check(
                 figures["value_cny"][good], figures["income_value_cny"][good], self.cross_check_factor
             )
             figures["income_ratio"][good] = check.ratio
             flag[good] = check.flag
-            scores = self.indicator_scores(rows)
-            for c in SCORE_COLUMNS:
-                figures[c][scores.index.to_numpy()] = scores[c].to_numpy(dtype="float64")
+            for at, scores in self._indicator_scores(rows):
+                for c in SCORE_COLUMNS:
+                    if c in scores:
+                        figures[c][kept[at]] = scores[c]
         out.update(figures)
-        out["cross_check_flag"] = pd.array(np.where(good, flag, None), dtype="boolean")
+        out["cross_check_flag"] = pd.arrays.BooleanArray(flag, ~good)
         out["error"] = _errors(problems, n)
         return pd.DataFrame(out), problems
 
     def income_value(self, table: pd.DataFrame) -> np.ndarray:
         """Relief-from-royalty value per row; missing where the table lacks the owner's facts."""
-        out = np.full(len(table), np.nan)
-        if not _has(table, INCOME_COLUMNS) or "asset_kind" not in table:
-            return out
-        kinds = table["asset_kind"].astype(str).to_numpy()
-        for kind, inputs_fn in (
-            ("patent", income.patent_income_inputs),
-            ("trademark", income.trademark_income_inputs),
-        ):
-            mask = kinds == kind
-            if not mask.any():
-                continue
-            rows = table[mask]
-            args = [rows, rows["owner_revenue_cny"], rows["owner_industry"].astype(str)]
-            if kind == "patent":
-                args.append(rows["owner_patents_in_force"])
-            inputs = inputs_fn(
-                *args,
-                high_tech=rows["owner_high_tech"].fillna(0).astype(bool),
-                assumptions=self.income_assumptions,
-            )
-            out[mask] = income.value_from_inputs(inputs, self.income_assumptions)
-        return out
+        return self._income_value(Columns(table))
 
     def indicator_scores(self, table: pd.DataFrame) -> pd.DataFrame:
         """GB/T 42748 sub-scores and stars for the rows whose kind has a fitted scorer."""
-        parts = []
-        kinds = table["asset_kind"].astype(str) if "asset_kind" in table else pd.Series("", index=table.index)
-        for kind, scorer in (("patent", self.patent_scorer), ("trademark", self.trademark_scorer)):
-            rows = table[kinds == kind]
-            if scorer is not None and len(rows):
-                scores = scorer.transform(rows)
-                parts.append(scores.reindex(columns=SCORE_COLUMNS))
+        parts = [
+            pd.DataFrame(
+                {c: scores[c] if c in scores else np.full(at.size, np.nan) for c in SCORE_COLUMNS},
+                index=table.index[at],
+            )
+            for at, scores in self._indicator_scores(Columns(table))
+        ]
         return pd.concat(parts) if parts else pd.DataFrame(columns=SCORE_COLUMNS)
+
+    def _kinds(self, rows: Columns) -> np.ndarray:
+        return rows.get("asset_kind", text) if "asset_kind" in rows else np.full(len(rows), "", dtype=object)
+
+    def _income_value(self, rows: Columns) -> np.ndarray:
+        out = np.full(len(rows), np.nan)
+        if not all(c in rows for c in INCOME_COLUMNS) or "asset_kind" not in rows:
+            return out
+        kinds = self._kinds(rows)
+        a = self.income_assumptions
+        for kind in ("patent", "trademark"):
+            mask = kinds == kind
+            if not mask.any():
+                continue
+            assets = rows.take(mask)
+            revenue, industry = assets.get("owner_revenue_cny", raw), assets.get("owner_industry", text)
+            high_tech = assets.get("owner_high_tech", _set_flags)
+            if kind == "patent":
+                count = assets.get("owner_patents_in_force", raw)
+                inputs = income.patent_inputs(
+                    assets, revenue, industry, count, high_tech=high_tech, assumptions=a
+                )
+            else:
+                inputs = income.trademark_inputs(
+                    assets, revenue, industry, high_tech=high_tech, assumptions=a
+                )
+            out[mask] = income.inputs_value(inputs, a)
+        return out
+
+    def _indicator_scores(self, rows: Columns) -> list[tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """(positions among the rows, scores) for each kind with a fitted scorer and rows of its kind."""
+        parts = []
+        kinds = self._kinds(rows)
+        for kind, scorer in (("patent", self.patent_scorer), ("trademark", self.trademark_scorer)):
+            at = np.flatnonzero(kinds == kind)
+            if scorer is not None and at.size:
+                parts.append((at, scorer.transform_columns(rows.take(at))))
+        return parts
 
     def explain(self, table: pd.DataFrame, top: int | None = None) -> list[list[dict]]:
         """Multiplicative factors on the CNY value per row (base first); they multiply to the value."""
@@ -176,6 +199,19 @@ def _with_inapplicable_columns(table: pd.DataFrame, model: ValueModel) -> pd.Dat
     are not required are added as missing; an absent required column is still refused by name."""
     absent = [c for c in model.spec.feature_names if c not in table and c not in model.encoder_.required_]
     return table.assign(**{c: np.nan for c in absent}) if absent else table
+
+
+def _default_index(index: pd.Index) -> bool:
+    """The index `reset_index(drop=True)` would give: 0, 1, ..., n - 1."""
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+
+
+def _set_flags(column: pd.Series) -> np.ndarray:
+    """`column.fillna(0).astype(bool).to_numpy()`: a 0/1 flag column, missing counted as not set."""
+    if column.dtype == np.dtype("float64"):
+        values = column.to_numpy()
+        return (values != 0) & ~np.isnan(values)
+    return column.fillna(0).astype(bool).to_numpy()
 
 
 def _has(table: pd.DataFrame, columns: Sequence[str]) -> bool:

@@ -1,0 +1,251 @@
+"""Valuer.value and the methods beside it give the same figures whatever the size of the table.
+
+The income cross-check and the GB/T scores read a table's columns once as arrays and restrict them to
+rows (asset kind, rows not refused) without copying the frame; a request's few rows and a batch go
+through the same code. These tests hold that fixed: a few hundred synthetic rows valued at once equal
+the same rows valued one by one and in chunks (either side of the encoder's record path), refused rows
+included, and the inputs a service builds (records with None, any index) are valued as a typed table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.errors import InvalidData
+from features.synth import synthesize
+from valuation import income
+from valuation._common import Columns, raw, text
+from valuation.data import default_spec, in_force, training_table
+from valuation.model import RECORD_ROWS, ValueModel
+from valuation.valuer import Valuer
+
+N_ROWS = 240
+BAD = {  # row -> values the encoder refuses (each row keeps its other values)
+    3: {"claims": -3.0},
+    17: {"owner_industry": "shipbuilding"},
+    18: {"owner_revenue_cny": np.nan},
+    101: {"asset_kind": None},
+    200: {"remaining_years": np.inf},
+}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    t = training_table(synthesize(1200, seed=5))
+    return t[in_force(t)].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def valuer(table) -> Valuer:
+    spec = default_spec(table)
+    model = ValueModel(spec, params={"n_estimators": 40}, random_state=3).fit(table)
+    return Valuer.fit(table, spec, model=model)
+
+
+@pytest.fixture(scope="module")
+def rows(table) -> pd.DataFrame:
+    """Patents and trademarks mixed, refused rows among them."""
+    out = table.sample(N_ROWS, random_state=2).reset_index(drop=True)
+    assert {"patent", "trademark"} <= set(out["asset_kind"])
+    for row, change in BAD.items():
+        for column, value in change.items():
+            out.loc[row, column] = value
+    return out
+
+
+def _valued_in_chunks(valuer: Valuer, rows: pd.DataFrame, size: int):
+    frames, problems = [], []
+    for start in range(0, len(rows), size):
+        values, found = valuer.value(rows.iloc[start : start + size])
+        frames.append(values)
+        problems += [(p.field, p.row + start, p.record_id, p.expected, _text(p.got)) for p in found]
+    return pd.concat(frames, ignore_index=True), problems
+
+
+def _text(value) -> str:  # NaN != NaN: compare a value by its text
+    return repr(value)
+
+
+@pytest.mark.parametrize("size", [1, 2, 5, RECORD_ROWS, RECORD_ROWS + 1, 100])
+def test_a_table_valued_at_once_equals_it_valued_in_chunks(valuer, rows, size):
+    whole, problems = valuer.value(rows)
+    chunked, chunk_problems = _valued_in_chunks(valuer, rows, size)
+    pd.testing.assert_frame_equal(whole, chunked, check_exact=True)
+    # the same problems; a table lists them by field, so chunks list them in another order
+    assert sorted((p.field, p.row, p.record_id, p.expected, _text(p.got)) for p in problems) == sorted(
+        chunk_problems
+    )
+    refused = whole["error"] != ""
+    assert set(np.flatnonzero(refused)) == set(BAD)
+    assert whole.loc[refused, "value_cny"].isna().all()
+    assert whole.loc[refused, "cross_check_flag"].isna().all()
+    # every good row has a value, an income value and scores from the scorer of its kind
+    good = whole[~refused]
+    assert good[["value_cny", "income_value_cny", "legal_score", "total_score", "stars"]].notna().all().all()
+    patents = rows.loc[~refused.to_numpy(), "asset_kind"].eq("patent").to_numpy()
+    assert good["technical_score"].notna().to_numpy().tolist() == patents.tolist()
+
+
+def test_income_and_scores_of_a_table_equal_them_row_by_row(valuer, rows):
+    good = rows.drop(index=list(BAD))  # income_value refuses a bad industry or revenue outright
+    income_values = valuer.income_value(good)
+    one_by_one = np.concatenate([valuer.income_value(good.iloc[[i]]) for i in range(len(good))])
+    np.testing.assert_array_equal(income_values, one_by_one)
+    assert np.isfinite(income_values).all()
+
+    scores = valuer.indicator_scores(good)
+    assert scores.index.is_unique and set(scores.index) == set(good.index)
+    by_row = pd.concat([valuer.indicator_scores(good.iloc[[i]]) for i in range(len(good))])
+    pd.testing.assert_frame_equal(scores.sort_index(), by_row.sort_index(), check_exact=True)
+    # patents first, then trademarks, each in table order
+    kinds = good.loc[scores.index, "asset_kind"].to_numpy()
+    assert (kinds[: (kinds == "patent").sum()] == "patent").all()
+
+
+def test_the_index_of_the_table_does_not_change_the_values(valuer, rows):
+    plain, problems = valuer.value(rows)
+    for index in (
+        pd.RangeIndex(7, 7 + len(rows)),
+        pd.Index([f"r{i}" for i in range(len(rows))]),
+        pd.RangeIndex(len(rows), name="asset"),
+        pd.Index(np.arange(len(rows))[::-1]),
+    ):
+        values, found = valuer.value(rows.set_axis(index))
+        pd.testing.assert_frame_equal(values, plain, check_exact=True)
+        assert [repr(p) for p in found] == [repr(p) for p in problems]
+
+
+def test_a_request_built_from_records_is_valued_as_the_typed_table(valuer, rows):
+    """The service builds its table from records: None for what an asset lacks, so a column no asset of
+    the request has is of object dtype, and text columns hold None where the typed table has NaN."""
+    typed = rows.drop(index=list(BAD)).head(6).reset_index(drop=True)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in typed.to_dict(orient="records")
+    ]
+    for subset in (
+        [0, 1, 2, 3, 4, 5],
+        [i for i in range(6) if typed["asset_kind"][i] == "trademark"][:1],
+        [i for i in range(6) if typed["asset_kind"][i] == "patent"][:2],
+    ):
+        frame = pd.DataFrame.from_records([records[i] for i in subset])
+        expected, _ = valuer.value(typed.iloc[subset])
+        got, problems = valuer.value(frame)
+        assert not problems
+        pd.testing.assert_frame_equal(got, expected, check_exact=True)
+        got_records, _ = valuer.value_records([records[i] for i in subset])
+        pd.testing.assert_frame_equal(got_records, expected, check_exact=True)
+
+
+def test_text_in_a_numeric_column_of_a_refused_row_leaves_the_other_rows_valued(valuer, rows):
+    """A value the encoder refuses as "not a number" sits in a row that is not valued: the other rows'
+    columns are still read as numbers, at any size."""
+    for n in (5, 40):
+        part = rows.drop(index=list(BAD)).head(n).reset_index(drop=True)
+        clean, _ = valuer.value(part)
+        messy = part.astype({"claims": object})
+        messy.loc[2, "claims"] = "many"
+        values, problems = valuer.value(messy)
+        assert [(p.field, p.row) for p in problems] == [("claims", 2)]
+        keep = np.arange(n) != 2
+        pd.testing.assert_frame_equal(
+            values[keep].drop(columns="error"), clean[keep].drop(columns="error"), check_exact=True
+        )
+
+
+def test_income_problems_name_rows_of_the_kind_and_the_frames_labels(valuer, rows):
+    """A bad owner fact the encoder does not check (patents in force) is refused by the income
+    cross-check with the row among the table's patents and the table's own label as record id."""
+    part = rows.drop(index=list(BAD)).head(30).reset_index(drop=True)
+    patents = np.flatnonzero(part["asset_kind"].eq("patent").to_numpy())
+    part.loc[patents[4], "owner_patents_in_force"] = np.nan
+    with pytest.raises(InvalidData) as whole:
+        valuer.value(part)
+    assert [(p.field, p.row, p.record_id) for p in whole.value.problems] == [
+        ("patents_in_force", 4, str(patents[4]))
+    ]
+    labelled = part.set_axis([f"a{i}" for i in range(len(part))])
+    with pytest.raises(InvalidData) as direct:
+        income.patent_income_inputs(
+            labelled.iloc[patents],
+            labelled["owner_revenue_cny"].iloc[patents],
+            labelled["owner_industry"].iloc[patents],
+            labelled["owner_patents_in_force"].iloc[patents],
+        )
+    assert [(p.field, p.row, p.record_id) for p in direct.value.problems] == [
+        ("patents_in_force", 4, f"a{patents[4]}")
+    ]
+
+
+def test_income_inputs_and_scorer_outputs_of_a_frame_equal_them_row_by_row(valuer, rows):
+    good = rows.drop(index=list(BAD))
+    for kind, inputs_of, scorer in (
+        ("patent", _patent_inputs, valuer.patent_scorer),
+        ("trademark", _trademark_inputs, valuer.trademark_scorer),
+    ):
+        frame = good[good["asset_kind"] == kind]
+        whole = inputs_of(frame)
+        by_row = pd.concat([inputs_of(frame.iloc[[i]]) for i in range(len(frame))])
+        pd.testing.assert_frame_equal(whole, by_row, check_exact=True)
+        assert list(whole.columns) == income.INPUT_COLUMNS
+        np.testing.assert_array_equal(
+            income.value_from_inputs(whole),
+            np.concatenate([income.value_from_inputs(by_row.iloc[[i]]) for i in range(len(by_row))]),
+        )
+        for method in (scorer.transform, scorer.indicator_scores):
+            pd.testing.assert_frame_equal(
+                method(frame),
+                pd.concat([method(frame.iloc[[i]]) for i in range(len(frame))]),
+                check_exact=True,
+            )
+    empty = income.trademark_income_inputs(good.head(0), 1e6, "software")
+    assert list(empty.columns) == income.INPUT_COLUMNS and len(empty) == 0
+    assert empty.dtypes.equals(_trademark_inputs(good[good["asset_kind"] == "trademark"].head(2)).dtypes)
+
+
+def _patent_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    return income.patent_income_inputs(
+        frame,
+        frame["owner_revenue_cny"],
+        frame["owner_industry"],
+        frame["owner_patents_in_force"],
+        high_tech=frame["owner_high_tech"].fillna(0),
+    )
+
+
+def _trademark_inputs(frame: pd.DataFrame) -> pd.DataFrame:
+    return income.trademark_income_inputs(
+        frame,
+        frame["owner_revenue_cny"],
+        frame["owner_industry"],
+        high_tech=frame["owner_high_tech"].fillna(0),
+    )
+
+
+@pytest.mark.parametrize("n", [0, 3, 64, 65, 300])
+@pytest.mark.parametrize("dtype", ["str", "string", object])
+def test_columns_read_text_and_numbers_as_pandas_does(n, dtype):
+    """Columns gives what the pandas conversion it stands for gives, at any length, missing values
+    (NaN, None, pd.NA) and restriction to rows included."""
+    rng = np.random.default_rng(n)
+    words = np.array(["invention", "design", None, "utility_model"], dtype=object)[rng.integers(0, 4, n)]
+    numbers = np.where(rng.random(n) < 0.2, np.nan, rng.normal(size=n))
+    frame = pd.DataFrame({"word": pd.Series(words, dtype=dtype), "x": numbers, "y": numbers * 2})
+    frame["z"] = pd.array(np.where(np.isnan(numbers), None, numbers), dtype="Float64")
+    rows = np.flatnonzero(rng.random(n) < 0.5)
+    columns = Columns(frame)
+    for part, subset in ((columns, frame), (columns.take(rows), frame.iloc[rows])):
+        _same(part.get("word", raw), subset["word"].to_numpy())
+        _same(part.get("word", text), subset["word"].astype(str).to_numpy())
+        for name in ("x", "y", "z"):
+            _same(part.get(name), subset[name].to_numpy(dtype="float64", na_value=np.nan))
+            _same(part.get(name, raw), subset[name].to_numpy())
+        assert [part.labels[i] for i in range(len(part))] == [str(i) for i in subset.index]
+
+
+def _same(got: np.ndarray, expected: np.ndarray) -> None:
+    assert got.dtype == expected.dtype and got.shape == expected.shape
+    assert [type(v) for v in got] == [type(v) for v in expected]
+    assert all(a is b or a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(got, expected, strict=True))
