@@ -36,7 +36,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `ipcredit` sets it (cli/main.py), before LightGBM starts
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `ipcredit` sets it (cli/main.py)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
