@@ -128,7 +128,8 @@ def application_columns(
     applications, bundle = bundle_features.columns_of(assets)
     where = pd.Index(applications).get_indexer(index)
     columns |= {c: np.append(values, np.nan)[where] for c, values in bundle.items()}  # -1: NaN
-    columns["amount_to_revenue"] = columns["amount_cny"] / np.exp(columns["log_revenue"])
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # extremes: inf or NaN, as in pandas
+        columns["amount_to_revenue"] = columns["amount_cny"] / np.exp(columns["log_revenue"])
     return index, columns
 
 

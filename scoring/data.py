@@ -156,7 +156,13 @@ def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[s
 
 
 def _add_loan_to_value(table) -> None:
-    """The loan-to-value figures, added to a table (DataFrame) or to one row's mapping of arrays."""
+    """The loan-to-value figures, added to a table (DataFrame) or to one row's mapping of values. An
+    extreme amount gives inf or NaN here, as pandas does, and the scoring model's checks refuse it."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        _loan_to_value(table)
+
+
+def _loan_to_value(table) -> None:
     table["ltv_on_pledge"] = table["amount_cny"] / np.maximum(table["pledge_value_cny"], 1.0)
     table["bundle_value_to_amount"] = table["bundle_value_cny"] / table["amount_cny"]
     table["log_bundle_value"] = np.log1p(table["bundle_value_cny"])
