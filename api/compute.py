@@ -28,7 +28,7 @@ import pandas as pd
 from api.schemas import ApplicationRequest, AssetIn
 from features.errors import InvalidData, Problem
 from scoring.data import request_scoring_table
-from scoring.decision import loan_terms
+from scoring.decision import loan_term_columns
 from scoring.reasons import MAX_REASONS, reason_for
 from scoring.scale import DecisionPolicy
 from valuation.pledge import bundle_value
@@ -37,6 +37,21 @@ from valuation.valuer import Valuer
 ASSET_COLUMNS = list(AssetIn.model_fields)
 LANGUAGES = ("zh", "en")
 LOSS_SHARES = {"bank": "el_bank", "guarantor": "el_guarantor", "insurer": "el_insurer", "fund": "el_fund"}
+# Valuer.value's columns in an AssetValue document, in its order.
+_VALUE_FIGURES = (
+    "value_cny",
+    "value_low_cny",
+    "value_high_cny",
+    "income_value_cny",
+    "income_ratio",
+    "cross_check_flag",
+)
+_SCORES = {
+    "legal": "legal_score",
+    "technical": "technical_score",
+    "economic": "economic_score",
+    "total": "total_score",
+}
 LOAN_FIGURES = (
     "credit_line_cny",
     "ead_cny",
@@ -67,6 +82,17 @@ def plain(value: Any) -> Any:
     >>> plain({"a": np.float64(1.5), "b": [np.int64(2), float("nan")], "c": (pd.NA, np.bool_(True))})
     {'a': 1.5, 'b': [2, None], 'c': [None, True]}
     """
+    # The common exact types first: a decision's documents hold a few thousand values, and the generic
+    # checks below (abstract base classes) cost several times more each.
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {str(k): plain(v) for k, v in value.items()}
+    if kind is list:
+        return [plain(v) for v in value]
     if isinstance(value, Mapping):
         return {str(k): plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):
@@ -95,30 +121,22 @@ def asset_table(assets: Sequence[AssetIn], records: list[dict] | None = None) ->
 
 def _asset_values(values: pd.DataFrame, table: pd.DataFrame) -> list[dict[str, Any]]:
     """Valuer.value's rows as AssetValue documents."""
-    out = []
-    for i, row in enumerate(values.to_dict(orient="records")):
-        out.append(
-            plain(
-                {
-                    "asset_id": table["asset_id"].iat[i],
-                    "asset_kind": table["asset_kind"].iat[i],
-                    "value_cny": row["value_cny"],
-                    "value_low_cny": row["value_low_cny"],
-                    "value_high_cny": row["value_high_cny"],
-                    "income_value_cny": row["income_value_cny"],
-                    "income_ratio": row["income_ratio"],
-                    "cross_check_flag": row["cross_check_flag"],
-                    "scores": {
-                        "legal": row["legal_score"],
-                        "technical": row["technical_score"],
-                        "economic": row["economic_score"],
-                        "total": row["total_score"],
-                    },
-                    "stars": row["stars"],
-                }
-            )
+    figures = [*_VALUE_FIGURES, *_SCORES.values(), "stars"]
+    column = {c: values[c].tolist() for c in figures} | {
+        c: table[c].tolist() for c in ("asset_id", "asset_kind")
+    }
+    return [
+        plain(
+            {
+                "asset_id": column["asset_id"][i],
+                "asset_kind": column["asset_kind"][i],
+                **{c: column[c][i] for c in _VALUE_FIGURES},
+                "scores": {name: column[c][i] for name, c in _SCORES.items()},
+                "stars": column["stars"][i],
+            }
         )
-    return out
+        for i in range(len(values))
+    ]
 
 
 def _valued(valuer: Valuer, table: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
@@ -206,8 +224,8 @@ def decide_application(
         row, valued, bundle = request_scoring_table(enterprise, table, loan, valuer)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
-    decision = scorer.decide_one(row.iloc[0].to_dict(), top=MAX_REASONS, language="zh")
-    terms = loan_terms(row, np.array([decision["pd"]]), np.array([decision["grade"]])).iloc[0]
+    decision = scorer.decide_one(row, top=MAX_REASONS, language="zh")
+    terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
     recommendation = str(decision["recommendation"])
     result = {
         "application_id": loan["application_id"],
@@ -223,8 +241,8 @@ def decide_application(
         "grade": decision["grade"],
         "recommendation": recommendation,
         "recommendation_label": {lang: DecisionPolicy.label(recommendation, lang) for lang in LANGUAGES},
-        **{name: terms[name] for name in LOAN_FIGURES},
-        "expected_loss_split": {share: terms[column] for share, column in LOSS_SHARES.items()},
+        **{name: terms[name][0] for name in LOAN_FIGURES},
+        "expected_loss_split": {share: terms[column][0] for share, column in LOSS_SHARES.items()},
         "reasons": [
             {
                 "code": r["code"],

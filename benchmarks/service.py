@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+import pandas as pd
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `ipcredit` sets it (cli/main.py)
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +221,8 @@ def scoring_rows(payloads: list[bytes]) -> tuple[list[bytes], str]:
         row, _, _ = request_scoring_table(
             request.enterprise.model_dump(), asset_table(request.assets), loan, valuation.fitted
         )
-        split = json.loads(row[[c for c in columns if c in row.columns]].to_json(orient="split", index=False))
+        frame = pd.DataFrame([{c: row[c] for c in columns if c in row}])
+        split = json.loads(frame.to_json(orient="split", index=False))
         out.append(json.dumps({"dataframe_split": split}).encode())
     return out, scoring.uri
 

@@ -4,7 +4,7 @@ Each record class is the single definition of its fields: type, unit, bounds, al
 whether the value is known when a loan is applied for. `validate_table` reads those definitions to
 check a whole DataFrame at once, so a record and a table are held to the same rules. Rules that
 tie fields together (expiry after filing, no dates in the future) live in `_ROW_RULES` and run on
-tables; a record is checked by running them on a one-row table.
+a table's columns as numpy arrays; `parse_records` runs the same rules on records' columns.
 """
 
 from __future__ import annotations
@@ -415,21 +415,25 @@ def columns(model: type[Record]) -> tuple[Column, ...]:
 
 # --- table validation -----------------------------------------------------------------------
 
+# A table as a DataFrame (a portfolio), or as a mapping of column name to a 1-D array (one request's records,
+# _record_columns): checks and formulas take either, so one record does not pay pandas' fixed cost per column.
+Table = pd.DataFrame | Mapping[str, Any]
 
-def _row_label(df: pd.DataFrame, key: tuple[str, ...], positions: np.ndarray) -> list[str | None]:
-    if not key or not set(key) <= set(df.columns):
+
+def _row_label(table: Table, key: tuple[str, ...], positions: np.ndarray) -> list[str | None]:
+    if not key or not set(key) <= set(table.keys()):
         return [None] * len(positions)
     parts = []
     for k in key:
-        values = df[k].iloc[positions]
-        if pd.api.types.is_datetime64_any_dtype(values):
-            values = values.dt.strftime("%Y-%m-%d")
-        parts.append(values.astype(str).to_numpy())
+        values = np.asarray(table[k])[positions]
+        if values.dtype.kind == "M":
+            values = np.datetime_as_string(values, unit="D")
+        parts.append(values.astype(str))
     return ["/".join(p) for p in zip(*parts, strict=True)]
 
 
 def _problems_at(
-    df: pd.DataFrame,
+    table: Table,
     key: tuple[str, ...],
     mask: np.ndarray,
     field_name: str,
@@ -439,8 +443,8 @@ def _problems_at(
     positions = np.flatnonzero(mask)
     if positions.size == 0:
         return []
-    values = df[field_name].to_numpy()[positions] if got is None else np.asarray(list(got), dtype=object)
-    ids = _row_label(df, key, positions)
+    values = np.asarray(table[field_name])[positions] if got is None else np.asarray(list(got), dtype=object)
+    ids = _row_label(table, key, positions)
     return [
         Problem(field_name, expected, _plain(v), int(r), i)
         for r, v, i in zip(positions, values, ids, strict=True)
@@ -511,39 +515,58 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
     return problems
 
 
-def _not_finite(df: pd.DataFrame, key: tuple[str, ...], col: Column, values: np.ndarray) -> list[Problem]:
-    return _problems_at(df, key, np.isinf(values), col.name, "a finite number")  # NaN is missing, not bad
+def _not_finite(table: Table, key: tuple[str, ...], col: Column, values: np.ndarray) -> list[Problem]:
+    return _problems_at(table, key, np.isinf(values), col.name, "a finite number")  # NaN is missing, not bad
 
 
 def _in_future(
-    df: pd.DataFrame, key: tuple[str, ...], col: Column, values: np.ndarray, today: dt.date
+    table: Table, key: tuple[str, ...], col: Column, values: np.ndarray, today: dt.date
 ) -> list[Problem]:
     if not col.past:
         return []
     future = values > np.datetime64(today, "D")  # NaT compares False
-    return _problems_at(df, key, future, col.name, f"a date not after today ({today})")
+    return _problems_at(table, key, future, col.name, f"a date not after today ({today})")
 
 
 def _check_parsed_column(
-    df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date, values: np.ndarray
+    arrays: Mapping[str, np.ndarray], col: Column, key: tuple[str, ...], today: dt.date
 ) -> list[Problem]:
     """What pydantic leaves to the table in records it parsed (it checked each field's type, bounds,
-    pattern and length): infinite numbers and dates after today. `values`: the column as records_to_table
-    built it, so one request's records are checked without pandas."""
+    pattern and length): infinite numbers and dates after today. `arrays`: the records' columns as
+    _record_columns built them, so one request's records are checked without pandas."""
     if col.kind in ("int", "float"):
-        return _not_finite(df, key, col, values)
+        return _not_finite(arrays, key, col, arrays[col.name])
     if col.kind == "date":
-        return _in_future(df, key, col, values, today)
+        return _in_future(arrays, key, col, arrays[col.name], today)
     return []
 
 
-def _date_gap(df: pd.DataFrame, later: str, earlier: str) -> np.ndarray:
-    """True where both dates are present and `later` lies before `earlier`."""
-    return (df[later] < df[earlier]).fillna(False).to_numpy(dtype=bool)
+def _rule_arrays(df: pd.DataFrame, present: Iterable[Column]) -> dict[str, np.ndarray]:
+    """A type-checked table's columns as the numpy arrays the row rules take, as _record_columns makes
+    them for records: dates as datetime64 (NaT when missing), numbers as floats (NaN), booleans as
+    bools, text as objects (None)."""
+    out = {}
+    for col in present:
+        s = df[col.name]
+        if col.kind == "date":  # seconds, as for records: any date fits, and a day is exact
+            out[col.name] = (s.dt.tz_localize(None) if s.dt.tz is not None else s).to_numpy("datetime64[s]")
+        elif col.kind in ("int", "float"):
+            out[col.name] = s.to_numpy(dtype="float64", na_value=np.nan)
+        elif col.kind == "bool":
+            out[col.name] = s.to_numpy(dtype=bool, na_value=False)
+        else:
+            out[col.name] = s.to_numpy(dtype=object, na_value=None)
+    return out
+
+
+def _date_gap(d: Mapping[str, np.ndarray], later: str, earlier: str) -> np.ndarray:
+    """True where both dates are present and `later` lies before `earlier` (NaT compares False)."""
+    return d[later] < d[earlier]
 
 
 # Rules that tie several fields of one row together. Each returns (field, expected, mask of bad rows).
-RowRule = Callable[[pd.DataFrame], tuple[str, str, np.ndarray]]
+# They take the table's columns as numpy arrays (_rule_arrays, _record_columns).
+RowRule = Callable[[Mapping[str, np.ndarray]], tuple[str, str, np.ndarray]]
 _ROW_RULES: dict[type[Record], list[RowRule]] = {
     Patent: [
         lambda d: (
@@ -554,27 +577,27 @@ _ROW_RULES: dict[type[Record], list[RowRule]] = {
         lambda d: (
             "expiry_date",
             "an expiry date after the filing date",
-            (d["expiry_date"] <= d["filing_date"]).fillna(False).to_numpy(dtype=bool),
+            d["expiry_date"] <= d["filing_date"],
         ),
         lambda d: (
             "n_independent_claims",
             "at most n_claims independent claims",
-            (d["n_independent_claims"] > d["n_claims"]).to_numpy(dtype=bool),
+            d["n_independent_claims"] > d["n_claims"],
         ),
         lambda d: (
             "family_countries",
             "at most family_size countries",
-            (d["family_countries"] > d["family_size"]).to_numpy(dtype=bool),
+            d["family_countries"] > d["family_size"],
         ),
         lambda d: (
             "ipc_main",
             "an IPC subclass for inventions and utility models",
-            (d["ipc_main"].isna() & (d["patent_type"] != PatentType.DESIGN)).to_numpy(dtype=bool),
+            pd.isna(d["ipc_main"]) & (d["patent_type"] != PatentType.DESIGN),
         ),
         lambda d: (
             "grant_date",
             "a grant date for a patent in force",
-            (d["grant_date"].isna() & (d["legal_status"] == LegalStatus.VALID)).to_numpy(dtype=bool),
+            np.isnat(d["grant_date"]) & (d["legal_status"] == LegalStatus.VALID),
         ),
     ],
     Trademark: [
@@ -586,27 +609,19 @@ _ROW_RULES: dict[type[Record], list[RowRule]] = {
         lambda d: (
             "registration_date",
             "a registration date for a registered mark",
-            (d["registration_date"].isna() & (d["status"] == TrademarkStatus.REGISTERED)).to_numpy(
-                dtype=bool
-            ),
+            np.isnat(d["registration_date"]) & (d["status"] == TrademarkStatus.REGISTERED),
         ),
     ],
     AssetEvent: [
         lambda d: (
             "event_type",
             "an event that can happen to a patent",
-            (
-                (d["asset_kind"] == AssetKind.PATENT)
-                & d["event_type"].isin([e.value for e in TRADEMARK_ONLY_EVENTS])
-            ).to_numpy(dtype=bool),
+            (d["asset_kind"] == AssetKind.PATENT) & np.isin(d["event_type"], list(TRADEMARK_ONLY_EVENTS)),
         ),
         lambda d: (
             "event_type",
             "an event that can happen to a trademark",
-            (
-                (d["asset_kind"] == AssetKind.TRADEMARK)
-                & d["event_type"].isin([e.value for e in PATENT_ONLY_EVENTS])
-            ).to_numpy(dtype=bool),
+            (d["asset_kind"] == AssetKind.TRADEMARK) & np.isin(d["event_type"], list(PATENT_ONLY_EVENTS)),
         ),
     ],
     Enterprise: [
@@ -618,60 +633,52 @@ _ROW_RULES: dict[type[Record], list[RowRule]] = {
         lambda d: (
             "rd_staff",
             "at most `employees` R&D staff",
-            (d["rd_staff"] > d["employees"]).to_numpy(dtype=bool),
+            d["rd_staff"] > d["employees"],
         ),
         lambda d: (
             "max_overdue_days_24m",
             "0 when overdue_count_24m is 0",
-            ((d["overdue_count_24m"] == 0) & (d["max_overdue_days_24m"] > 0)).to_numpy(dtype=bool),
+            (d["overdue_count_24m"] == 0) & (d["max_overdue_days_24m"] > 0),
         ),
         lambda d: (
             "little_giant",
             "a little giant to be a 专精特新 SME too",
-            (d["little_giant"] & ~d["specialized_sme"]).to_numpy(dtype=bool),
+            d["little_giant"] & ~d["specialized_sme"],
         ),
     ],
     LoanApplication: [
         lambda d: (
             "guarantee_share",
             "0 when there is no guarantee",
-            ((d["guarantee"] == GuaranteeType.NONE) & (d["guarantee_share"] > 0)).to_numpy(dtype=bool),
+            (d["guarantee"] == GuaranteeType.NONE) & (d["guarantee_share"] > 0),
         ),
         lambda d: (
             "insurance_share",
             "0 when there is no insurance",
-            (~d["insurance"].astype(bool) & (d["insurance_share"] > 0)).to_numpy(dtype=bool),
+            ~d["insurance"] & (d["insurance_share"] > 0),
         ),
         lambda d: (
             "insurance_share",
             "guarantee_share + insurance_share <= 1",
-            ((d["guarantee_share"] + d["insurance_share"]) > 1 + 1e-9).to_numpy(dtype=bool),
+            d["guarantee_share"] + d["insurance_share"] > 1 + 1e-9,
         ),
     ],
     LoanOutcome: [
         lambda d: (
             "default_date",
             "a default date exactly when defaulted_12m is true",
-            (d["defaulted_12m"].astype(bool) != d["default_date"].notna()).to_numpy(dtype=bool),
+            d["defaulted_12m"] == np.isnat(d["default_date"]),
         ),
     ],
 }
 
 
 def validate_table(
-    df: pd.DataFrame,
-    model: type[Record],
-    *,
-    today: dt.date | None = None,
-    what: str | None = None,
-    parsed: Mapping[str, np.ndarray] | None = None,
+    df: pd.DataFrame, model: type[Record], *, today: dt.date | None = None, what: str | None = None
 ) -> None:
     """Refuse a table with any bad value, listing every problem (field, row, id, expected, got).
 
-    Columns beyond the record's fields are allowed and left alone; nothing is converted. `parsed`: the
-    table's columns as arrays when its rows are records pydantic has already checked field by field
-    (parse_records), so only the rules it cannot apply remain: finite numbers, dates not after today,
-    unique keys and the cross-field rules.
+    Columns beyond the record's fields are allowed and left alone; nothing is converted.
     """
     today = today or dt.date.today()
     what = what or f"{model.__name__} table"
@@ -683,30 +690,37 @@ def validate_table(
     present_cols = [c for c in cols if c.name in df.columns]
     problems: list[Problem] = []
     for col in present_cols:
-        if parsed is None:
-            problems += _check_column(df, col, model.key, today)
-        else:
-            problems += _check_parsed_column(df, col, model.key, today, parsed[col.name])
+        problems += _check_column(df, col, model.key, today)
     if any(p.row is None for p in problems):  # a mistyped column: row rules cannot run on it
         raise InvalidData(problems, what)
-    if model.key and len(df) > 1:  # one record cannot repeat a key
-        dup = df.duplicated(list(model.key), keep="first").to_numpy()
+    problems += _table_rule_problems(df, model, _rule_arrays(df, present_cols), len(df))
+    if problems:
+        raise InvalidData(problems, what)
+
+
+def _table_rule_problems(
+    table: Table, model: type[Record], arrays: Mapping[str, np.ndarray], rows: int
+) -> list[Problem]:
+    """Repeated keys and broken cross-field rules. `table` names the rows in problems (a DataFrame, or
+    the records' arrays); `arrays`: its columns as the rules take them."""
+    problems: list[Problem] = []
+    if model.key and rows > 1:  # one record cannot repeat a key
+        dup = pd.DataFrame({k: table[k] for k in model.key}).duplicated(keep="first").to_numpy()
         problems += _problems_at(
-            df,
+            table,
             model.key,
             dup,
             model.key[0],
             "a unique id",
-            got=_row_label(df, model.key, np.flatnonzero(dup)),
+            got=_row_label(table, model.key, np.flatnonzero(dup)),
         )
     for rule in _ROW_RULES.get(model, []):
         try:
-            name, expected, mask = rule(df)
+            name, expected, mask = rule(arrays)
         except KeyError:  # an optional column the rule needs is absent: nothing to check
             continue
-        problems += _problems_at(df, model.key, mask, name, expected)
-    if problems:
-        raise InvalidData(problems, what)
+        problems += _problems_at(table, model.key, mask, name, expected)
+    return problems
 
 
 def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataFrame:
@@ -740,6 +754,7 @@ def parse_records(
     is reported at once, with its row and id: type errors in some records and table rules (future
     dates, cross-field rules, duplicates) in the others."""
     items = list(items)
+    today = today or dt.date.today()
     parsed, rows, problems = [], [], []
     for row, item in enumerate(items):
         try:
@@ -750,20 +765,15 @@ def parse_records(
                 name = ".".join(str(p) for p in err["loc"]) or "record"
                 expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
                 problems.append(Problem(name, expected, err.get("input"), row, _record_label(model, item)))
+    # What pydantic leaves, on the records' columns as arrays (no DataFrame: a request's one record is
+    # checked in microseconds). Rows here are positions among the records that parsed.
     arrays = _record_columns(parsed, model)
-    try:
-        validate_table(
-            pd.DataFrame(arrays, columns=[c.name for c in columns(model)]),
-            model,
-            today=today,
-            what=f"{model.__name__} records",
-            parsed=arrays,
-        )
-    except InvalidData as e:  # rows of the table are positions among the records that parsed
-        problems += [
-            Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None, p.record_id)
-            for p in e.problems
-        ]
+    found = [p for col in columns(model) for p in _check_parsed_column(arrays, col, model.key, today)]
+    found += _table_rule_problems(arrays, model, arrays, len(parsed))
+    problems += [
+        Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None, p.record_id)
+        for p in found
+    ]
     if problems:
         raise InvalidData(
             sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records"

@@ -9,7 +9,6 @@ The GB/T 42748 indicator each feature stands for is named in `PATENT_INDICATORS`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
 from features.reference import STRATEGIC_EMERGING_IPC
-from features.schema import Industry, IpcSection, LegalStatus, PatentType, TaxGrade, TrademarkStatus
+from features.schema import (
+    Industry,
+    IpcSection,
+    LegalStatus,
+    PatentType,
+    Table,
+    TaxGrade,
+    TrademarkStatus,
+)
 
 DAYS_PER_YEAR = 365.25
 TERM_YEARS = {PatentType.INVENTION: 20, PatentType.UTILITY_MODEL: 10, PatentType.DESIGN: 15}
@@ -52,9 +59,9 @@ PATENT_INDICATORS = {
 }
 
 
-# Functions below take a table as a DataFrame (a portfolio) or as a mapping of column name to a 1-D array (one
-# request's records): the same formulas either way, without pandas' fixed cost per column on a single row.
-Table = pd.DataFrame | Mapping[str, Any]
+# Functions below take a Table (features.schema): a DataFrame (a portfolio) or a mapping of column name to a
+# 1-D array (one request's records): the same formulas either way, without pandas' fixed cost per column on a
+# single row.
 
 
 def _years_between(start: ArrayLike, end: ArrayLike) -> np.ndarray:

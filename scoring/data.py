@@ -8,15 +8,17 @@ liquidation value (valuation.pledge) and the loan-to-value on the pledge value.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from features.errors import InvalidData, Problem
 from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
-from features.schema import Enterprise, LoanApplication, parse_records
+from features.schema import Enterprise, LoanApplication, Table, parse_records
 from features.spec import FeatureColumn, FeatureSpec
-from features.transformers import ENTERPRISE_MONOTONE, Table, column_floats, column_objects
+from features.transformers import ENTERPRISE_MONOTONE, column_floats, column_objects
 from valuation.data import asset_rows
 from valuation.pledge import BundleValuation, bundle_value
 from valuation.valuer import Valuer
@@ -127,9 +129,9 @@ def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
 
 def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
     """One application's bundle by the valuation.pledge rules (a patent type only on patents)."""
-    frame = pd.DataFrame({c: group[c] for c in BUNDLE_ASSET_COLUMNS})
-    frame["patent_type"] = np.where(group["asset_kind"] == "patent", group["patent_type"], None)
-    return bundle_value(frame, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
+    assets = {c: group[c] for c in BUNDLE_ASSET_COLUMNS}
+    assets["patent_type"] = np.where(group["asset_kind"] == "patent", group["patent_type"], None)
+    return bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
 
 
 def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:
@@ -188,15 +190,17 @@ def assemble_scoring_table(
 
 def request_scoring_table(
     enterprise: dict, assets: pd.DataFrame, loan: dict, valuer: Valuer
-) -> tuple[pd.DataFrame, pd.DataFrame, BundleValuation]:
-    """One application received as records, as the scoring model sees it: (one-row scoring table, valued
-    assets, the bundle's valuation). `enterprise`: an Enterprise record (features.schema; its report date on
-    or before the application date); `assets`: the pledged assets as valuation-table rows (the input of
-    `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
+) -> tuple[dict[str, Any], pd.DataFrame, BundleValuation]:
+    """One application received as records, as the scoring model sees it: (the scoring row as a mapping
+    of column to value, in the batch table's column order; the assets' values, Valuer.value's rows in
+    the assets' order; the bundle's valuation). `enterprise`: an Enterprise record (features.schema;
+    its report date on or before the application date); `assets`: the pledged assets as valuation-table
+    rows (the input of `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad
+    input: InvalidData.
 
     The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
-    records' values as arrays rather than one-row DataFrames; tests/test_scoring_flow.py holds the row
-    equal to the batch's."""
+    records' values as arrays rather than one-row DataFrames (a request pays pandas' fixed cost per
+    operation, not its speed per row); tests/test_scoring_flow.py holds the row equal to the batch's."""
     pledged = [
         {"asset_kind": str(k), "asset_id": str(i)}
         for k, i in zip(assets["asset_kind"], assets["asset_id"], strict=True)
@@ -220,12 +224,11 @@ def request_scoring_table(
             [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],
             "pledged assets",
         )
-    # The assets and their values, as arrays once and as the valued table the caller gets.
+    # The assets and their values as arrays, taken once.
     parts = {c: assets[c].to_numpy() for c in ("asset_kind", "asset_id", "patent_type", "remaining_years")}
-    parts |= {c: values[c] for c in values.columns if c not in ("asset_id", "error")}
-    valued = pd.DataFrame({ID: np.full(len(values), loan_record.application_id, dtype=object), **parts})
+    parts |= {c: values[c].to_numpy() for c in ("value_cny", *_ROLLED_UP)}
     group = _asset_columns(parts)
-    asset_table = {ID: valued[ID].to_numpy()} | group
+    asset_table = {ID: np.full(len(values), loan_record.application_id, dtype=object)} | group
 
     def one(record: dict) -> dict[str, np.ndarray]:
         return {k: np.array([v], dtype=object) for k, v in record.items()}
@@ -242,7 +245,7 @@ def request_scoring_table(
         **_bundle_row(group, bundle),
     }
     _add_loan_to_value(row)
-    return pd.DataFrame([row]), valued, bundle
+    return row, values, bundle
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

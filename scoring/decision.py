@@ -11,14 +11,15 @@ import numpy as np
 import pandas as pd
 
 from features.errors import Problem
+from features.schema import Table
 from scoring.model import PDModelMixin, score_batch
 from scoring.policy import (
     LendingPolicy,
     credit_line,
-    expected_loss,
+    expected_loss_columns,
     exposure_at_default,
     interest_subsidy,
-    loss_split,
+    loss_split_columns,
 )
 from scoring.scale import DecisionPolicy
 
@@ -38,25 +39,31 @@ def loan_terms(
     table: pd.DataFrame, pd_: np.ndarray, grades: np.ndarray, policy: LendingPolicy | None = None
 ) -> pd.DataFrame:
     """Credit line, EAD, LGD, expected loss and who bears it, and the first-year interest subsidy."""
+    return pd.DataFrame(loan_term_columns(table, pd_, grades, policy), index=table.index)
+
+
+def loan_term_columns(
+    table: Table, pd_: np.ndarray, grades: np.ndarray, policy: LendingPolicy | None = None
+) -> dict[str, np.ndarray]:
+    """loan_terms' columns as arrays, from a table or a mapping of column to values (one application's
+    row: pandas costs one application more than the lending rules themselves)."""
     policy = policy or LendingPolicy()
-    # The columns as arrays, taken once, and the answer framed once: pandas costs one application more
-    # than the lending rules themselves.
-    column = {c: table[c].to_numpy() for c in LOAN_COLUMNS}
+    column = {c: np.asarray(table[c]).reshape(-1) for c in LOAN_COLUMNS}
     line = credit_line(column["amount_cny"], column["pledge_value_cny"], grades, policy=policy)
-    loss = expected_loss(pd_, exposure_at_default(line, policy), column["liquidation_value_cny"], policy)
-    el = loss["el"].to_numpy()
-    split = loss_split(el, column["guarantee_share"], column["insurance_share"], policy)
-    enterprise = table["enterprise_id"].to_numpy() if "enterprise_id" in table else None
+    loss, _ = expected_loss_columns(
+        pd_, exposure_at_default(line, policy), column["liquidation_value_cny"], policy
+    )
+    split, _ = loss_split_columns(loss["el"], column["guarantee_share"], column["insurance_share"], policy)
+    enterprise = np.asarray(table["enterprise_id"]).reshape(-1) if "enterprise_id" in table else None
     subsidy = interest_subsidy(line, column["annual_rate"], column["term_months"], enterprise, policy=policy)
-    out = {
+    return {
         "credit_line_cny": line,
-        "ead_cny": loss["ead"].to_numpy(),
-        "lgd": loss["lgd"].to_numpy(),
-        "expected_loss_cny": el,
-        **{c: split[c].to_numpy() for c in split.columns},
+        "ead_cny": loss["ead"],
+        "lgd": loss["lgd"],
+        "expected_loss_cny": loss["el"],
+        **split,
         "interest_subsidy_cny": subsidy,
     }
-    return pd.DataFrame(out, index=table.index)
 
 
 def decide_loans(

@@ -396,6 +396,15 @@ def expected_loss(
     >>> expected_loss(0.02, 1_000_000, 500_000)[["lgd", "el"]].round(4).values.tolist()
     [[0.2475, 4950.0]]
     """
+    columns, index = expected_loss_columns(pd, ead, liquidation_value, policy)
+    return pandas.DataFrame(columns, index=index)
+
+
+def expected_loss_columns(
+    pd: ArrayLike, ead: ArrayLike, liquidation_value: ArrayLike, policy: LendingPolicy | None = None
+) -> tuple[dict[str, np.ndarray], pandas.Index | None]:
+    """expected_loss's columns as arrays, and the index of its first Series input (None if none): what
+    one application takes, without a DataFrame."""
     p = policy or LendingPolicy()
     inputs = _Inputs("expected loss input", pd=pd, ead=ead, liquidation_value=liquidation_value)
     pd_ = inputs.number("pd", 0.0, 1.0)
@@ -409,10 +418,14 @@ def expected_loss(
         lgd = np.where(exposure > 0, lost / np.where(exposure > 0, exposure, 1.0), p.lgd_secured)
     lgd = np.maximum(lgd, p.lgd_floor)
     pd_used = np.maximum(pd_, p.pd_floor)
-    return pandas.DataFrame(
-        {"pd": pd_used, "ead": exposure, "recovery": recovery, "lgd": lgd, "el": pd_used * lgd * exposure},
-        index=inputs.index,
-    )
+    columns = {
+        "pd": pd_used,
+        "ead": exposure,
+        "recovery": recovery,
+        "lgd": lgd,
+        "el": pd_used * lgd * exposure,
+    }
+    return columns, inputs.index
 
 
 def loss_split(
@@ -432,6 +445,17 @@ def loss_split(
     >>> loss_split(1000.0, 0.2, 0.0).round(2).values.tolist()
     [[480.0, 200.0, 0.0, 320.0]]
     """
+    columns, index = loss_split_columns(el, guarantee_share, insurance_share, policy)
+    return pandas.DataFrame(columns, index=index)
+
+
+def loss_split_columns(
+    el: ArrayLike,
+    guarantee_share: ArrayLike = 0.0,
+    insurance_share: ArrayLike = 0.0,
+    policy: LendingPolicy | None = None,
+) -> tuple[dict[str, np.ndarray], pandas.Index | None]:
+    """loss_split's columns as arrays, and the index of its first Series input (None if none)."""
     p = policy or LendingPolicy()
     inputs = _Inputs(
         "loss split input", el=el, guarantee_share=guarantee_share, insurance_share=insurance_share
@@ -452,13 +476,10 @@ def loss_split(
     insurer = insurer_own + rest * p.scheme_insurer_share
     appraiser = rest * p.appraiser_share
     bank = loss - guarantor - insurer - fund - appraiser
-    out = pandas.DataFrame(
-        {"el_bank": bank, "el_guarantor": guarantor, "el_insurer": insurer, "el_fund": fund},
-        index=inputs.index,
-    )
+    columns = {"el_bank": bank, "el_guarantor": guarantor, "el_insurer": insurer, "el_fund": fund}
     if p.appraiser_share > 0:
-        out["el_appraiser"] = appraiser
-    return out
+        columns["el_appraiser"] = appraiser
+    return columns, inputs.index
 
 
 def interest_subsidy(
@@ -501,7 +522,7 @@ def interest_subsidy(
         )
     ids = inputs.raw.get("enterprise_id")
     if ids is not None and ids.size == inputs.n:
-        missing = pandas.isna(pandas.Series(ids, dtype=object)).to_numpy()
+        missing = pandas.isna(ids)
         inputs.problems += [
             Problem("enterprise_id", "an enterprise id", None, row=int(i)) for i in np.flatnonzero(missing)
         ]
@@ -527,10 +548,14 @@ def interest_subsidy(
     uncapped = p.subsidy_share * principal * rate * months / 12.0
     if ids is None:
         return np.minimum(uncapped, p.subsidy_cap_cny)
-    keys = pandas.Series(ids, dtype=object)
-    used = keys.map(lambda k: float(granted.get(k, 0.0))).to_numpy(dtype="float64")
+    used = np.array([float(granted.get(k, 0.0)) for k in ids], dtype="float64")
     left = np.maximum(p.subsidy_cap_cny - used, 0.0)
-    before = pandas.Series(uncapped).groupby(keys.to_numpy(), sort=False).cumsum().to_numpy() - uncapped
+    # What the enterprise's earlier loans in the batch took (none when every loan is another enterprise's).
+    before = (
+        np.zeros(inputs.n)
+        if len(set(ids)) == inputs.n
+        else pandas.Series(uncapped).groupby(ids, sort=False).cumsum().to_numpy() - uncapped
+    )
     return np.clip(left - before, 0.0, uncapped)
 
 

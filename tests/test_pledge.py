@@ -261,8 +261,21 @@ def test_empty_bundle_missing_columns_and_bad_term_are_refused():
         bundle_value(bundle(asset()).drop(columns="remaining_years"), 12)
     with pytest.raises(InvalidData, match="loan_term_months"):
         bundle_value(bundle(asset()), 0)
-    with pytest.raises(InvalidData, match="a pandas DataFrame"):
+    with pytest.raises(InvalidData, match="a DataFrame or a mapping of column to values"):
         bundle_value([asset()], 12)  # type: ignore[arg-type]
+    with pytest.raises(InvalidData, match="columns of one length"):
+        bundle_value({**bundle(asset()).to_dict(orient="list"), "value_cny": [1.0, 2.0]}, 12)
+
+
+def test_a_mapping_of_columns_is_valued_as_the_same_table():
+    table = bundle(
+        asset(asset_id="P1"),
+        asset("trademark", None, 3e5, asset_id="T1"),
+        asset(remaining=1.0, asset_id="P2"),
+    )
+    from_table = bundle_value(table, 24)
+    from_columns = bundle_value({c: table[c].to_numpy() for c in table.columns}, 24)
+    assert from_columns.summary() == from_table.summary()
 
 
 def test_assumptions_refuse_bad_values():

@@ -525,3 +525,15 @@ def test_dates_may_be_given_as_dates_or_iso_text():
     as_dates = parse_records(Patent, [patent(filing_date=dt.date(2021, 3, 1), grant_date=dt.date(2023, 5, 10),
                                              expiry_date=dt.date(2041, 3, 1))], today=TODAY)[0]
     assert as_text == as_dates
+
+
+def test_row_rules_read_dates_with_a_time_zone_and_far_ahead():
+    """A table's dates reach the cross-field rules as days, whatever their zone or range."""
+    df = table(Patent)
+    df["expiry_date"] = df["expiry_date"].astype("datetime64[s]")
+    df.loc[0, "expiry_date"] = pd.Timestamp("9999-12-31")  # beyond pandas' nanosecond range
+    validate_table(df, Patent, today=TODAY)
+    df["expiry_date"] = df["expiry_date"].dt.tz_localize("Asia/Shanghai")
+    df.loc[1, "expiry_date"] = df.loc[1, "filing_date"].tz_localize("Asia/Shanghai")
+    with pytest.raises(InvalidData, match=r"expiry_date: expected an expiry date after the filing date.*\(row 1"):
+        validate_table(df, Patent, today=TODAY)

@@ -53,6 +53,16 @@ def test_wider_level_gives_wider_interval(trained):
         trained.valuer.model.predict_interval(rows, level=1.0)
 
 
+def test_a_group_unseen_in_training_takes_the_quantile_of_all_residuals(trained):
+    model = trained.valuer.model
+    pooled = np.sort(np.concatenate(list(model.scores_.values())))
+    k = int(np.ceil((pooled.size + 1) * 0.9)) - 1
+    widths = model.half_width(np.array(["patent", "no such kind"], dtype=object), level=0.9)
+    patent = model.scores_["patent"]
+    assert widths[0] == patent[int(np.ceil((patent.size + 1) * 0.9)) - 1]
+    assert widths[1] == pooled[k] and widths[1] != widths[0]
+
+
 def test_explanation_factors_multiply_exactly_to_the_value(trained):
     rows = trained.test.head(20)
     values = trained.valuer.model.predict(rows)

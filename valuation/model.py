@@ -283,9 +283,10 @@ class ValueModel(RegressorMixin, BaseEstimator):
         if not 0 < level < 1:
             raise ValueError(f"interval level must lie strictly between 0 and 1; got {level}")
         out = np.full(groups.size, np.nan)
-        pooled = np.sort(np.concatenate(list(self.scores_.values())))
         for g in np.unique(groups):
-            scores = self.scores_.get(g, pooled)  # a group unseen in training uses all residuals
+            scores = self.scores_.get(g)
+            if scores is None:  # a group unseen in training uses all residuals
+                scores = np.sort(np.concatenate(list(self.scores_.values())))
             k = min(int(np.ceil((scores.size + 1) * level)), scores.size) - 1
             out[groups == g] = scores[k]
         return out
