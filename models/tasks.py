@@ -229,14 +229,17 @@ def _scoring_explain(scorer, sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.Dat
 
 
 def _scoring_params(scorer) -> dict:
-    """The scikit-learn parameters of the scorer (or of the estimator it wraps as `model`), and of its
-    fitted booster `model_` under "lightgbm"."""
+    """The scikit-learn parameters of the scorer (or of the estimator it wraps as `model`), and those of
+    its fitted boosters under "estimator" (by name for `boosters_`; a single `model_` as is)."""
     estimator = next((e for e in (scorer, getattr(scorer, "model", None)) if hasattr(e, "get_params")), None)
     if estimator is None:
         return {}
     params = {k: v for k, v in estimator.get_params(deep=False).items() if k != "spec"}
+    boosters = getattr(estimator, "boosters_", None)
     booster = getattr(estimator, "model_", None)
-    if hasattr(booster, "get_params"):
+    if isinstance(boosters, Mapping):
+        params["estimator"] = {name: b.get_params() for name, b in boosters.items()}
+    elif hasattr(booster, "get_params"):
         params["estimator"] = booster.get_params()
     return params
 

@@ -535,5 +535,6 @@ def test_row_rules_read_dates_with_a_time_zone_and_far_ahead():
     validate_table(df, Patent, today=TODAY)
     df["expiry_date"] = df["expiry_date"].dt.tz_localize("Asia/Shanghai")
     df.loc[1, "expiry_date"] = df.loc[1, "filing_date"].tz_localize("Asia/Shanghai")
-    with pytest.raises(InvalidData, match=r"expiry_date: expected an expiry date after the filing date.*\(row 1"):
+    expected = r"expiry_date: expected an expiry date after the filing date.*\(row 1"
+    with pytest.raises(InvalidData, match=expected):
         validate_table(df, Patent, today=TODAY)

@@ -11,7 +11,7 @@ from cli.main import app
 from features.errors import InvalidData
 from features.synth import synthesize
 from scoring.data import default_spec, scoring_table
-from scoring.decision import LOAN_COLUMNS, decide_loans
+from scoring.decision import LOAN_COLUMNS, decide_loans, loan_term_columns
 from scoring.train import train_scoring
 from valuation.data import default_spec as valuation_spec
 from valuation.data import in_force, training_table
@@ -61,9 +61,11 @@ def test_training_reports_both_models_and_beats_plain_lightgbm_or_ties(trained):
     m = trained.metrics
     assert set(trained.report["models"]) == {"lightgbm", "scorecard"}
     assert m["lightgbm"]["auc"] > 0.75 and m["scorecard"]["auc"] > 0.65
-    # a few hundred held-out rows with about ten defaults: an AUC has a standard error near 0.04 here, so
-    # the comparison allows that much; benchmarks/scoring.py makes it on cross-validated real data
-    assert m["lightgbm"]["auc"] >= m["plain_lightgbm"]["auc"] - 0.05
+    # About ten held-out defaults: an AUC here has a standard error of several points (Hanley and McNeil,
+    # 1982), so this is a smoke test, allowing two of them; benchmarks/scoring.py makes the comparison on
+    # cross-validated real data.
+    plain, y = m["plain_lightgbm"]["auc"], trained.test["defaulted_12m"].to_numpy()
+    assert m["lightgbm"]["auc"] >= plain - 2 * _auc_standard_error(plain, y)
     assert m["rows_test"] == len(trained.test)
 
 
@@ -89,6 +91,17 @@ def test_decisions_add_lending_figures_that_add_up(trained):
     assert (out["credit_line_cny"] <= rows["amount_cny"] + 1e-6).all()
     assert (out["interest_subsidy_cny"] <= 100_000 + 1e-6).all()
     assert (out["interest_subsidy_cny"] <= 0.5 * out["credit_line_cny"] * rows["annual_rate"] + 1e-6).all()
+
+
+def test_one_applications_lending_figures_equal_the_tables(trained):
+    """The service's path (one row as a mapping of column to value) gives the batch's figures."""
+    rows = trained.test.head(6).reset_index(drop=True)
+    out, _ = decide_loans(trained.model, rows)
+    for i in range(len(rows)):
+        pd_, grade = out["pd"].to_numpy()[[i]], out["grade"].to_numpy()[[i]]
+        one = loan_term_columns(rows.iloc[i].to_dict(), pd_, grade)
+        for column, values in one.items():
+            assert values.shape == (1,) and values[0] == pytest.approx(out.loc[i, column], rel=1e-12), column
 
 
 def test_a_bad_row_is_reported_and_the_rest_decided(trained):
@@ -185,6 +198,13 @@ def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio,
         assert bundle.pledge_value_cny == row["pledge_value_cny"]
         assert list(values["value_cny"]) == list(bundle.assets["value_cny"])  # each asset, in order
         assert len(values) == len(pledges)
+
+
+def _auc_standard_error(auc: float, y: np.ndarray) -> float:
+    """Hanley and McNeil's standard error of an AUC from n1 positives and n0 negatives."""
+    n1, n0 = int(y.sum()), int((y == 0).sum())
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    return float(np.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)))
 
 
 def _plain(v):

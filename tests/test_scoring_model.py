@@ -1,8 +1,10 @@
-"""The scoring model: held-out accuracy, calibration, scale, grades, monotone constraints, exact points,
-reason codes, reloading and bad rows; and the scale, grade, decision and reason-code tables it uses."""
+"""The scoring model: held-out accuracy, the choice of setting on the training rows, calibration, scale,
+grades, monotone constraints, exact points, reason codes, reloading and bad rows; and the scale, grade,
+decision and reason-code tables it uses."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import joblib
@@ -13,13 +15,14 @@ from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+import scoring.model as scoring_model
 from features.adapters import GERMAN_CREDIT_SPEC, load_german_credit, spec_for
 from features.errors import InvalidData
 from features.pipeline import application_features
 from features.spec import FeatureColumn, FeatureSpec
 from features.synth import synthesize
 from features.transformers import ENTERPRISE_MONOTONE
-from scoring.model import ScoringModel, exact_points, score_batch
+from scoring.model import BOOSTER_SETTINGS, DEFAULT_PARAMS, ScoringModel, exact_points, score_batch
 from scoring.reasons import FALLBACK_CODE, REASONS, reason_codes, reason_for, reason_table_markdown
 from scoring.scale import GRADE_NAMES, GRADES, DecisionPolicy, ScoreScale, grade, grade_table_markdown
 
@@ -98,7 +101,9 @@ def test_auto_calibration_records_its_choice_and_the_cross_validated_figures(ger
     cv = report["cross_validation"]
     assert report["requested"] == "auto" and report["method"] in ("platt", "isotonic")
     assert set(cv) >= {"platt", "isotonic", "folds", "criterion"} and cv["folds"] == 5
-    assert report["method"] == min(("platt", "isotonic"), key=lambda m: cv[m]["log_loss"])
+    saves = cv["isotonic_saves"]
+    assert saves["mean"] == pytest.approx(cv["platt"]["log_loss"] - cv["isotonic"]["log_loss"])
+    assert report["method"] == ("isotonic" if saves["mean"] > saves["standard_error"] > 0 else "platt")
     for method in ("platt", "isotonic"):
         assert 0 < cv[method]["log_loss"] and 0 < cv[method]["brier"] < 1
     # cross-fitted: the booster learns from every row; the calibrator from their out-of-fold margins
@@ -106,11 +111,87 @@ def test_auto_calibration_records_its_choice_and_the_cross_validated_figures(ger
     assert report["defaults_fit"] == german[0][TARGET].sum()
 
 
+def test_auto_keeps_platt_unless_isotonic_is_clearly_better():
+    """The one-standard-error rule: margins whose log-odds are linear pick Platt; a step-shaped
+    relation (PD 2% or 40%, nothing a sigmoid fits) picks isotonic."""
+    rng = np.random.default_rng(0)
+    margin = rng.normal(0, 2, 6000)
+    logistic = rng.random(margin.size) < 1 / (1 + np.exp(-(margin - 3)))
+    step = rng.random(margin.size) < np.where(margin > 1, 0.4, 0.02)
+    choose = scoring_model._cross_validated_calibration
+    assert choose(margin, logistic.astype(int), ScoreScale(), 0)[0] == "platt"
+    choice, figures = choose(margin, step.astype(int), ScoreScale(), 0)
+    assert choice == "isotonic"
+    assert figures["isotonic_saves"]["mean"] > 3 * figures["isotonic_saves"]["standard_error"]
+
+
 @pytest.mark.parametrize("method", ["platt", "isotonic", "none"])
 def test_a_requested_calibration_is_used(by_calibration, method):
     report = by_calibration[method].calibration_report_
     assert report["method"] == method and "cross_validation" not in report
     assert (report["calibration_folds"] == 0) == (method == "none")
+    # without cross-fitting the number of trees is not chosen: every booster has all its trees
+    assert ("cross_fitting" not in report) == (method == "none")
+    if method == "none":
+        assert report["trees"] == dict.fromkeys(BOOSTER_SETTINGS, DEFAULT_PARAMS["n_estimators"])
+
+
+# ---------------------------------------------------------------- the boosters, cross-fitted on training rows
+
+
+def test_each_booster_is_cross_fitted_and_its_trees_recorded(model):
+    report = model.calibration_report_
+    crossed = report["cross_fitting"]["boosters"]
+    assert list(crossed) == list(model.boosters_) == list(BOOSTER_SETTINGS)
+    for name, figures in crossed.items():
+        assert len(figures["auc_per_fold"]) == report["calibration_folds"] == 4
+        assert figures["auc"] == pytest.approx(np.mean(figures["auc_per_fold"]))
+        assert 0.5 < figures["auc"] < 1 and figures["log_loss"] > 0 and figures["trees"] >= 1
+        # the final booster has its setting and the number of trees at which its folds peaked
+        booster = model.boosters_[name].get_params()
+        assert report["trees"][name] == booster["n_estimators"] == figures["trees"]
+        assert {key: booster[key] for key in BOOSTER_SETTINGS[name]} == BOOSTER_SETTINGS[name]
+    assert len(report["cross_fitting"]["auc_per_fold"]) == 4
+
+
+def test_the_margin_and_its_points_are_the_boosters_means(german, model):
+    X = model._prepare(german[1])
+    margins = [b.booster_.predict(X, raw_score=True) for b in model.boosters_.values()]
+    np.testing.assert_allclose(model._margin(X), np.mean(margins, axis=0), rtol=1e-12)
+    phi = model._contrib(X)
+    np.testing.assert_allclose(phi.sum(axis=1), model._margin(X), rtol=1e-9, atol=1e-9)
+
+
+def test_cross_fitting_sees_only_the_training_rows_each_held_out_once(german, monkeypatch):
+    train = german[0]
+    calls = []
+    cross_fit = scoring_model.cross_fit
+
+    def spy(classifier, X, y, folds, categorical):
+        calls.append((classifier.get_params(), X.shape[0], folds))
+        return cross_fit(classifier, X, y, folds, categorical)
+
+    monkeypatch.setattr(scoring_model, "cross_fit", spy)
+    ScoringModel(GERMAN_CREDIT_SPEC, params={"min_child_samples": 30}).fit(train)
+    assert len(calls) == len(BOOSTER_SETTINGS)
+    for params, rows, folds in calls:
+        assert rows == len(train)  # nothing but the table it is given
+        held = np.concatenate([held_rows for _, held_rows in folds])
+        np.testing.assert_array_equal(np.sort(held), np.arange(len(train)))  # every row held out once
+        assert all(not set(fit_rows) & set(held_rows) for fit_rows, held_rows in folds)
+        assert params["min_child_samples"] == 30  # a user's params override every setting
+    assert all(folds is calls[0][2] for _, _, folds in calls)  # the same folds for every booster
+
+
+def test_a_model_pickled_before_the_ensemble_still_scores(german, model):
+    """A champion saved by an earlier version holds one booster as `model_`: it must keep serving."""
+    old = copy.deepcopy(model)
+    single = old.boosters_["regularised"]
+    del old.boosters_
+    old.model_ = single
+    X = model._prepare(german[1])
+    np.testing.assert_allclose(old._margin(X), single.booster_.predict(X, raw_score=True))
+    assert len(old.predict_pd(german[1])) == len(german[1])
 
 
 # ---------------------------------------------------------------- score and grade
@@ -236,6 +317,11 @@ def test_raising_a_monotone_feature_never_moves_pd_against_its_direction(synthet
         pds = fitted.predict_pd(stacked).reshape(grid.size, len(rows)).T
         steps = np.diff(pds, axis=1) * (1 if column.monotone == "increasing" else -1)
         assert steps.min() >= -1e-12, column.name
+        X = fitted._prepare(stacked)  # and each booster of the mean on its own
+        for booster in fitted.boosters_.values():
+            margins = booster.booster_.predict(X, raw_score=True).reshape(grid.size, len(rows)).T
+            steps = np.diff(margins, axis=1) * (1 if column.monotone == "increasing" else -1)
+            assert steps.min() >= -1e-12, column.name
         checked += 1
     assert checked == len(ENTERPRISE_MONOTONE)
 
@@ -263,16 +349,32 @@ def test_contributions_sum_exactly_to_the_score(german, by_calibration, method):
 def test_platt_points_are_the_shap_values_times_the_scale(german, by_calibration):
     fitted = by_calibration["platt"]
     test = german[1].head(100)
-    phi = fitted.model_.booster_.predict(fitted._prepare(test), pred_contrib=True)
+    phi = fitted._contrib(fitted._prepare(test))  # the boosters' mean TreeSHAP values
     a = fitted.calibration_report_["parameters"]["a"]
     points = fitted.contributions(test).drop(columns="base").to_numpy()
     np.testing.assert_allclose(points, -fitted.scale.factor * a * phi[:, :-1], rtol=1e-12, atol=1e-12)
 
 
+def test_isotonic_pd_ranks_as_the_booster_does(german, by_calibration):
+    """Isotonic steps are flat; their ties are broken by the margin, so the PD keeps the boosters' order,
+    at the PD floor and cap too, and moves by no more than the tie-break."""
+    fitted = by_calibration["isotonic"]
+    margin = fitted._margin(fitted._prepare(german[1]))
+    pd_ = fitted.predict_pd(german[1])
+    order = np.argsort(margin)
+    rises = np.diff(margin[order]) > 0
+    assert rises.sum() == len(margin) - 1 and np.all(np.diff(pd_[order]) > 0)
+    steps = fitted.calibrator_.isotonic_.predict(margin)
+    assert np.max(np.abs(fitted.calibrator_.predict(margin) - steps)) <= fitted.calibrator_.TIE_BREAK
+    floor = fitted.scale.pd_floor
+    assert steps.min() == floor and steps.max() == 1 - floor - fitted.calibrator_.TIE_BREAK  # both bind here
+    assert len(np.unique(steps)) < len(margin) / 4  # the steps alone tie many rows
+
+
 def test_isotonic_points_keep_each_features_direction(german, by_calibration):
     fitted = by_calibration["isotonic"]
     test = german[1].head(100)
-    phi = fitted.model_.booster_.predict(fitted._prepare(test), pred_contrib=True)[:, :-1]
+    phi = fitted._contrib(fitted._prepare(test))[:, :-1]
     points = fitted.contributions(test).drop(columns="base").to_numpy()
     moved = np.abs(points) > 1e-12
     assert (np.sign(points[moved]) == -np.sign(phi[moved])).all()
@@ -427,6 +529,8 @@ def test_training_refuses_unusable_tables(german):
         ScoringModel(GERMAN_CREDIT_SPEC).fit(few)
     with pytest.raises(ValueError, match="calibration must be one of"):
         ScoringModel(GERMAN_CREDIT_SPEC, calibration="magic").fit(train)
+    with pytest.raises(ValueError, match="params must not set class_weight .* got 'balanced'"):
+        ScoringModel(GERMAN_CREDIT_SPEC, params={"class_weight": "balanced"}).fit(train)
 
 
 def test_the_doc_prints_the_tables_the_code_uses():
