@@ -5,7 +5,7 @@ records), and the peak memory of each serving process.
     python benchmarks/service.py                    # prepares a store in a temporary folder (~1 min)
     python benchmarks/service.py --home .ipcredit   # the store `ipcredit up` made
     python benchmarks/service.py --requests 1:200,8:400,32:400 --mlflow-requests 1:200,8:400,32:400
-    python benchmarks/service.py --workers 2        # two service processes (two cores)
+    python benchmarks/service.py --workers 2 --new-connections   # two service processes (two cores)
 
 Both servers run in subprocesses on 127.0.0.1 only, one uvicorn process each (--workers for more), started
 the way a bank would start them (`uvicorn --factory api.main:create_app`; `mlflow models serve
@@ -118,12 +118,24 @@ def server(command: list[str], env: dict[str, str], log: Path, ready_url: str, t
                 process.wait()
 
 
-async def load(url: str, payloads: list[bytes], headers: dict, ok: int, concurrency: int, count: int) -> dict:
-    """`count` POSTs to `url` from `concurrency` workers; latencies of the good ones, errors counted."""
+async def load(
+    url: str,
+    payloads: list[bytes],
+    headers: dict,
+    ok: int,
+    concurrency: int,
+    count: int,
+    keepalive: bool = True,
+) -> dict:
+    """`count` POSTs to `url` from `concurrency` workers; latencies of the good ones, errors counted.
+    Without `keepalive` every request opens a connection of its own, as many separate clients would: with
+    several server processes, kept-alive connections stay with the process that accepted them, and the
+    client's few connections, opened at once, were all accepted by one of two processes."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     turn = itertools.count()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    kept = concurrency if keepalive else 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=kept)
     async with httpx.AsyncClient(limits=limits, timeout=120.0) as client:
 
         async def worker() -> None:
@@ -154,11 +166,11 @@ async def load(url: str, payloads: list[bytes], headers: dict, ok: int, concurre
     }
 
 
-def run_levels(name, url, payloads, headers, ok, plan, pid) -> list[dict]:
+def run_levels(name, url, payloads, headers, ok, plan, pid, keepalive: bool = True) -> list[dict]:
     asyncio.run(load(url, payloads, headers, ok, 1, min(20, len(payloads) * 2)))  # warm-up, not counted
     out = []
     for concurrency, count in plan:
-        result = asyncio.run(load(url, payloads, headers, ok, concurrency, count))
+        result = asyncio.run(load(url, payloads, headers, ok, concurrency, count, keepalive))
         result["peak_mb"] = peak_rss_mb(pid)
         out.append(result)
         print(
@@ -239,6 +251,11 @@ def main() -> None:
     )
     parser.add_argument("--no-mlflow", action="store_true", help="skip the mlflow models serve comparison")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn processes of the service (default 1)")
+    parser.add_argument(
+        "--new-connections",
+        action="store_true",
+        help="a new connection per request to the service (spreads requests over --workers processes)",
+    )
     args = parser.parse_args()
     service_plan, mlflow_plan = levels(args.requests), levels(args.mlflow_requests)
 
@@ -281,7 +298,7 @@ def main() -> None:
             headers = {"X-API-Key": key, "Content-Type": "application/json"}
             url = f"http://{HOST}:{port}/v1/applications"
             results["ipcredit"] = run_levels(
-                "ipcredit", url, payloads, headers, 201, service_plan, process.pid
+                "ipcredit", url, payloads, headers, 201, service_plan, process.pid, not args.new_connections
             )
             service_peak = peak_rss_mb(process.pid)
 
