@@ -81,6 +81,16 @@ def column_floats(column: ArrayLike) -> np.ndarray:
     return column.to_numpy(dtype="float64", na_value=np.nan)
 
 
+def numbers_or_nan(values: np.ndarray) -> np.ndarray:
+    """An object array as float64, what is not a number (text, pandas NA) as NaN for the caller to report.
+    Numbers and None take numpy's cast, without pandas' per-call cost on one application's few values."""
+    try:
+        return values.astype("float64")
+    except (TypeError, ValueError):
+        numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
+        return numbers.to_numpy(dtype="float64", na_value=np.nan)
+
+
 def column_objects(column: ArrayLike) -> np.ndarray:
     return (
         column.to_numpy(dtype=object) if isinstance(column, pd.Series) else np.asarray(column, dtype=object)

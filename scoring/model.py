@@ -204,12 +204,13 @@ class IdentityCalibrator:
         return {}
 
 
-_CALIBRATORS = {"platt": PlattCalibrator, "isotonic": IsotonicCalibrator}
+# The calibrators `auto` chooses between.
+_FITTED_CALIBRATIONS = ("platt", "isotonic")
 
 
 def _calibrator(method: str, scale: ScoreScale) -> PlattCalibrator | IsotonicCalibrator:
     """An unfitted calibrator; an isotonic one keeps its PDs within the scale's floor and cap."""
-    return IsotonicCalibrator(scale.pd_floor) if method == "isotonic" else _CALIBRATORS[method]()
+    return IsotonicCalibrator(scale.pd_floor) if method == "isotonic" else PlattCalibrator()
 
 
 def _cross_validated_calibration(
@@ -226,9 +227,9 @@ def _cross_validated_calibration(
     if folds < 2:
         return "platt", {"folds": folds, "note": "too few defaults to cross-validate; Platt kept"}
     splitter = StratifiedKFold(folds, shuffle=True, random_state=random_state)
-    oof = {name: np.empty(y.size) for name in _CALIBRATORS}
+    oof = {name: np.empty(y.size) for name in _FITTED_CALIBRATIONS}
     for fit_rows, test_rows in splitter.split(margin.reshape(-1, 1), y):
-        for name in _CALIBRATORS:
+        for name in _FITTED_CALIBRATIONS:
             fitted = _calibrator(name, scale).fit(margin[fit_rows], y[fit_rows])
             oof[name][test_rows] = scale.clip(fitted.predict(margin[test_rows]))
     figures = {

@@ -38,6 +38,7 @@ import pandas
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
+from features.transformers import numbers_or_nan
 from valuation.pledge import ROUTES, BundleValuation
 
 #: The nine grades, best first (domain.md section 7); the same names as `scoring.scale.GRADE_NAMES`, kept
@@ -240,14 +241,6 @@ def _raw(values: Any) -> np.ndarray:
     return arr.reshape(-1)
 
 
-def _numeric(raw: np.ndarray) -> np.ndarray:
-    try:  # numbers and None (NaN): the usual case, without pandas' per-call cost on one application
-        return raw.astype("float64")
-    except (TypeError, ValueError):  # text or pandas NA: what is not a number becomes NaN, and a problem
-        out = pandas.to_numeric(pandas.Series(raw, dtype=object), errors="coerce")
-        return out.to_numpy(dtype="float64", na_value=np.nan)
-
-
 class _Inputs:
     """Named inputs broadcast to one length; problems are collected, not raised, until `check`."""
 
@@ -274,7 +267,7 @@ class _Inputs:
         raw = self.raw[name]
         if raw.size != self.n:
             return np.full(self.n, np.nan)
-        values = _numeric(raw)
+        values = numbers_or_nan(raw)  # what is not a number becomes NaN, and a problem below
         bad = ~np.isfinite(values) | (values < lo) | (values > hi)
         text = expected or (f"a finite number >= {lo:g}" if hi == np.inf else f"a number in [{lo:g}, {hi:g}]")
         self.problems += [Problem(name, text, _plain(raw[i]), row=int(i)) for i in np.flatnonzero(bad)]

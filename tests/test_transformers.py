@@ -21,6 +21,7 @@ from features.transformers import (
     EnterpriseFeatures,
     PatentFeatures,
     TrademarkFeatures,
+    numbers_or_nan,
 )
 
 T = pd.Timestamp
@@ -531,3 +532,10 @@ def test_bundle_features_of_records_equal_those_of_the_table():
     table = BundleFeatures(value_column="value_cny").fit_transform(PLEDGED)
     assert list(applications) == list(table.index)
     pd.testing.assert_frame_equal(pd.DataFrame(columns, index=table.index), table)
+
+
+def test_numbers_or_nan_reads_numbers_and_marks_the_rest_missing():
+    np.testing.assert_array_equal(numbers_or_nan(np.array([1, 2.5, None], dtype=object)), [1.0, 2.5, np.nan])
+    out = numbers_or_nan(np.array([3.0, "many", pd.NA, "4"], dtype=object))
+    np.testing.assert_array_equal(out, [3.0, np.nan, np.nan, 4.0])
+    assert out.dtype == np.float64

@@ -31,6 +31,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
+from features.transformers import numbers_or_nan
 from valuation._common import (
     ASSET_TYPES,
     PATENT_TYPES,
@@ -395,20 +396,10 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
         elif kind not in (PATENT, TRADEMARK):
             problems.append(Problem("asset_kind", f"one of {[PATENT, TRADEMARK]}", plain(kind), **where(i)))
     for name in ("value_cny", "remaining_years"):
-        numeric = _floats(column[name])
+        numeric = numbers_or_nan(column[name])
         for i in positions(~(np.isfinite(numeric) & (numeric >= 0))):
             problems.append(Problem(name, "a finite number >= 0", plain(column[name][i]), **where(i)))
     return problems
-
-
-def _floats(values: np.ndarray) -> np.ndarray:
-    """Numbers as floats; what is not a number becomes NaN (bundle_value's checks refuse it)."""
-    try:
-        return values.astype("float64")
-    except (TypeError, ValueError):
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
-            "float64", na_value=np.nan
-        )
 
 
 def bundle_value(
@@ -433,7 +424,7 @@ def bundle_value(
     term = int(loan_term_months)
     column = {c: np.asarray(asset_values[c], dtype=object).reshape(-1) for c in ASSET_COLUMNS}
     types = asset_types(column["asset_kind"], column["patent_type"])
-    value, remaining = _floats(column["value_cny"]), _floats(column["remaining_years"])
+    value, remaining = numbers_or_nan(column["value_cny"]), numbers_or_nan(column["remaining_years"])
 
     total = float(value.sum())
     share = value / total if total > 0 else np.zeros_like(value)
