@@ -34,7 +34,6 @@ from scoring.scale import DecisionPolicy
 from valuation.pledge import bundle_value
 from valuation.valuer import Valuer
 
-ASSET_COLUMNS = list(AssetIn.model_fields)
 LANGUAGES = ("zh", "en")
 LOSS_SHARES = {"bank": "el_bank", "guarantor": "el_guarantor", "insurer": "el_insurer", "fund": "el_fund"}
 # Valuer.value's columns in an AssetValue document, in its order.
@@ -112,36 +111,32 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def asset_table(assets: Sequence[AssetIn], records: list[dict] | None = None) -> pd.DataFrame:
-    """The valuation table of the assets: one row each, every column of AssetIn, in request order
-    (`records`: the assets already dumped)."""
-    records = [a.model_dump() for a in assets] if records is None else records
-    return pd.DataFrame.from_records(records, columns=ASSET_COLUMNS)
+def asset_records(assets: Sequence[AssetIn]) -> list[dict[str, Any]]:
+    """The valuation-table rows of the assets, as records (every column of AssetIn), in request order."""
+    return [a.model_dump() for a in assets]
 
 
-def _asset_values(values: pd.DataFrame, table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Valuer.value's rows as AssetValue documents."""
+def _asset_values(values: Mapping[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Valuer.value_records' rows as AssetValue documents."""
     figures = [*_VALUE_FIGURES, *_SCORES.values(), "stars"]
-    column = {c: values[c].tolist() for c in figures} | {
-        c: table[c].tolist() for c in ("asset_id", "asset_kind")
-    }
+    column = {c: values[c].tolist() for c in figures}
     return [
         plain(
             {
-                "asset_id": column["asset_id"][i],
-                "asset_kind": column["asset_kind"][i],
+                "asset_id": record["asset_id"],
+                "asset_kind": record["asset_kind"],
                 **{c: column[c][i] for c in _VALUE_FIGURES},
                 "scores": {name: column[c][i] for name, c in _SCORES.items()},
                 "stars": column["stars"][i],
             }
         )
-        for i in range(len(values))
+        for i, record in enumerate(records)
     ]
 
 
-def _valued(valuer: Valuer, table: pd.DataFrame, level: float | None = None) -> pd.DataFrame:
-    """Valuer.value, refusing the request when any asset is refused (every problem listed)."""
-    values, problems = valuer.value(table, level)
+def _valued(valuer: Valuer, records: list[dict[str, Any]], level: float | None = None) -> dict[str, Any]:
+    """Valuer.value_records, refusing the request when any asset is refused (every problem listed)."""
+    values, problems = valuer.value_records(records, level)
     if problems:
         raise InvalidData(_located(problems, "assets."), "assets")
     return values
@@ -155,32 +150,33 @@ def _located(problems: Sequence[Problem], prefix: str) -> list[Problem]:
     ]
 
 
-def _factors(valuer: Valuer, table: pd.DataFrame) -> list[list[dict[str, Any]]]:
-    return [plain(row) for row in valuer.explain(table)]
+def _factors(valuer: Valuer, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The multiplicative factors of an asset's value (ValueModel.value_one's explanation)."""
+    return plain(valuer.model.value_one(record)["factors"])
 
 
 def value_assets(valuer: Valuer, assets: Sequence[AssetIn], level: float) -> dict[str, Any]:
     """{"level", "assets": [AssetValue with its factors]}; InvalidData when any asset is refused."""
-    table = asset_table(assets)
-    values = _valued(valuer, table, level)
-    documents = _asset_values(values, table)
-    for document, factors in zip(documents, _factors(valuer, table), strict=True):
-        document["factors"] = factors
+    records = asset_records(assets)
+    documents = _asset_values(_valued(valuer, records, level), records)
+    for document, record in zip(documents, records, strict=True):
+        document["factors"] = _factors(valuer, record)
     return {"level": level, "assets": documents}
 
 
-def _bundle(valuer: Valuer, table: pd.DataFrame, values: pd.DataFrame, term_months: int) -> dict[str, Any]:
+def _bundle(
+    valuer: Valuer, records: list[dict[str, Any]], values: Mapping[str, Any], term_months: int
+) -> dict[str, Any]:
     """The bundle figures (valuation.pledge), from values already computed, as Valuer.bundle does."""
-    patents = table["asset_kind"] == "patent"
-    assets = pd.DataFrame(
-        {
-            "asset_id": table["asset_id"],
-            "asset_kind": table["asset_kind"],
-            "patent_type": table["patent_type"].where(patents, None),
-            "value_cny": values["value_cny"].to_numpy(dtype="float64"),
-            "remaining_years": table["remaining_years"].to_numpy(dtype="float64"),
-        }
-    )
+    assets = {
+        "asset_id": np.array([r["asset_id"] for r in records], dtype=object),
+        "asset_kind": np.array([r["asset_kind"] for r in records], dtype=object),
+        "patent_type": np.array(
+            [r["patent_type"] if r["asset_kind"] == "patent" else None for r in records], dtype=object
+        ),
+        "value_cny": values["value_cny"],
+        "remaining_years": np.array([r["remaining_years"] for r in records], dtype="float64"),
+    }
     try:
         valuation = bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
     except InvalidData as e:  # e.g. an asset without a remaining term: it cannot be pledged
@@ -190,11 +186,11 @@ def _bundle(valuer: Valuer, table: pd.DataFrame, values: pd.DataFrame, term_mont
 
 def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: int) -> dict[str, Any]:
     """{"assets": [AssetValue], "bundle": BundleFigures}; InvalidData when any asset is refused."""
-    table = asset_table(assets)
-    values = _valued(valuer, table)
+    records = asset_records(assets)
+    values = _valued(valuer, records)
     return {
-        "assets": _asset_values(values, table),
-        "bundle": _bundle(valuer, table, values, loan_term_months),
+        "assets": _asset_values(values, records),
+        "bundle": _bundle(valuer, records, values, loan_term_months),
     }
 
 
@@ -211,8 +207,7 @@ def decide_application(
     scoring.decision.loan_terms, and `ValueModel.value_one` for each pledged asset's factors.
 
     `application_id` and `bank_id` fill the loan record's ids when the request has none."""
-    records = [a.model_dump() for a in request.assets]
-    table = asset_table(request.assets, records)
+    records = asset_records(request.assets)
     enterprise = request.enterprise.model_dump()
     loan = {
         **request.loan.model_dump(exclude={"bank_id"}),
@@ -221,7 +216,7 @@ def decide_application(
         "bank_id": request.loan.bank_id or bank_id,
     }
     try:
-        row, valued, bundle = request_scoring_table(enterprise, table, loan, valuer)
+        row, valued, bundle = request_scoring_table(enterprise, records, loan, valuer)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
     decision = scorer.decide_one(row, top=MAX_REASONS, language="zh")
@@ -233,7 +228,7 @@ def decide_application(
         "bank_id": loan["bank_id"],
         "amount_cny": loan["amount_cny"],
         "valuation": {
-            "assets": _asset_values(valued, table),  # valued: the assets' rows, in request order
+            "assets": _asset_values(valued, records),  # valued: the assets' figures, in request order
             "bundle": plain(bundle.summary()),
         },
         "pd": decision["pd"],
@@ -257,8 +252,7 @@ def decide_application(
     explanation = {
         "score": {"base_points": decision["base_points"], "points": decision["points"]},
         "assets": [
-            {"asset_id": record["asset_id"], "factors": valuer.model.value_one(record)["factors"]}
-            for record in records
+            {"asset_id": record["asset_id"], "factors": _factors(valuer, record)} for record in records
         ],
     }
     return Decision(plain(result), plain(explanation))

@@ -211,7 +211,7 @@ def bodies(home: Path, portfolio: Path) -> list[bytes]:
 def scoring_rows(payloads: list[bytes]) -> tuple[list[bytes], str]:
     """The scoring model's input rows for the same applications (what the service builds before scoring),
     as MLflow /invocations bodies, and the scoring model's pinned URI."""
-    from api.compute import asset_table
+    from api.compute import asset_records
     from api.schemas import ApplicationRequest
     from api.serving import load_model
     from scoring.data import request_scoring_table
@@ -231,7 +231,7 @@ def scoring_rows(payloads: list[bytes]) -> tuple[list[bytes], str]:
             "bank_id": "bench",
         }
         row, _, _ = request_scoring_table(
-            request.enterprise.model_dump(), asset_table(request.assets), loan, valuation.fitted
+            request.enterprise.model_dump(), asset_records(request.assets), loan, valuation.fitted
         )
         frame = pd.DataFrame([{c: row[c] for c in columns if c in row}])
         split = json.loads(frame.to_json(orient="split", index=False))

@@ -8,6 +8,7 @@ liquidation value (valuation.pledge) and the loan-to-value on the pledge value.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -189,22 +190,19 @@ def assemble_scoring_table(
 
 
 def request_scoring_table(
-    enterprise: dict, assets: pd.DataFrame, loan: dict, valuer: Valuer
-) -> tuple[dict[str, Any], pd.DataFrame, BundleValuation]:
+    enterprise: dict, assets: Sequence[Mapping[str, Any]], loan: dict, valuer: Valuer
+) -> tuple[dict[str, Any], dict[str, np.ndarray], BundleValuation]:
     """One application received as records, as the scoring model sees it: (the scoring row as a mapping
-    of column to value, in the batch table's column order; the assets' values, Valuer.value's rows in
-    the assets' order; the bundle's valuation). `enterprise`: an Enterprise record (features.schema;
-    its report date on or before the application date); `assets`: the pledged assets as valuation-table
-    rows (the input of `ipcredit value`); `loan`: a LoanApplication record without the bundle. Bad
-    input: InvalidData.
+    of column to value, in the batch table's column order; the assets' values, Valuer.value's columns as
+    arrays in the assets' order; the bundle's valuation). `enterprise`: an Enterprise record
+    (features.schema; its report date on or before the application date); `assets`: the pledged assets
+    as records of valuation-table rows (the input of `ipcredit value`; None where a value is missing);
+    `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
 
     The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
     records' values as arrays rather than one-row DataFrames (a request pays pandas' fixed cost per
     operation, not its speed per row); tests/test_scoring_flow.py holds the row equal to the batch's."""
-    pledged = [
-        {"asset_kind": str(k), "asset_id": str(i)}
-        for k, i in zip(assets["asset_kind"], assets["asset_id"], strict=True)
-    ]
+    pledged = [{"asset_kind": str(a.get("asset_kind")), "asset_id": str(a.get("asset_id"))} for a in assets]
     loan_record = parse_records(LoanApplication, [{**loan, "pledged_assets": pledged}])[0]
     enterprise_record = parse_records(Enterprise, [enterprise])[0]
     if enterprise_record.report_date > loan_record.application_date:
@@ -218,17 +216,19 @@ def request_scoring_table(
             ],
             "application",
         )
-    values, problems = valuer.value(assets)
+    values, problems = valuer.value_records(assets)
     if problems:
         raise InvalidData(
             [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],
             "pledged assets",
         )
     # The assets and their values as arrays, taken once.
-    parts = {c: assets[c].to_numpy() for c in ("asset_kind", "asset_id", "patent_type", "remaining_years")}
-    parts |= {c: values[c].to_numpy() for c in ("value_cny", *_ROLLED_UP)}
-    group = _asset_columns(parts)
-    asset_table = {ID: np.full(len(values), loan_record.application_id, dtype=object)} | group
+    parts = {
+        c: np.array([a.get(c) for a in assets], dtype=object)
+        for c in ("asset_kind", "asset_id", "patent_type", "remaining_years")
+    }
+    group = _asset_columns(parts | {c: values[c] for c in ("value_cny", *_ROLLED_UP)})
+    asset_table = {ID: np.full(len(assets), loan_record.application_id, dtype=object)} | group
 
     def one(record: dict) -> dict[str, np.ndarray]:
         return {k: np.array([v], dtype=object) for k, v in record.items()}

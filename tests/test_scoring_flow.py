@@ -189,7 +189,8 @@ def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio,
         report = reports.sort_values("report_date").iloc[-1]
         enterprise = {k: _plain(v) for k, v in report.items()}
         loan = {"application_id": application_id, **{k: _plain(v) for k, v in app.items()}}
-        row, values, bundle = request_scoring_table(enterprise, assets, loan, valuer)
+        records = [{k: _plain(v) for k, v in r.items()} for r in assets.to_dict(orient="records")]
+        row, values, bundle = request_scoring_table(enterprise, records, loan, valuer)
         expected = batch[batch["application_id"] == application_id].reset_index(drop=True)
         pd.testing.assert_frame_equal(
             pd.DataFrame([row]), expected.drop(columns="defaulted_12m"), check_dtype=False
@@ -197,7 +198,7 @@ def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio,
         assert list(row) == list(expected.columns.drop("defaulted_12m"))  # the model's column order
         assert bundle.pledge_value_cny == row["pledge_value_cny"]
         assert list(values["value_cny"]) == list(bundle.assets["value_cny"])  # each asset, in order
-        assert len(values) == len(pledges)
+        assert len(values["value_cny"]) == len(pledges)
 
 
 def _auc_standard_error(auc: float, y: np.ndarray) -> float:

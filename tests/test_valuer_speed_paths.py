@@ -16,7 +16,7 @@ import pytest
 from features.errors import InvalidData
 from features.synth import synthesize
 from valuation import income
-from valuation._common import Columns, raw, text
+from valuation._common import Columns, floats, floats_as_is, raw, set_flags, text
 from valuation.data import default_spec, in_force, training_table
 from valuation.model import RECORD_ROWS, ValueModel
 from valuation.valuer import Valuer
@@ -135,8 +135,9 @@ def test_a_request_built_from_records_is_valued_as_the_typed_table(valuer, rows)
         got, problems = valuer.value(frame)
         assert not problems
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
-        got_records, _ = valuer.value_records([records[i] for i in subset])
-        pd.testing.assert_frame_equal(got_records, expected, check_exact=True)
+        got_records, problems = valuer.value_records([records[i] for i in subset])
+        assert not problems
+        pd.testing.assert_frame_equal(pd.DataFrame(got_records), expected, check_exact=True)
 
 
 def test_text_in_a_numeric_column_of_a_refused_row_leaves_the_other_rows_valued(valuer, rows):
@@ -243,6 +244,45 @@ def test_columns_read_text_and_numbers_as_pandas_does(n, dtype):
             _same(part.get(name), subset[name].to_numpy(dtype="float64", na_value=np.nan))
             _same(part.get(name, raw), subset[name].to_numpy())
         assert [part.labels[i] for i in range(len(part))] == [str(i) for i in subset.index]
+
+
+RECORD_COLUMNS = {  # name -> values of records (None: missing), each a kind pandas infers differently
+    "text": ["invention", None, "design", "utility_model", None],
+    "all_missing": [None] * 5,
+    "whole": [3, 0, 12, 7, 1],
+    "whole_or_missing": [3, None, 12, 7, None],
+    "real": [1.5, 2.0, float("nan"), 0.0, -3.25],
+    "whole_and_real": [1, 2.5, None, 4, 0.0],
+    "flag": [True, False, False, True, True],
+    "flag_or_missing": [True, None, False, None, True],
+    "mixed": [1, "two", None, 3.0, True],
+    "huge": [2**70, 1, None, 5, 6],
+}
+
+
+@pytest.mark.parametrize("name", list(RECORD_COLUMNS))
+def test_columns_of_records_read_as_the_columns_of_their_frame(name):
+    """Columns.of_records (a request's assets, with no DataFrame built) reads each column, by each
+    conversion, as Columns over `DataFrame.from_records` of the same records does: value and type."""
+    records = [{name: v} for v in RECORD_COLUMNS[name]]
+    frame = pd.DataFrame.from_records(records)
+    rows = np.array([0, 2, 3])
+    flags = [set_flags] if name not in ("text", "mixed") else []  # a flag column holds numbers
+    for conversion in (floats, floats_as_is, raw, text, *flags):
+        for part, subset in (
+            (Columns.of_records(records, [name]), Columns(frame)),
+            (Columns.of_records(records, [name]).take(rows), Columns(frame).take(rows)),
+        ):
+            try:
+                expected = subset.get(name, conversion)
+            except (TypeError, ValueError) as e:
+                with pytest.raises(type(e)):
+                    part.get(name, conversion)
+                continue
+            _same(part.get(name, conversion), expected)
+            assert len(part) == len(subset) and list(part.index) == list(subset.index)
+            labels = [part.labels[i] for i in range(len(part))]
+            assert labels == [subset.labels[i] for i in range(len(subset))]
 
 
 def _same(got: np.ndarray, expected: np.ndarray) -> None:

@@ -208,8 +208,72 @@ def text(column: pd.Series) -> np.ndarray:
     return column.astype(str).to_numpy()
 
 
+def set_flags(column: pd.Series) -> np.ndarray:
+    """`column.fillna(0).astype(bool).to_numpy()`: a 0/1 flag column, missing counted as not set."""
+    if column.dtype == np.dtype("float64"):
+        values = column.to_numpy()
+        return (values != 0) & ~np.isnan(values)
+    return column.fillna(0).astype(bool).to_numpy()
+
+
 # Conversions that leave the values of a float column (float64 or Float64) as pandas' float reading of it.
 _FLOAT_READINGS = (floats, floats_as_is, raw)
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _record_column(values: list) -> np.ndarray:
+    """Records' values of one column (Python scalars, None where missing) as the array pandas' column of
+    them holds (`DataFrame.from_records(records)[name].to_numpy()`): numbers as int64 or, with a missing
+    value or a float among them, float64 with NaN; flags as bool; text as objects with NaN where missing;
+    anything else (mixed kinds, all missing) as the objects given."""
+    kinds = {type(v) for v in values if v is not None}
+    if int in kinds and any(type(v) is int and not -(2**63) <= v < 2**63 for v in values):
+        kinds = {object}  # an integer beyond 64 bits: the objects, as pandas keeps them
+    if kinds and kinds <= {int, float} and (float in kinds or None in values):
+        return np.array([np.nan if v is None else v for v in values], dtype="float64")
+    if kinds in ({int}, {bool}):
+        return np.array(values)
+    out = np.empty(len(values), dtype=object)
+    out[:] = [np.nan if v is None else v for v in values] if kinds == {str} else values
+    return out
+
+
+def _floats_of(values: np.ndarray) -> np.ndarray:
+    if values.dtype != object:
+        return values.astype("float64")
+    return np.array([np.nan if _missing(v) else v for v in values], dtype="float64")
+
+
+def _text_of(values: np.ndarray) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    out[:] = [np.nan if _missing(v) else str(v) for v in values]
+    return out
+
+
+# The pandas conversions as the same conversions of a record column (`_record_column`); a conversion not
+# listed here, or a column these do not cover, is done by pandas on the column as a Series.
+_ON_RECORD_COLUMNS: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
+    floats: _floats_of,
+    floats_as_is: _floats_of,
+    raw: lambda values: values,
+    text: lambda values: values if values.dtype == object and _all_text(values) else _text_of(values),
+    set_flags: lambda values: _flags_of(values),
+}
+
+
+def _all_text(values: np.ndarray) -> bool:
+    return all(type(v) is str or (type(v) is float and v != v) for v in values)
+
+
+def _flags_of(values: np.ndarray) -> np.ndarray:
+    if values.dtype == np.dtype("float64"):
+        return (values != 0) & ~np.isnan(values)
+    if values.dtype == object:
+        raise TypeError("objects: pandas' fillna decides what is missing")
+    return values.astype(bool)
 
 
 class Columns:
@@ -224,6 +288,9 @@ class Columns:
     alone, so it fails exactly when converting those rows of the frame would.
 
     `index` gives the frame's labels of the rows (for record ids and output frames).
+
+    `Columns.of_records` stands for the frame of some records (`DataFrame.from_records`) without building
+    it: a request's assets, read as that frame's columns would be, value for value and type for type.
     """
 
     def __init__(self, frame: pd.DataFrame, rows: np.ndarray | None = None, *, _cache: dict | None = None):
@@ -231,33 +298,62 @@ class Columns:
         self.rows = rows
         self._cache: dict = {} if _cache is None else _cache
 
+    @classmethod
+    def of_records(cls, records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Columns:
+        """The columns `names` of records (mappings of Python scalars; a name a record lacks is None), as
+        those of `DataFrame.from_records(records, columns=names)` with its default index."""
+        columns = cls(None)  # type: ignore[arg-type]  # no frame: the records' columns stand for it
+        columns._records = {name: _record_column([r.get(name) for r in records]) for name in names}
+        columns._length = len(records)
+        return columns
+
+    _records: dict[str, np.ndarray] | None = None  # the record columns, when made by `of_records`
+    _length = 0
+
     def __len__(self) -> int:
-        return len(self.frame) if self.rows is None else len(self.rows)
+        if self.rows is not None:
+            return len(self.rows)
+        return len(self.frame) if self._records is None else self._length
 
     def __contains__(self, name: object) -> bool:
-        return name in self.frame.columns
+        return name in self.frame.columns if self._records is None else name in self._records
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.frame.columns if self._records is None else self._records)
 
     @property
     def index(self) -> pd.Index:
-        return self.frame.index if self.rows is None else self.frame.index[self.rows]
+        return self._index if self.rows is None else self._index[self.rows]
+
+    @property
+    def _index(self) -> pd.Index:
+        return self.frame.index if self._records is None else pd.RangeIndex(self._length)
 
     @property
     def labels(self) -> Sequence[str]:
         """Each row's label in the frame as text (`[str(i) for i in index]`), read only for the rows
         asked for: the record ids problems name."""
-        return _Labels(self.frame.index, self.rows)
+        return _Labels(self._index, self.rows)
 
     def take(self, rows: np.ndarray) -> Columns:
         """The same columns restricted to `rows` (positions, or a boolean mask over these rows)."""
         rows = np.asarray(rows)
         if rows.dtype == bool:
             rows = np.flatnonzero(rows)
-        return Columns(self.frame, rows if self.rows is None else self.rows[rows], _cache=self._cache)
+        part = Columns(self.frame, rows if self.rows is None else self.rows[rows], _cache=self._cache)
+        part._records, part._length = self._records, self._length
+        return part
 
     def get(self, name: str, convert: Callable[[pd.Series], np.ndarray] = floats) -> np.ndarray:
         """`convert(frame[name])` on these rows; a missing column is a KeyError, as `frame[name]` gives."""
         key = (name, convert)
         whole = self._cache.get(key)
+        if whole is None and self._records is not None and convert in _ON_RECORD_COLUMNS:
+            try:
+                whole = self._cache[key] = _ON_RECORD_COLUMNS[convert](self._records[name])
+            except (TypeError, ValueError, OverflowError):
+                pass  # as pandas fails or not (below), on the whole column or on these rows
         if whole is None and convert in _FLOAT_READINGS:
             whole = self._float_columns().get(name)
         if whole is None:
@@ -275,6 +371,8 @@ class Columns:
         """The frame's float columns as arrays, read in one operation (empty when they do not read as one
         float64 array, or have repeated names: then each column is read alone)."""
         key = (None, "float columns")
+        if key not in self._cache and self._records is not None:
+            self._cache[key] = {}
         if key not in self._cache:
             block = self.frame.select_dtypes(include=[np.float64])
             values, names = block.to_numpy(), block.columns.tolist()
@@ -285,7 +383,11 @@ class Columns:
     def _series(self, name: str) -> pd.Series:
         key = (name, None)
         if key not in self._cache:
-            self._cache[key] = self.frame[name]
+            self._cache[key] = (
+                self.frame[name]
+                if self._records is None
+                else pd.Series(self._records[name], index=self._index, name=name)
+            )
         return self._cache[key]
 
 
@@ -303,9 +405,12 @@ class _Labels(Sequence[str]):
 
 
 def require_columns(X: Any, needed: Sequence[str], who: str) -> None:
-    if not isinstance(X, pd.DataFrame):
+    """`needed` columns in X (a DataFrame of features, or Columns), or InvalidData naming them."""
+    if isinstance(X, Columns) and X._records is None:
+        X = X.frame  # Columns over something else than a DataFrame are refused as that thing
+    if not isinstance(X, pd.DataFrame | Columns):
         raise TypeError(f"{who} expects a pandas DataFrame of features; got {type(X).__name__}")
-    missing = [c for c in needed if c not in X.columns]
+    missing = [c for c in needed if c not in X]
     if missing:
         raise InvalidData(
             [Problem(c, "a column of the feature frame", "no such column") for c in missing], what=who

@@ -387,7 +387,7 @@ def patent_inputs(
     patent_type_categories: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """`patent_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
-    require_columns(features.frame, _PATENT_FEATURES, "patent_income_inputs")
+    require_columns(features, _PATENT_FEATURES, "patent_income_inputs")
     a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
@@ -464,7 +464,7 @@ def trademark_inputs(
     assumptions: IncomeAssumptions | None = None,
 ) -> dict[str, np.ndarray]:
     """`trademark_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
-    require_columns(features.frame, _TRADEMARK_FEATURES, "trademark_income_inputs")
+    require_columns(features, _TRADEMARK_FEATURES, "trademark_income_inputs")
     a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")

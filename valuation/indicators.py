@@ -421,7 +421,7 @@ class _IndicatorScorerBase(TransformerMixin, BaseEstimator):
 
     def _indicator_scores(self, X: Columns) -> dict[str, np.ndarray]:
         check_is_fitted(self, "quantiles_")
-        require_columns(X.frame, list(self.feature_names_in_), type(self).__name__)
+        require_columns(X, list(self.feature_names_in_), type(self).__name__)
         scores = {}
         for kind, inds in self._by_transform:
             if kind in _GENERIC_TRANSFORMS:

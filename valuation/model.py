@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
+from valuation._common import Columns, text
 
 DEFAULT_PARAMS = {
     "n_estimators": 300,
@@ -75,18 +76,18 @@ class SpecEncoder:
             return X, problems
         self._check_columns(df)
         names = list(df.columns)  # rows as dicts via one object array: to_dict costs a request ~3 ms
-        rows = [
-            self.record_row(dict(zip(names, r, strict=True)), i)
-            for i, r in enumerate(df.to_numpy(dtype=object))
-        ]
-        X = np.array([x for x, _ in rows]).reshape(len(df), len(self.spec.feature_names))
+        return self.encode_records([dict(zip(names, r, strict=True)) for r in df.to_numpy(dtype=object)])
+
+    def encode_records(self, records: Sequence[Mapping]) -> tuple[np.ndarray, list[Problem]]:
+        """`encode` of records (a feature a record lacks is missing), each by `record_row`; the problems
+        in the order `row_problems` lists them, ids as text."""
+        rows = [self.record_row(r, i) for i, r in enumerate(records)]
+        X = np.array([x for x, _ in rows]).reshape(len(records), len(self.spec.feature_names))
         order = {c: k for k, c in enumerate([*self.spec.numeric, *self.spec.categorical])}
         problems = sorted((p for _, found in rows for p in found), key=lambda p: (order[p.field], p.row))
-        if self.spec.id and self.spec.id in df:  # ids as row_problems gives them: text
-            problems = [
-                p if p.record_id is None else dataclasses.replace(p, record_id=str(p.record_id))
-                for p in problems
-            ]
+        problems = [
+            p if p.record_id is None else dataclasses.replace(p, record_id=str(p.record_id)) for p in problems
+        ]
         return X, problems
 
     def _check_columns(self, df: pd.DataFrame) -> None:
@@ -272,10 +273,11 @@ class ValueModel(RegressorMixin, BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         return self
 
-    def _groups(self, df: pd.DataFrame) -> np.ndarray:
-        if self.group and self.group in df.columns:
-            return df[self.group].astype(str).to_numpy()
-        return np.full(len(df), "all", dtype=object)
+    def _groups(self, table: pd.DataFrame | Columns) -> np.ndarray:
+        """Each row's interval group (its `group` value as text), from a table or its Columns."""
+        if self.group and self.group in table:
+            return (table if isinstance(table, Columns) else Columns(table)).get(self.group, text)
+        return np.full(len(table), "all", dtype=object)
 
     def half_width(self, groups: np.ndarray, level: float | None = None) -> np.ndarray:
         """Log-scale half width of the interval at `level` for each row's group (finite-sample quantile)."""

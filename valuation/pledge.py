@@ -241,6 +241,8 @@ class BundleValuation:
     `assets` has one row per input asset (in input order): asset_type, value_cny, share, coverage,
     life_factor, contribution_cny (after life and concentration cuts), route, discount,
     liquidation_value_cny, pledge_rate, pledge_value_cny, and asset_id when the input had one.
+    `asset_columns` holds the same columns as arrays (the table is built only when asked for: a request
+    reads the arrays).
     """
 
     total_value_cny: float
@@ -253,11 +255,15 @@ class BundleValuation:
     liquidation_by_route: dict[str, float]
     liquidation_value_cny: float
     pledge_value_cny: float
-    assets: pd.DataFrame
+    asset_columns: dict[str, np.ndarray]
     loan_term_months: int
     term_within_cap: bool
     assumptions: BundleAssumptions
     pledge_assumptions: PledgeAssumptions
+
+    @property
+    def assets(self) -> pd.DataFrame:
+        return pd.DataFrame(self.asset_columns)
 
     def summary(self) -> dict[str, Any]:
         """The figures and the assumptions as plain Python values (no DataFrame): what a loan file or an
@@ -265,22 +271,22 @@ class BundleValuation:
         scalars = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("assets", "assumptions", "pledge_assumptions")
+            if f.name not in ("asset_columns", "assumptions", "pledge_assumptions")
         }
         return {
             **scalars,
             "liquidation_by_route": dict(self.liquidation_by_route),
-            "assets": _records(self.assets),
+            "assets": _records(self.asset_columns),
             "assumptions": asdict(self.assumptions),
             "pledge_assumptions": asdict(self.pledge_assumptions),
         }
 
 
-def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """The rows of a table as dicts of Python values, as DataFrame.to_dict(orient="records") gives them,
+def _records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """The rows of columns as dicts of Python values, as DataFrame.to_dict(orient="records") gives them,
     at a fraction of its cost on the few rows of a bundle."""
-    names = list(table.columns)
-    rows = zip(*(table[c].tolist() for c in names), strict=True)
+    names = list(columns)
+    rows = zip(*(columns[c].tolist() for c in names), strict=True)
     return [dict(zip(names, row, strict=True)) for row in rows]
 
 
@@ -455,23 +461,21 @@ def bundle_value(
     ids = (
         {"asset_id": np.asarray(asset_values["asset_id"], dtype=object)} if "asset_id" in asset_values else {}
     )
-    assets = pd.DataFrame(
-        {
-            **ids,
-            "asset_type": types.astype(str),
-            "value_cny": value,
-            "share": share,
-            "remaining_years": remaining,
-            "coverage": coverage,
-            "life_factor": life_factor,
-            "contribution_cny": contribution,
-            "route": routes.astype(str),
-            "discount": discount,
-            "liquidation_value_cny": liquidation,
-            "pledge_rate": np.array([p.pledge_rates[t] for t in types], dtype="float64"),
-            "pledge_value_cny": pledge,
-        }
-    )
+    assets = {
+        **ids,
+        "asset_type": types.astype(str),
+        "value_cny": value,
+        "share": share,
+        "remaining_years": remaining,
+        "coverage": coverage,
+        "life_factor": life_factor,
+        "contribution_cny": contribution,
+        "route": routes.astype(str),
+        "discount": discount,
+        "liquidation_value_cny": liquidation,
+        "pledge_rate": np.array([p.pledge_rates[t] for t in types], dtype="float64"),
+        "pledge_value_cny": pledge,
+    }
     return BundleValuation(
         total_value_cny=total,
         largest_share=largest,
@@ -483,7 +487,7 @@ def bundle_value(
         liquidation_by_route=by_route,
         liquidation_value_cny=float(liquidation.sum()),
         pledge_value_cny=float(pledge.sum()),
-        assets=assets,
+        asset_columns=assets,
         loan_term_months=term,
         term_within_cap=term <= p.max_term_months,
         assumptions=b,

@@ -17,7 +17,7 @@ import pandas as pd
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
 from valuation import income
-from valuation._common import Columns, raw, text
+from valuation._common import Columns, raw, set_flags, text
 from valuation.data import INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
@@ -68,19 +68,36 @@ class Valuer:
             table = table.reset_index(drop=True)
         table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
-        n = len(table)
+        return pd.DataFrame(self._figures(Columns(table), X, problems, level)), problems
+
+    def value_records(
+        self, records: Sequence[Mapping], level: float | None = None
+    ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+        """Records (mappings of the table's columns to Python values, None where missing) valued as the
+        rows of their table are: `value`'s columns, as arrays. A request's path: no DataFrame is built, the
+        records are encoded one by one (SpecEncoder.encode_records) and read as columns by
+        Columns.of_records."""
+        _check_records(records)
+        names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
+        X, problems = self.model.encoder_.encode_records(records)
+        return self._figures(Columns.of_records(records, names), X, problems, level), problems
+
+    def _figures(
+        self, columns: Columns, X: np.ndarray, problems: list[Problem], level: float | None
+    ) -> dict[str, object]:
+        """`value`'s columns from the rows' columns, their encoded matrix and the encoder's problems."""
+        n = len(columns)
         good = np.ones(n, dtype=bool)
         good[[p.row for p in problems]] = False
-        columns = Columns(table)
         out: dict[str, object] = {}
-        if self.spec.id and self.spec.id in table:
+        if self.spec.id and self.spec.id in columns:
             out[self.spec.id] = columns.get(self.spec.id, raw)
         figures = {c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]}
         flag = np.zeros(n, dtype=bool)
         if good.any():
             kept = np.flatnonzero(good)
             rows = columns if kept.size == n else columns.take(kept)
-            interval = self.model.interval(X[good], self.model._groups(table)[good], level)
+            interval = self.model.interval(X[good], self.model._groups(columns)[good], level)
             for c, values in interval.items():
                 figures[c][good] = values
             figures["income_value_cny"][good] = self._income_value(rows)
@@ -96,7 +113,7 @@ class Valuer:
         out.update(figures)
         out["cross_check_flag"] = pd.arrays.BooleanArray(flag, ~good)
         out["error"] = _errors(problems, n)
-        return pd.DataFrame(out), problems
+        return out
 
     def income_value(self, table: pd.DataFrame) -> np.ndarray:
         """Relief-from-royalty value per row; missing where the table lacks the owner's facts."""
@@ -128,7 +145,7 @@ class Valuer:
                 continue
             assets = rows.take(mask)
             revenue, industry = assets.get("owner_revenue_cny", raw), assets.get("owner_industry", text)
-            high_tech = assets.get("owner_high_tech", _set_flags)
+            high_tech = assets.get("owner_high_tech", set_flags)
             if kind == "patent":
                 count = assets.get("owner_patents_in_force", raw)
                 inputs = income.patent_inputs(
@@ -184,12 +201,6 @@ class Valuer:
 
     # --- records -------------------------------------------------------------------------------
 
-    def value_records(
-        self, records: Sequence[Mapping], level: float | None = None
-    ) -> tuple[pd.DataFrame, list[Problem]]:
-        """Records (dicts with the table's columns) valued like a table."""
-        return self.value(_records_frame(records, self.spec), level)
-
     def explain_records(self, records: Sequence[Mapping], top: int | None = None) -> list[list[dict]]:
         return self.explain(_records_frame(records, self.spec), top)
 
@@ -206,19 +217,20 @@ def _default_index(index: pd.Index) -> bool:
     return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
 
 
-def _set_flags(column: pd.Series) -> np.ndarray:
-    """`column.fillna(0).astype(bool).to_numpy()`: a 0/1 flag column, missing counted as not set."""
-    if column.dtype == np.dtype("float64"):
-        values = column.to_numpy()
-        return (values != 0) & ~np.isnan(values)
-    return column.fillna(0).astype(bool).to_numpy()
-
-
 def _has(table: pd.DataFrame, columns: Sequence[str]) -> bool:
     return all(c in table.columns for c in columns)
 
 
 def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFrame:
+    _check_records(records)
+    frame = pd.DataFrame.from_records(list(records))
+    for name in spec.feature_names:  # a record may leave out a feature that may be missing
+        if name not in frame:
+            frame[name] = np.nan
+    return frame
+
+
+def _check_records(records: Sequence[Mapping]) -> None:
     if not all(isinstance(r, Mapping) for r in records):
         raise InvalidData(
             [
@@ -228,11 +240,6 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
             ],
             "records",
         )
-    frame = pd.DataFrame.from_records(list(records))
-    for name in spec.feature_names:  # a record may leave out a feature that may be missing
-        if name not in frame:
-            frame[name] = np.nan
-    return frame
 
 
 def _errors(problems: list[Problem], n: int) -> np.ndarray:
