@@ -117,26 +117,26 @@ def asset_records(assets: Sequence[AssetIn]) -> list[dict[str, Any]]:
 
 
 def _asset_values(values: Mapping[str, Any], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Valuer.value_records' rows as AssetValue documents."""
+    """Valuer.value_records' rows as AssetValue documents (their values not yet `plain`)."""
     figures = [*_VALUE_FIGURES, *_SCORES.values(), "stars"]
     column = {c: values[c].tolist() for c in figures}
     return [
-        plain(
-            {
-                "asset_id": record["asset_id"],
-                "asset_kind": record["asset_kind"],
-                **{c: column[c][i] for c in _VALUE_FIGURES},
-                "scores": {name: column[c][i] for name, c in _SCORES.items()},
-                "stars": column["stars"][i],
-            }
-        )
+        {
+            "asset_id": record["asset_id"],
+            "asset_kind": record["asset_kind"],
+            **{c: column[c][i] for c in _VALUE_FIGURES},
+            "scores": {name: column[c][i] for name, c in _SCORES.items()},
+            "stars": column["stars"][i],
+        }
         for i, record in enumerate(records)
     ]
 
 
-def _valued(valuer: Valuer, records: list[dict[str, Any]], level: float | None = None) -> dict[str, Any]:
+def _valued(
+    valuer: Valuer, records: list[dict[str, Any]], level: float | None = None, *, explain: bool = False
+) -> dict[str, Any]:
     """Valuer.value_records, refusing the request when any asset is refused (every problem listed)."""
-    values, problems = valuer.value_records(records, level)
+    values, problems = valuer.value_records(records, level, explain=explain)
     if problems:
         raise InvalidData(_located(problems, "assets."), "assets")
     return values
@@ -150,18 +150,14 @@ def _located(problems: Sequence[Problem], prefix: str) -> list[Problem]:
     ]
 
 
-def _factors(valuer: Valuer, record: dict[str, Any]) -> list[dict[str, Any]]:
-    """The multiplicative factors of an asset's value (ValueModel.value_one's explanation)."""
-    return plain(valuer.model.value_one(record)["factors"])
-
-
 def value_assets(valuer: Valuer, assets: Sequence[AssetIn], level: float) -> dict[str, Any]:
     """{"level", "assets": [AssetValue with its factors]}; InvalidData when any asset is refused."""
     records = asset_records(assets)
-    documents = _asset_values(_valued(valuer, records, level), records)
-    for document, record in zip(documents, records, strict=True):
-        document["factors"] = _factors(valuer, record)
-    return {"level": level, "assets": documents}
+    values = _valued(valuer, records, level, explain=True)
+    documents = _asset_values(values, records)
+    for document, factors in zip(documents, values["factors"], strict=True):
+        document["factors"] = factors
+    return plain({"level": level, "assets": documents})
 
 
 def _bundle(
@@ -181,17 +177,19 @@ def _bundle(
         valuation = bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
     except InvalidData as e:  # e.g. an asset without a remaining term: it cannot be pledged
         raise InvalidData(_located(e.problems, "assets."), "bundle") from e
-    return plain(valuation.summary())
+    return valuation.summary()
 
 
 def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: int) -> dict[str, Any]:
     """{"assets": [AssetValue], "bundle": BundleFigures}; InvalidData when any asset is refused."""
     records = asset_records(assets)
     values = _valued(valuer, records)
-    return {
-        "assets": _asset_values(values, records),
-        "bundle": _bundle(valuer, records, values, loan_term_months),
-    }
+    return plain(
+        {
+            "assets": _asset_values(values, records),
+            "bundle": _bundle(valuer, records, values, loan_term_months),
+        }
+    )
 
 
 def decide_application(
@@ -204,7 +202,8 @@ def decide_application(
     The scoring row is the one the model was trained on (scoring.data.request_scoring_table); the decision
     takes the models' single-record paths, one pass each: `decide_one` (PD, score, grade, recommendation,
     reasons and SHAP points together, the same PD as `decide_loans`) with the lending figures of
-    scoring.decision.loan_terms, and `ValueModel.value_one` for each pledged asset's factors.
+    scoring.decision.loan_terms, and the pledged assets' values with their factors in one pass
+    (Valuer.value_records).
 
     `application_id` and `bank_id` fill the loan record's ids when the request has none."""
     records = asset_records(request.assets)
@@ -216,7 +215,7 @@ def decide_application(
         "bank_id": request.loan.bank_id or bank_id,
     }
     try:
-        row, valued, bundle = request_scoring_table(enterprise, records, loan, valuer)
+        row, valued, bundle = request_scoring_table(enterprise, records, loan, valuer, explain_assets=True)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
     decision = scorer.decide_one(row, top=MAX_REASONS, language="zh")
@@ -229,7 +228,7 @@ def decide_application(
         "amount_cny": loan["amount_cny"],
         "valuation": {
             "assets": _asset_values(valued, records),  # valued: the assets' figures, in request order
-            "bundle": plain(bundle.summary()),
+            "bundle": bundle.summary(),
         },
         "pd": decision["pd"],
         "score": decision["score"],
@@ -252,7 +251,8 @@ def decide_application(
     explanation = {
         "score": {"base_points": decision["base_points"], "points": decision["points"]},
         "assets": [
-            {"asset_id": record["asset_id"], "factors": _factors(valuer, record)} for record in records
+            {"asset_id": record["asset_id"], "factors": factors}
+            for record, factors in zip(records, valued["factors"], strict=True)
         ],
     }
     return Decision(plain(result), plain(explanation))

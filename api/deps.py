@@ -15,7 +15,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, Security, status
@@ -65,7 +65,8 @@ def get_principal(request: Request, key: Annotated[str | None, Security(api_key_
     return principal
 
 
-def get_models(request: Request) -> ServedModels:
+async def get_models(request: Request) -> ServedModels:
+    # async: it only reads the app's state, and a sync dependency costs a worker-thread round trip.
     models = request.app.state.models
     if models is None:
         raise HTTPException(
@@ -74,8 +75,8 @@ def get_models(request: Request) -> ServedModels:
     return models
 
 
-def compute_with_models(request: Request) -> Iterator[ServedModels]:
-    yield get_models(request)  # the slot is held until the route returns
+async def compute_with_models(request: Request) -> AsyncIterator[ServedModels]:
+    yield await get_models(request)  # the slot is held until the route returns
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -104,13 +104,13 @@ def assemble_application_features(
     `loans` one row per application (application_id and the LoanApplication columns); `enterprises` the
     credit snapshot of each, row for row, with `as_of` (the application date); `assets` one row per pledged
     asset (application_id, asset_kind, asset_id, patent_type, remaining_years[, value_column])."""
-    index, columns = application_columns(loans, enterprises, assets, value_column)
-    return pd.DataFrame(columns, index=index)
+    _, columns = application_columns(loans, enterprises, assets, value_column)
+    return pd.DataFrame(columns, index=pd.Index(loans["application_id"], name="application_id"))
 
 
 def application_columns(
     loans: Table, enterprises: Table, assets: Table, value_column: str | None = None
-) -> tuple[pd.Index, dict[str, np.ndarray]]:
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """`assemble_application_features` as (application ids, each feature as an array). The parts may also
     be mappings of column name to array (one request's records): one formula either way, and a single
     application is built without pandas' fixed cost per column."""
@@ -118,7 +118,7 @@ def application_columns(
     require_columns(enterprises, enterprise_features.required, "EnterpriseFeatures")
     bundle_features = BundleFeatures(value_column=value_column)
     bundle_features.check_columns(assets)
-    index = pd.Index(loans["application_id"], name="application_id")
+    ids = column_objects(loans["application_id"])
     columns = {c: column_floats(loans[c]) for c in LOAN_COLUMNS}
     guarantee = column_objects(loans["guarantee"])
     columns["guarantee_company"] = (guarantee == "guarantee_company").astype("float64")
@@ -126,11 +126,20 @@ def application_columns(
     columns |= enterprise_features.columns_of(enterprises)  # row for row with the loans
     # By id: an application without assets gets missing bundle figures.
     applications, bundle = bundle_features.columns_of(assets)
-    where = pd.Index(applications).get_indexer(index)
+    where = _positions(applications, ids)
     columns |= {c: np.append(values, np.nan)[where] for c, values in bundle.items()}  # -1: NaN
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):  # extremes: inf or NaN, as in pandas
         columns["amount_to_revenue"] = columns["amount_cny"] / np.exp(columns["log_revenue"])
-    return index, columns
+    return ids, columns
+
+
+def _positions(values: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each wanted id is among `values` (-1 if absent): pandas' index lookup for a portfolio, a dict
+    for one request's id (building a pandas index costs more than the lookup saves)."""
+    if len(wanted) > 16:
+        return pd.Index(values).get_indexer(wanted)
+    at = {v: i for i, v in enumerate(values)}
+    return np.array([at.get(v, -1) for v in wanted], dtype=np.intp)
 
 
 def feature_summary(features: pd.DataFrame) -> pd.DataFrame:

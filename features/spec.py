@@ -31,6 +31,7 @@ import logging
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from numbers import Real
 from pathlib import Path
 from typing import Any, Literal
@@ -186,15 +187,16 @@ class FeatureSpec:
 
     # ------------------------------------------------------------ views
 
-    @property
+    # Cached (the spec is frozen): a request's path reads them once per asset and per feature.
+    @cached_property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.features)
 
-    @property
+    @cached_property
     def numeric(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.features if column.type == "numeric")
 
-    @property
+    @cached_property
     def categorical(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.features if column.type == "categorical")
 

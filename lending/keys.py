@@ -31,7 +31,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -133,17 +133,24 @@ def authenticate(session: Session, key: str | None) -> Principal | None:
     if len(parts) != 3 or parts[0] != SCHEME or len(parts[1]) != PREFIX_CHARS:
         return None
     digest = hash_key(key)
-    rows = session.execute(
-        select(ApiKey, Institution.name).join(Institution).where(ApiKey.key_prefix == parts[1])
-    ).all()
+    rows = session.execute(_CANDIDATES, {"prefix": parts[1]}).all()
     found = None
-    for api_key, institution_name in rows:  # compare every candidate: time does not tell which matched
-        if hmac.compare_digest(api_key.key_hash, digest):
-            found = (api_key, institution_name)
-    if found is None or found[0].revoked_at is not None:
+    for row in rows:  # compare every candidate: time does not tell which matched
+        if hmac.compare_digest(row.key_hash, digest):
+            found = row
+    if found is None or found.revoked_at is not None:
         return None
-    api_key, institution_name = found
-    return Principal(api_key.id, api_key.institution_id, institution_name, api_key.role)
+    return Principal(found.id, found.institution_id, found.name, found.role)
+
+
+# The keys with a prefix, as plain rows (no ORM objects: this runs on every request).
+_CANDIDATES = (
+    select(
+        ApiKey.id, ApiKey.institution_id, Institution.name, ApiKey.role, ApiKey.key_hash, ApiKey.revoked_at
+    )
+    .join(Institution)
+    .where(ApiKey.key_prefix == bindparam("prefix"))
+)
 
 
 def revoke_key(session: Session, key_id: int) -> KeyInfo:

@@ -190,11 +190,17 @@ def assemble_scoring_table(
 
 
 def request_scoring_table(
-    enterprise: dict, assets: Sequence[Mapping[str, Any]], loan: dict, valuer: Valuer
-) -> tuple[dict[str, Any], dict[str, np.ndarray], BundleValuation]:
+    enterprise: dict,
+    assets: Sequence[Mapping[str, Any]],
+    loan: dict,
+    valuer: Valuer,
+    *,
+    explain_assets: bool = False,
+) -> tuple[dict[str, Any], dict[str, Any], BundleValuation]:
     """One application received as records, as the scoring model sees it: (the scoring row as a mapping
-    of column to value, in the batch table's column order; the assets' values, Valuer.value's columns as
-    arrays in the assets' order; the bundle's valuation). `enterprise`: an Enterprise record
+    of column to value, in the batch table's column order; the assets' values, Valuer.value_records'
+    columns in the assets' order, with their factors if `explain_assets`; the bundle's valuation).
+    `enterprise`: an Enterprise record
     (features.schema; its report date on or before the application date); `assets`: the pledged assets
     as records of valuation-table rows (the input of `ipcredit value`; None where a value is missing);
     `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
@@ -216,7 +222,7 @@ def request_scoring_table(
             ],
             "application",
         )
-    values, problems = valuer.value_records(assets)
+    values, problems = valuer.value_records(assets, explain=explain_assets)
     if problems:
         raise InvalidData(
             [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],

@@ -351,6 +351,14 @@ class ValueModel(RegressorMixin, BaseEstimator):
         )
         return out
 
+    def explain_rows(
+        self, X: np.ndarray, groups: np.ndarray, records: Sequence[Mapping], top: int | None = None
+    ) -> list[list[dict]]:
+        """`explain` of encoded rows (SpecEncoder) with their groups, showing the values of the records
+        they were encoded from: the factors `value_one` gives each record, from one pass over all rows."""
+        contrib = self._predict(X, pred_contrib=True)
+        return [self._factors(contrib[i], records[i].get, groups[i], top) for i in range(len(X))]
+
     def contributions(self, df: pd.DataFrame) -> pd.DataFrame:
         """Exact TreeSHAP contributions on the log scale (LightGBM's own), plus the base value:
         they add up to the log value, so their exponentials multiply to the value in CNY."""

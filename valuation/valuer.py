@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,28 +69,48 @@ class Valuer:
             table = table.reset_index(drop=True)
         table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
-        return pd.DataFrame(self._figures(Columns(table), X, problems, level)), problems
+        columns = Columns(table)
+        figures = self._figures(columns, X, self.model._groups(columns), problems, level)
+        return pd.DataFrame(figures), problems
 
     def value_records(
-        self, records: Sequence[Mapping], level: float | None = None
-    ) -> tuple[dict[str, np.ndarray], list[Problem]]:
+        self, records: Sequence[Mapping], level: float | None = None, *, explain: bool = False
+    ) -> tuple[dict[str, Any], list[Problem]]:
         """Records (mappings of the table's columns to Python values, None where missing) valued as the
-        rows of their table are: `value`'s columns, as arrays. A request's path: no DataFrame is built, the
-        records are encoded one by one (SpecEncoder.encode_records) and read as columns by
+        rows of their table are: `value`'s columns, as arrays, and with `explain` each record's factors
+        (`explain`'s, None for a refused record) under "factors". A request's path: no DataFrame is built,
+        the records are encoded once, one by one (SpecEncoder.encode_records), and read as columns by
         Columns.of_records."""
         _check_records(records)
         names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
         X, problems = self.model.encoder_.encode_records(records)
-        return self._figures(Columns.of_records(records, names), X, problems, level), problems
+        columns = Columns.of_records(records, names)
+        groups = self.model._groups(columns)
+        figures = self._figures(columns, X, groups, problems, level)
+        if explain:
+            factors: list[list[dict] | None] = [None] * len(records)
+            good = np.flatnonzero(figures["error"] == "")
+            if good.size:
+                explained = self.model.explain_rows(X[good], groups[good], [records[i] for i in good])
+                for i, row_factors in zip(good, explained, strict=True):
+                    factors[i] = row_factors
+            figures["factors"] = factors
+        return figures, problems
 
     def _figures(
-        self, columns: Columns, X: np.ndarray, problems: list[Problem], level: float | None
-    ) -> dict[str, object]:
-        """`value`'s columns from the rows' columns, their encoded matrix and the encoder's problems."""
+        self,
+        columns: Columns,
+        X: np.ndarray,
+        groups: np.ndarray,
+        problems: list[Problem],
+        level: float | None,
+    ) -> dict[str, Any]:
+        """`value`'s columns from the rows' columns, their encoded matrix and interval groups, and the
+        encoder's problems."""
         n = len(columns)
         good = np.ones(n, dtype=bool)
         good[[p.row for p in problems]] = False
-        out: dict[str, object] = {}
+        out: dict[str, Any] = {}
         if self.spec.id and self.spec.id in columns:
             out[self.spec.id] = columns.get(self.spec.id, raw)
         figures = {c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]}
@@ -97,7 +118,7 @@ class Valuer:
         if good.any():
             kept = np.flatnonzero(good)
             rows = columns if kept.size == n else columns.take(kept)
-            interval = self.model.interval(X[good], self.model._groups(columns)[good], level)
+            interval = self.model.interval(X[good], groups[good], level)
             for c, values in interval.items():
                 figures[c][good] = values
             figures["income_value_cny"][good] = self._income_value(rows)
