@@ -140,6 +140,28 @@ def test_a_request_built_from_records_is_valued_as_the_typed_table(valuer, rows)
         pd.testing.assert_frame_equal(pd.DataFrame(got_records), expected, check_exact=True)
 
 
+def test_records_explained_with_their_values_get_each_records_own_factors(valuer, rows):
+    """value_records(explain=True) explains the records in one TreeSHAP pass (on another thread): each
+    record gets the factors value_one gives it alone, a refused record none, and the figures are those
+    of value_records without explanation."""
+    typed = rows.drop(index=list(BAD)).head(20).reset_index(drop=True)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in typed.to_dict(orient="records")
+    ]
+    records[4]["claims"] = -3.0  # refused
+    explained, problems = valuer.value_records(records, explain=True)
+    plain_figures, same_problems = valuer.value_records(records)
+    assert [(p.field, p.row) for p in problems] == [(p.field, p.row) for p in same_problems]
+    assert [(p.field, p.row) for p in problems] == [("claims", 4)]
+    assert explained["factors"][4] is None
+    for i, record in enumerate(records):
+        if i != 4:
+            assert explained["factors"][i] == valuer.model.value_one(record)["factors"]
+    figures = pd.DataFrame({c: explained[c] for c in plain_figures})
+    pd.testing.assert_frame_equal(figures, pd.DataFrame(plain_figures), check_exact=True)
+
+
 def test_text_in_a_numeric_column_of_a_refused_row_leaves_the_other_rows_valued(valuer, rows):
     """A value the encoder refuses as "not a number" sits in a row that is not valued: the other rows'
     columns are still read as numbers, at any size."""

@@ -9,6 +9,7 @@ on the flat valuation table (valuation.data) and on records (dicts with the same
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ from valuation.data import INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
 from valuation.pledge import BundleAssumptions, BundleValuation, PledgeAssumptions, bundle_value
+
+# The thread that explains a request's assets while its other figures are computed (Valuer.value_records).
+_EXPLAINER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipcredit-explain")
 
 OUTPUT_COLUMNS = ["value_cny", "value_low_cny", "value_high_cny", "income_value_cny"]
 SCORE_COLUMNS = ["legal_score", "technical_score", "economic_score", "total_score", "stars"]
@@ -86,14 +90,18 @@ class Valuer:
         X, problems = self.model.encoder_.encode_records(records)
         columns = Columns.of_records(records, names)
         groups = self.model._groups(columns)
+        refused = {p.row for p in problems}
+        good = [i for i in range(len(records)) if i not in refused]
+        if explain and good:
+            # TreeSHAP runs in LightGBM without the GIL: on another thread it overlaps the figures below.
+            explaining = _EXPLAINER.submit(
+                self.model.explain_rows, X[good], groups[good], [records[i] for i in good]
+            )
         figures = self._figures(columns, X, groups, problems, level)
         if explain:
             factors: list[list[dict] | None] = [None] * len(records)
-            good = np.flatnonzero(figures["error"] == "")
-            if good.size:
-                explained = self.model.explain_rows(X[good], groups[good], [records[i] for i in good])
-                for i, row_factors in zip(good, explained, strict=True):
-                    factors[i] = row_factors
+            for i, row_factors in zip(good, explaining.result() if good else [], strict=True):
+                factors[i] = row_factors
             figures["factors"] = factors
         return figures, problems
 
