@@ -200,10 +200,10 @@ def request_scoring_table(
     """One application received as records, as the scoring model sees it: (the scoring row as a mapping
     of column to value, in the batch table's column order; the assets' values, Valuer.value_records'
     columns in the assets' order, with their factors if `explain_assets`; the bundle's valuation).
-    `enterprise`: an Enterprise record
-    (features.schema; its report date on or before the application date); `assets`: the pledged assets
-    as records of valuation-table rows (the input of `ipcredit value`; None where a value is missing);
-    `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
+    `enterprise`: an Enterprise record (features.schema; its report date on or before the application
+    date); `assets`: the pledged assets as records of valuation-table rows (the input of `ipcredit value`;
+    None where a value is missing); `loan`: a LoanApplication record without the bundle. Bad input:
+    InvalidData.
 
     The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
     records' values as arrays rather than one-row DataFrames (a request pays pandas' fixed cost per

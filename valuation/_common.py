@@ -253,19 +253,11 @@ def _text_of(values: np.ndarray) -> np.ndarray:
     return out
 
 
-# The pandas conversions as the same conversions of a record column (`_record_column`); a conversion not
-# listed here, or a column these do not cover, is done by pandas on the column as a Series.
-_ON_RECORD_COLUMNS: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
-    floats: _floats_of,
-    floats_as_is: _floats_of,
-    raw: lambda values: values,
-    text: lambda values: values if values.dtype == object and _all_text(values) else _text_of(values),
-    set_flags: lambda values: _flags_of(values),
-}
-
-
-def _all_text(values: np.ndarray) -> bool:
-    return all(type(v) is str or (type(v) is float and v != v) for v in values)
+def _text_or_as_is(values: np.ndarray) -> np.ndarray:
+    """A text column (objects, NaN where missing) as it is; any other column's values as text."""
+    if values.dtype == object and all(type(v) is str or (type(v) is float and v != v) for v in values):
+        return values
+    return _text_of(values)
 
 
 def _flags_of(values: np.ndarray) -> np.ndarray:
@@ -274,6 +266,17 @@ def _flags_of(values: np.ndarray) -> np.ndarray:
     if values.dtype == object:
         raise TypeError("objects: pandas' fillna decides what is missing")
     return values.astype(bool)
+
+
+# The pandas conversions as the same conversions of a record column (`_record_column`); a conversion not
+# listed here, or one these refuse (TypeError, ValueError), is done by pandas on the column as a Series.
+_ON_RECORD_COLUMNS: dict[Callable, Callable[[np.ndarray], np.ndarray]] = {
+    floats: _floats_of,
+    floats_as_is: _floats_of,
+    raw: lambda values: values,
+    text: _text_or_as_is,
+    set_flags: _flags_of,
+}
 
 
 class Columns:
@@ -317,10 +320,6 @@ class Columns:
 
     def __contains__(self, name: object) -> bool:
         return name in self.frame.columns if self._records is None else name in self._records
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.frame.columns if self._records is None else self._records)
 
     @property
     def index(self) -> pd.Index:

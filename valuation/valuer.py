@@ -77,34 +77,6 @@ class Valuer:
         figures = self._figures(columns, X, self.model._groups(columns), problems, level)
         return pd.DataFrame(figures), problems
 
-    def value_records(
-        self, records: Sequence[Mapping], level: float | None = None, *, explain: bool = False
-    ) -> tuple[dict[str, Any], list[Problem]]:
-        """Records (mappings of the table's columns to Python values, None where missing) valued as the
-        rows of their table are: `value`'s columns, as arrays, and with `explain` each record's factors
-        (`explain`'s, None for a refused record) under "factors". A request's path: no DataFrame is built,
-        the records are encoded once, one by one (SpecEncoder.encode_records), and read as columns by
-        Columns.of_records."""
-        _check_records(records)
-        names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
-        X, problems = self.model.encoder_.encode_records(records)
-        columns = Columns.of_records(records, names)
-        groups = self.model._groups(columns)
-        refused = {p.row for p in problems}
-        good = [i for i in range(len(records)) if i not in refused]
-        if explain and good:
-            # TreeSHAP runs in LightGBM without the GIL: on another thread it overlaps the figures below.
-            explaining = _EXPLAINER.submit(
-                self.model.explain_rows, X[good], groups[good], [records[i] for i in good]
-            )
-        figures = self._figures(columns, X, groups, problems, level)
-        if explain:
-            factors: list[list[dict] | None] = [None] * len(records)
-            for i, row_factors in zip(good, explaining.result() if good else [], strict=True):
-                factors[i] = row_factors
-            figures["factors"] = factors
-        return figures, problems
-
     def _figures(
         self,
         columns: Columns,
@@ -229,6 +201,34 @@ class Valuer:
         )
 
     # --- records -------------------------------------------------------------------------------
+
+    def value_records(
+        self, records: Sequence[Mapping], level: float | None = None, *, explain: bool = False
+    ) -> tuple[dict[str, Any], list[Problem]]:
+        """Records (mappings of the table's columns to Python values, None where missing) valued as the
+        rows of their table are: `value`'s columns, as arrays, and with `explain` each record's factors
+        (`explain`'s, None for a refused record) under "factors". A request's path: no DataFrame is built,
+        the records are encoded once, one by one (SpecEncoder.encode_records), and read as columns by
+        Columns.of_records."""
+        _check_records(records)
+        names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
+        X, problems = self.model.encoder_.encode_records(records)
+        columns = Columns.of_records(records, names)
+        groups = self.model._groups(columns)
+        refused = {p.row for p in problems}
+        good = [i for i in range(len(records)) if i not in refused]
+        if explain and good:
+            # TreeSHAP runs in LightGBM without the GIL: on another thread it overlaps the figures below.
+            explaining = _EXPLAINER.submit(
+                self.model.explain_rows, X[good], groups[good], [records[i] for i in good]
+            )
+        figures = self._figures(columns, X, groups, problems, level)
+        if explain:
+            factors: list[list[dict] | None] = [None] * len(records)
+            for i, row_factors in zip(good, explaining.result() if good else [], strict=True):
+                factors[i] = row_factors
+            figures["factors"] = factors
+        return figures, problems
 
     def explain_records(self, records: Sequence[Mapping], top: int | None = None) -> list[list[dict]]:
         return self.explain(_records_frame(records, self.spec), top)
