@@ -31,7 +31,6 @@ from scoring.data import request_scoring_table
 from scoring.decision import loan_term_columns
 from scoring.reasons import MAX_REASONS, reason_for
 from scoring.scale import DecisionPolicy
-from valuation.pledge import bundle_value
 from valuation.valuer import Valuer
 
 LANGUAGES = ("zh", "en")
@@ -163,18 +162,13 @@ def value_assets(valuer: Valuer, assets: Sequence[AssetIn], level: float) -> dic
 def _bundle(
     valuer: Valuer, records: list[dict[str, Any]], values: Mapping[str, Any], term_months: int
 ) -> dict[str, Any]:
-    """The bundle figures (valuation.pledge), from values already computed, as Valuer.bundle does."""
+    """The bundle figures (Valuer.bundle_of), from values already computed."""
     assets = {
-        "asset_id": np.array([r["asset_id"] for r in records], dtype=object),
-        "asset_kind": np.array([r["asset_kind"] for r in records], dtype=object),
-        "patent_type": np.array(
-            [r["patent_type"] if r["asset_kind"] == "patent" else None for r in records], dtype=object
-        ),
-        "value_cny": values["value_cny"],
-        "remaining_years": np.array([r["remaining_years"] for r in records], dtype="float64"),
+        c: np.array([r[c] for r in records], dtype=object) for c in ("asset_id", "asset_kind", "patent_type")
     }
+    assets["remaining_years"] = np.array([r["remaining_years"] for r in records], dtype="float64")
     try:
-        valuation = bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
+        valuation = valuer.bundle_of(assets | {"value_cny": values["value_cny"]}, term_months)
     except InvalidData as e:  # e.g. an asset without a remaining term: it cannot be pledged
         raise InvalidData(_located(e.problems, "assets."), "bundle") from e
     return valuation.summary()

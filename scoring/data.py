@@ -21,7 +21,7 @@ from features.schema import Enterprise, LoanApplication, Table, parse_records
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE, column_floats, column_objects
 from valuation.data import asset_rows
-from valuation.pledge import BundleValuation, bundle_value
+from valuation.pledge import BundleValuation
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
@@ -129,10 +129,8 @@ def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
 
 
 def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
-    """One application's bundle by the valuation.pledge rules (a patent type only on patents)."""
-    assets = {c: group[c] for c in BUNDLE_ASSET_COLUMNS}
-    assets["patent_type"] = np.where(group["asset_kind"] == "patent", group["patent_type"], None)
-    return bundle_value(assets, term_months, valuer.bundle_assumptions, valuer.pledge_assumptions)
+    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of)."""
+    return valuer.bundle_of({c: group[c] for c in BUNDLE_ASSET_COLUMNS}, term_months)
 
 
 def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:

@@ -183,21 +183,28 @@ class Valuer:
         if problems:
             raise InvalidData(problems, "bundle assets")
         table = table.reset_index(drop=True)
-        assets = pd.DataFrame(
-            {
-                "asset_id": table[self.spec.id]
-                if self.spec.id and self.spec.id in table
-                else np.arange(len(table)),
-                "asset_kind": table["asset_kind"].astype(str),
-                "patent_type": table["patent_type"].where(table["asset_kind"].astype(str) == "patent", None)
-                if "patent_type" in table
-                else None,
-                "value_cny": values["value_cny"],
-                "remaining_years": table["remaining_years"],
-            }
-        )
-        return values, bundle_value(
-            assets, loan_term_months, self.bundle_assumptions, self.pledge_assumptions
+        has_ids = self.spec.id and self.spec.id in table
+        assets = {
+            "asset_id": table[self.spec.id] if has_ids else np.arange(len(table)),
+            "asset_kind": table["asset_kind"].astype(str),
+            "patent_type": table["patent_type"] if "patent_type" in table else np.full(len(table), None),
+            "value_cny": values["value_cny"],
+            "remaining_years": table["remaining_years"],
+        }
+        return values, self.bundle_of(assets, loan_term_months)
+
+    def bundle_of(self, assets: Mapping[str, Any], loan_term_months: int) -> BundleValuation:
+        """The bundle of assets already valued (columns asset_id, asset_kind, patent_type, value_cny and
+        remaining_years, as arrays, Series or a DataFrame) by this valuer's bundle and pledge assumptions
+        (valuation.pledge.bundle_value); a patent type counts only on patents."""
+        kinds = np.asarray(assets["asset_kind"], dtype=object)
+        patent_types = np.where(kinds == "patent", np.asarray(assets["patent_type"], dtype=object), None)
+        columns = {c: assets[c] for c in ("asset_id", "asset_kind", "value_cny", "remaining_years")}
+        return bundle_value(
+            columns | {"patent_type": patent_types},
+            loan_term_months,
+            self.bundle_assumptions,
+            self.pledge_assumptions,
         )
 
     # --- records -------------------------------------------------------------------------------
