@@ -11,7 +11,11 @@ logged pyfunc models):
   ``ape_margin``; its interval coverage must lie within ``coverage_tolerance`` of the nominal level for every
   asset kind (and overall).
 - `ScoringGate`: the challenger's AUC may be lower than the champion's by at most ``auc_margin``; its expected
-  calibration error must not exceed ``max(ece_bound, champion's ECE + ece_margin)``.
+  calibration error must not exceed ``max(ece_bound, champion's ECE + ece_margin)`` unless chance explains
+  it: an ECE above the limit refuses only when its p-value (scoring.validation.chance_eces: the share of
+  outcome draws from the challenger's own PDs at least as far off) is below ``ece_alpha``. On a small
+  held-out book, PDs exactly right show an ECE above 0.02 by chance alone; refusing them would be a coin
+  flip.
 
 >>> ValuationGate().decide({"median_ape": 0.30, "coverage": {"patent": 0.91}, "level": 0.9},
 ...                        {"median_ape": 0.31, "coverage": {"patent": 0.90}, "level": 0.9}).passed
@@ -127,6 +131,7 @@ class ScoringGate:
     auc_margin: float = 0.005
     ece_bound: float = 0.02
     ece_margin: float = 0.005
+    ece_alpha: float = 0.05
     bins: int = 10
 
     def figures(
@@ -150,8 +155,13 @@ class ScoringGate:
         ece_limit = (
             self.ece_bound if champion is None else max(self.ece_bound, champion["ece"] + self.ece_margin)
         )
-        if not challenger["ece"] <= ece_limit:
-            reasons.append(f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f}")
+        # Figures without a p-value leave the bound alone to decide.
+        p_value, chance = challenger.get("ece_p_value", 0.0), challenger.get("ece_chance", math.nan)
+        if not (challenger["ece"] <= ece_limit or p_value >= self.ece_alpha):
+            reasons.append(
+                f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f} beyond chance "
+                f"(p = {p_value:.3f}; PDs exactly right would show {chance:.4f})"
+            )
         if champion is not None and not challenger["auc"] >= champion["auc"] - self.auc_margin:
             reasons.append(
                 f"AUC {challenger['auc']:.4f} is lower than the champion's {champion['auc']:.4f} "

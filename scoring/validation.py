@@ -14,6 +14,15 @@ model's PD on the same loans::
               1-4% default book into the first bin.
     log loss  - mean [y ln p + (1 - y) ln(1 - p)], p clipped to [1e-15, 1 - 1e-15]
 
+ECE by chance: even PDs exactly right show an ECE above zero on a finite sample, since each bin's defaults
+are drawn by chance; on a small book that floor can exceed any useful bound (about 0.03 for 1,000 loans at a
+30% default rate). `chance_eces` measures it by consistency resampling (Brocker and Smith, "Increasing the
+reliability of reliability diagrams", Weather and Forecasting 22, 2007): outcomes drawn from the PDs
+themselves, `CHANCE_DRAWS` times with a fixed seed, binned as the observed ones. `metrics` reports their
+mean (`ece_chance`) and the share of draws at least as far off as the observed ECE (`ece_p_value`, with
+the draw-count correction (k + 1) / (draws + 1)): a small p-value says the PDs are miscalibrated beyond
+what chance explains; a large one says this sample cannot tell them from PDs exactly right.
+
 Calibration per grade uses the Jeffreys test the ECB prescribes for PD back-testing (ECB instructions for
 reporting the validation results of internal models, IRB): with n loans and d defaults in a grade and the
 grade's mean PD q, the posterior of the true default rate under the Jeffreys prior is Beta(d + 1/2,
@@ -57,6 +66,8 @@ from scoring.policy import GRADE_NAMES
 MODEL_KEYS: tuple[str, ...] = ("y_test", "pd_test", "score_train", "score_test", "grades_test")
 PSI_EPSILON = 1e-4
 LOG_LOSS_CLIP = 1e-15
+CHANCE_DRAWS = 400  # outcome draws for the ECE by chance: its p-value is resolved to 1/401
+CHANCE_SEED = 0
 REPORT_FILES = ("validation_report.html", "validation_report.json")
 
 
@@ -89,18 +100,22 @@ def _outcomes(y: ArrayLike, pd: ArrayLike, what: str) -> tuple[np.ndarray, np.nd
     if y_raw.size == 0:
         raise InvalidData([Problem("y", "at least one outcome", "none")], what=what)
     y_num = _numeric(y_raw)
-    p_num = _numeric(p_raw)
     problems += [
         Problem("y", "0 or 1 (1 = default)", _plain(y_raw[i]), row=int(i))
         for i in np.flatnonzero(~np.isin(y_num, (0.0, 1.0)))
     ]
-    problems += [
+    p_num, pd_problems = _probabilities(p_raw)
+    if problems or pd_problems:
+        raise InvalidData(problems + pd_problems, what=what)
+    return y_num.astype("int64"), p_num
+
+
+def _probabilities(p_raw: np.ndarray) -> tuple[np.ndarray, list[Problem]]:
+    p_num = _numeric(p_raw)
+    return p_num, [
         Problem("pd", "a probability in [0, 1]", _plain(p_raw[i]), row=int(i))
         for i in np.flatnonzero(~(np.isfinite(p_num) & (p_num >= 0) & (p_num <= 1)))
     ]
-    if problems:
-        raise InvalidData(problems, what=what)
-    return y_num.astype("int64"), p_num
 
 
 def _finite(values: ArrayLike, name: str) -> tuple[np.ndarray, list[Problem]]:
@@ -126,26 +141,74 @@ def _bins_problem(bins: Any) -> list[Problem]:
 
 def reliability_table(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> pandas.DataFrame:
     """Equal-frequency bins of PD: n, mean_pd and observed default rate per bin (the reliability diagram
-    and the ECE use it). Fewer loans than bins gives one loan per bin."""
+    and the ECE use it), and the 5th and 95th percentiles of the default rate PDs exactly right would show
+    in the bin by chance (chance_low, chance_high: the consistency bars of the diagram). Fewer loans than
+    bins gives one loan per bin."""
     if _bins_problem(bins):
         raise InvalidData(_bins_problem(bins), what="reliability input")
     y_, p_ = _outcomes(y, pd, "reliability input")
-    order = np.argsort(p_, kind="stable")
-    groups = [g for g in np.array_split(order, min(bins, p_.size)) if g.size]
+    groups = _pd_bins(p_, bins)
+    drawn, _ = _drawn_defaults(p_, groups)
+    sizes = np.array([g.size for g in groups])
     return pandas.DataFrame(
         {
             "bin": np.arange(1, len(groups) + 1),
-            "n": [g.size for g in groups],
+            "n": sizes,
             "mean_pd": [float(p_[g].mean()) for g in groups],
             "observed_rate": [float(y_[g].mean()) for g in groups],
+            "chance_low": np.quantile(drawn, 0.05, axis=0) / sizes,
+            "chance_high": np.quantile(drawn, 0.95, axis=0) / sizes,
         }
     )
 
 
+def _pd_bins(p_: np.ndarray, bins: int) -> list[np.ndarray]:
+    """The loans' positions in equal-frequency PD bins, lowest PDs first (sizes differ by at most one)."""
+    order = np.argsort(p_, kind="stable")
+    return [g for g in np.array_split(order, min(bins, p_.size)) if g.size]
+
+
+def _drawn_defaults(
+    p_: np.ndarray, groups: list[np.ndarray], draws: int = CHANCE_DRAWS, seed: int = CHANCE_SEED
+) -> tuple[np.ndarray, np.ndarray]:
+    """Defaults per bin (draws x bins) of outcomes drawn from the PDs themselves, and each bin's expected
+    defaults (the sum of its PDs)."""
+    p_sorted = p_[np.concatenate(groups)]
+    starts = np.cumsum([0] + [g.size for g in groups[:-1]])
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 4_000_000 // p_.size)  # draws at a time: about 4 million outcomes in memory
+    drawn = [
+        np.add.reduceat(rng.random((min(chunk, draws - done), p_.size)) < p_sorted, starts, axis=1)
+        for done in range(0, draws, chunk)
+    ]
+    return np.concatenate(drawn), np.add.reduceat(p_sorted, starts)
+
+
+def chance_eces(
+    pd: ArrayLike, bins: int = 10, draws: int = CHANCE_DRAWS, seed: int = CHANCE_SEED
+) -> np.ndarray:
+    """The ECEs that these PDs would show if they were exactly right: `draws` sets of outcomes drawn from
+    the PDs themselves (a default with probability p), each binned as `metrics` bins the observed ones.
+
+    >>> chance_eces([0.0, 0.0, 1.0, 1.0], bins=2, draws=3).tolist()  # certain outcomes: no chance at all
+    [0.0, 0.0, 0.0]
+    """
+    p_raw = _raw(pd)
+    p_, problems = _probabilities(p_raw)
+    if p_raw.size == 0:
+        problems.append(Problem("pd", "at least one PD", "none"))
+    problems += _bins_problem(bins)
+    if problems:
+        raise InvalidData(problems, what="chance ECE input")
+    drawn, expected = _drawn_defaults(p_, _pd_bins(p_, bins), draws, seed)
+    return np.abs(drawn - expected).sum(axis=1) / p_.size  # sum over bins of n_b/n |rate_b - mean pd_b|
+
+
 def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | int]:
-    """AUC, Gini, KS, Brier score, expected calibration error (`bins` equal-frequency bins), log loss,
-    default rate, mean PD and n of a model's PDs against observed defaults. AUC, Gini and KS are NaN when
-    the sample holds only one class.
+    """AUC, Gini, KS, Brier score, expected calibration error (`bins` equal-frequency bins) with the ECE
+    PDs exactly right would show by chance and its p-value (`chance_eces`), log loss, default rate, mean PD
+    and n of a model's PDs against observed defaults. AUC, Gini and KS are NaN when the sample holds only
+    one class.
 
     >>> m = metrics([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8], bins=2)
     >>> m["auc"], m["gini"], m["ks"], round(m["ece"], 4)
@@ -163,6 +226,9 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
         auc = ks = math.nan
     table = reliability_table(y_, p_, bins)
     ece = float((table["n"] / y_.size * (table["observed_rate"] - table["mean_pd"]).abs()).sum())
+    by_chance = chance_eces(p_, bins)
+    # The observed ECE goes through the table's means, a draw's through sums: allow for rounding.
+    as_far_off = int((by_chance >= ece - 1e-12).sum())
     clipped = np.clip(p_, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
     log_loss = float(-np.mean(y_ * np.log(clipped) + (1 - y_) * np.log(1 - clipped)))
     return {
@@ -171,6 +237,8 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
         "ks": ks,
         "brier": float(np.mean((p_ - y_) ** 2)),
         "ece": ece,
+        "ece_chance": float(by_chance.mean()),
+        "ece_p_value": (as_far_off + 1) / (by_chance.size + 1),
         "log_loss": log_loss,
         "default_rate": float(y_.mean()),
         "mean_pd": float(p_.mean()),
@@ -410,6 +478,8 @@ _METRIC_ROWS = [
     ("discrimination", "ks", ("KS", "KS"), "{:.4f}"),
     ("calibration", "brier", ("布里尔分数", "Brier score"), "{:.5f}"),
     ("calibration", "ece", ("期望校准误差", "Expected calibration error"), "{:.5f}"),
+    ("calibration", "ece_chance", ("完全校准时的偶然误差", "ECE of PDs exactly right, by chance"), "{:.5f}"),
+    ("calibration", "ece_p_value", ("校准误差 p 值", "ECE p-value (beyond chance if small)"), "{:.4f}"),
     ("calibration", "log_loss", ("对数损失", "Log loss"), "{:.5f}"),
     ("calibration", "mean_pd", ("平均 PD", "Mean PD"), "{:.2%}"),
     ("sample", "default_rate", ("违约率", "Default rate"), "{:.2%}"),
@@ -477,16 +547,27 @@ def _plots(report: Mapping[str, Any]) -> dict[str, str]:
     top = 0.0
     for name, m in models.items():
         points = m["curves"]["reliability"]
-        x = [r["mean_pd"] for r in points]
+        x = np.array([r["mean_pd"] for r in points])
         y = [r["observed_rate"] for r in points]
-        top = max(top, *x, *y)
-        ax.plot(x, y, marker="o", label=labels[name])
+        low, high = (np.array([r[k] for r in points]) for k in ("chance_low", "chance_high"))
+        top = max(top, *x, *y, *high)
+        (line,) = ax.plot(x, y, marker="o", label=labels[name])
+        # Consistency bars: where 90% of the observed rates of PDs exactly right would fall, by chance.
+        ax.errorbar(
+            x,
+            x,
+            yerr=[x - np.minimum(low, x), np.maximum(high, x) - x],
+            fmt="none",
+            ecolor=line.get_color(),
+            alpha=0.4,
+            capsize=3,
+        )
     top = top * 1.05 if top > 0 else 1.0
     ax.plot([0, top], [0, top], linestyle="--", color="grey", linewidth=1, label="perfect calibration")
     ax.set(
         xlabel="Mean PD in bin",
         ylabel="Observed default rate",
-        title="Reliability diagram (equal-frequency bins)",
+        title="Reliability diagram (bars: 90% range by chance)",
         xlim=(0, top),
         ylim=(0, top),
     )
@@ -583,7 +664,9 @@ def _html(report: Mapping[str, Any], lang: str) -> str:
         )
     parts += [
         f"<h2>{_t(_HEADINGS['notes'], lang)}</h2><ul>",
-        "<li>Gini = 2 AUC - 1; KS = max (TPR - FPR); ECE over equal-frequency PD bins.</li>",
+        "<li>Gini = 2 AUC - 1; KS = max (TPR - FPR); ECE over equal-frequency PD bins. The ECE by chance is "
+        "the mean ECE of outcomes drawn from the PDs themselves (PDs exactly right); the ECE p-value is the "
+        "share of those draws at least as far off as the observed ECE.</li>",
         "<li>Jeffreys test (ECB PD back-testing): p = P(true rate &le; mean PD) under "
         "Beta(d + 1/2, n - d + 1/2); p &lt; 5% flags an underestimated PD, except in a grade "
         "without defaults.</li>",

@@ -209,3 +209,22 @@ def test_the_scoring_run_logs_auc_ece_and_the_spec(versions):
     assert run.data.params["model.seed"] == "0"
     assert {"auc", "ece", "gate.challenger.auc", "gate.champion.ece"} <= set(run.data.metrics)
     assert run.data.params["data.date_column"] == "applied"
+    assert {"gate.challenger.ece_chance", "gate.challenger.ece_p_value"} <= set(run.data.metrics)
+
+
+def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
+    gate = ScoringGate()
+    champion = {"auc": 0.80, "ece": 0.010}
+    # Above max(0.02, 0.010 + 0.005) but as far off as PDs exactly right often are on a small book: passes.
+    chance = {"auc": 0.80, "ece": 0.031, "ece_chance": 0.032, "ece_p_value": 0.55}
+    assert gate.decide(chance, champion).passed and gate.decide(chance, None).passed
+    beyond = {**chance, "ece": 0.090, "ece_p_value": 0.004}
+    verdict = gate.decide(beyond, None)
+    assert not verdict.passed
+    assert verdict.reasons == (
+        "ECE 0.0900 is above the bound 0.0200 beyond chance (p = 0.004; PDs exactly right would show 0.0320)",
+    )
+    # Within the bound, a small p-value does not refuse: the miscalibration is not material.
+    assert gate.decide({**beyond, "ece": 0.015}, champion).passed
+    # Figures without a p-value: the bound alone decides, as before.
+    assert not gate.decide({"auc": 0.80, "ece": 0.031}, None).passed

@@ -16,6 +16,7 @@ from features.errors import InvalidData
 from scoring.policy import GRADE_NAMES
 from scoring.validation import (
     calibration_by_grade,
+    chance_eces,
     jeffreys_p_value,
     metrics,
     psi,
@@ -97,6 +98,60 @@ def test_metrics_refuse_bad_rows():
     assert "pd: expected a probability in [0, 1]; got 1.5 (row 2)" in str(e.value)
     with pytest.raises(InvalidData, match="one PD per outcome"):
         metrics([0, 1], [0.1])
+
+
+def test_chance_ece_of_one_bin_matches_the_binomial_mean_absolute_deviation():
+    # Two bins of 100 loans at PD 0.3: a bin's ECE by chance is E|D/100 - 0.3| with D ~ Binomial(100, 0.3).
+    k = np.arange(101)
+    exact = float((stats.binom.pmf(k, 100, 0.3) * np.abs(k / 100 - 0.3)).sum())
+    draws = chance_eces(np.full(200, 0.3), bins=2, draws=4000)
+    assert draws.shape == (4000,)
+    assert draws.mean() == pytest.approx(exact, abs=4 * draws.std() / np.sqrt(draws.size))
+
+
+def test_chance_ece_is_zero_for_certain_outcomes_and_the_same_on_every_call():
+    assert chance_eces([0.0, 1.0, 0.0, 1.0], bins=2, draws=5).tolist() == [0.0] * 5
+    p = np.random.default_rng(0).uniform(0, 0.4, 500)
+    assert np.array_equal(chance_eces(p), chance_eces(p))  # a fixed seed: a report can be re-run
+    assert chance_eces(p, draws=7).size == 7  # draws spread over chunks add up
+
+
+def test_ece_p_value_tells_chance_from_miscalibration_on_a_small_book():
+    # 1,000 loans at about 30% default: PDs exactly right show an ECE near 0.03 by chance alone.
+    rng = np.random.default_rng(5)
+    p = rng.beta(2, 4.7, 1000)
+    right = metrics((rng.uniform(size=1000) < p).astype(int), p)
+    assert 0.02 < right["ece_chance"] < 0.045
+    assert right["ece_p_value"] > 0.05
+    too_low = metrics((rng.uniform(size=1000) < np.minimum(1.0, 1.4 * p)).astype(int), p)
+    assert too_low["ece"] > 0.08 and too_low["ece_p_value"] < 0.01
+    assert too_low["ece_chance"] == right["ece_chance"]  # it depends on the PDs only
+
+
+def test_ece_p_value_by_hand():
+    # PDs 0 and 1, outcomes the other way round: every draw has ECE 0, the observed one is 1.
+    m = metrics([1, 1, 0, 0], [0.0, 0.0, 1.0, 1.0], bins=2)
+    assert m["ece"] == 1.0 and m["ece_chance"] == 0.0
+    assert m["ece_p_value"] == pytest.approx(1 / 401)  # (0 draws as far off + 1) / (400 + 1)
+    assert metrics([0, 0, 1, 1], [0.0, 0.0, 1.0, 1.0], bins=2)["ece_p_value"] == 1.0
+
+
+def test_reliability_bins_carry_the_range_of_rates_chance_gives_pds_exactly_right():
+    p = np.repeat([0.05, 0.5], 200)  # two bins of 200 loans
+    table = reliability_table(np.zeros(400, dtype=int), p, bins=2)
+    # Binomial(200, q) / 200: its 5th and 95th percentiles, within a draw's step
+    for row, q in zip(table.itertuples(), (0.05, 0.5), strict=True):
+        assert row.chance_low == pytest.approx(stats.binom.ppf(0.05, 200, q) / 200, abs=0.011)
+        assert row.chance_high == pytest.approx(stats.binom.ppf(0.95, 200, q) / 200, abs=0.011)
+        assert row.chance_low < q < row.chance_high
+
+
+def test_chance_ece_refuses_bad_pds_by_row():
+    with pytest.raises(InvalidData) as e:
+        chance_eces([0.1, float("nan"), 1.2], bins=1)
+    message = str(e.value)
+    assert "pd: expected a probability in [0, 1]; got nan (row 1)" in message
+    assert "got 1.2 (row 2)" in message and "bins: expected an integer >= 2; got 1" in message
 
 
 # --- calibration by grade ---------------------------------------------------------------------------------
@@ -194,6 +249,7 @@ def test_report_writes_html_with_headings_and_images_and_json_that_loads(tmp_pat
         "分级校准 (Calibration by grade)",
         "稳定性 (Stability",
         "Jeffreys p 值 (Jeffreys p-value)",
+        "完全校准时的偶然误差 (ECE of PDs exactly right, by chance)",
     ):
         assert heading in text
     assert text.count("<th>lightgbm</th>") == 1 and text.count("<th>scorecard</th>") == 1  # side by side
