@@ -12,6 +12,8 @@ the way a bank would start them (`uvicorn --factory api.main:create_app`; `mlflo
 --env-manager local`). Every request counts: an answer other than 201 (200 for MLflow) or a failed
 connection is an error. Request counts are bounded (default 10,000 to the service in all); each level runs
 to its count and stops. Peak memory is the peak resident size (VmHWM) of the serving processes, summed.
+CPU per request: the serving processes' CPU time (user + system) and the load client's over a level,
+divided by its requests; on this 2-core machine their sum bounds the throughput.
 
 Targets (issue 6): p50 < 15 ms and p99 < 50 ms at concurrency 1; >= 100 requests/s at concurrency 8;
 no errors; the serving process under 1 GB.
@@ -75,6 +77,18 @@ def peak_rss_mb(pid: int) -> float:
         except FileNotFoundError:
             continue
     return total / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and its children that are still running."""
+    total = 0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -170,13 +184,18 @@ def run_levels(name, url, payloads, headers, ok, plan, pid, keepalive: bool = Tr
     asyncio.run(load(url, payloads, headers, ok, 1, min(20, len(payloads) * 2)))  # warm-up, not counted
     out = []
     for concurrency, count in plan:
+        server_cpu, client_cpu = cpu_seconds(pid), time.process_time()
         result = asyncio.run(load(url, payloads, headers, ok, concurrency, count, keepalive))
+        # CPU per request bounds throughput: two cores give at most 2000 / (server + client ms) req/s.
+        result["server_cpu_ms"] = 1000 * (cpu_seconds(pid) - server_cpu) / count
+        result["client_cpu_ms"] = 1000 * (time.process_time() - client_cpu) / count
         result["peak_mb"] = peak_rss_mb(pid)
         out.append(result)
         print(
             f"  {name:<9} c={concurrency:<3} {count:>6} requests  p50 {result['p50']:8.1f} ms  "
             f"p99 {result['p99']:8.1f} ms  {result['rps']:7.1f} req/s  errors {result['errors']} "
-            f"{result['error_kinds'] or ''}  peak {result['peak_mb']:.0f} MB",
+            f"{result['error_kinds'] or ''}  peak {result['peak_mb']:.0f} MB  CPU per request: "
+            f"server {result['server_cpu_ms']:.1f} ms, client {result['client_cpu_ms']:.1f} ms",
             flush=True,
         )
     return out
