@@ -159,7 +159,7 @@ def main() -> None:
             print(
                 f"{name:<8} {by_model['_rows']:>6} {100 * by_model['_default_rate']:>6.2f}  {model:<15} "
                 f"{m['auc']:>6.3f} {m['gini']:>6.3f} {m['ks']:>6.3f} {m['brier']:>7.4f} {m['ece']:>6.3f} "
-                f"{m['ece_chance']:>6.3f} {m['ece_p_value']:>6.3f}"
+                f"{m['ece_chance']:>6.3f} {m['ece_p_value']:>6.4f}"
             )
     print(
         "chance: the ECE PDs exactly right would show on the same loans (outcomes drawn from the PDs); "
@@ -174,7 +174,7 @@ def main() -> None:
         chance = "beyond chance" if m["ece_p_value"] < 0.05 else "within chance"
         print(
             f"  {name:<8} ECE {m['ece']:.4f} (<= 0.02: {'met' if m['ece'] <= 0.02 else 'NOT met'}; "
-            f"PDs exactly right would show {m['ece_chance']:.3f}, p = {m['ece_p_value']:.3f}: {chance})"
+            f"PDs exactly right would show {m['ece_chance']:.3f}, p = {m['ece_p_value']:.4f}: {chance})"
         )
     if not args.skip_speed:
         speed(args.seed)

@@ -147,10 +147,15 @@ def reliability_table(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> pandas.Dat
     if _bins_problem(bins):
         raise InvalidData(_bins_problem(bins), what="reliability input")
     y_, p_ = _outcomes(y, pd, "reliability input")
+    return _reliability(y_, p_, bins)[0]
+
+
+def _reliability(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[pandas.DataFrame, np.ndarray]:
+    """The reliability table and the chance ECEs (`chance_eces`), from one set of draws."""
     groups = _pd_bins(p_, bins)
-    drawn, _ = _drawn_defaults(p_, groups)
+    drawn, expected = _drawn_defaults(p_, groups)
     sizes = np.array([g.size for g in groups])
-    return pandas.DataFrame(
+    table = pandas.DataFrame(
         {
             "bin": np.arange(1, len(groups) + 1),
             "n": sizes,
@@ -160,6 +165,7 @@ def reliability_table(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> pandas.Dat
             "chance_high": np.quantile(drawn, 0.95, axis=0) / sizes,
         }
     )
+    return table, _eces(drawn, expected, p_.size)
 
 
 def _pd_bins(p_: np.ndarray, bins: int) -> list[np.ndarray]:
@@ -201,7 +207,11 @@ def chance_eces(
     if problems:
         raise InvalidData(problems, what="chance ECE input")
     drawn, expected = _drawn_defaults(p_, _pd_bins(p_, bins), draws, seed)
-    return np.abs(drawn - expected).sum(axis=1) / p_.size  # sum over bins of n_b/n |rate_b - mean pd_b|
+    return _eces(drawn, expected, p_.size)
+
+
+def _eces(drawn: np.ndarray, expected: np.ndarray, n: int) -> np.ndarray:
+    return np.abs(drawn - expected).sum(axis=1) / n  # sum over bins of n_b/n |rate_b - mean pd_b|
 
 
 def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | int]:
@@ -217,6 +227,11 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
     if _bins_problem(bins):
         raise InvalidData(_bins_problem(bins), what="metrics input")
     y_, p_ = _outcomes(y, pd, "metrics input")
+    return _metrics(y_, p_, bins)[0]
+
+
+def _metrics(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[dict[str, float | int], pandas.DataFrame]:
+    """`metrics` of checked outcomes and PDs, with the reliability table it measured the ECE on."""
     both = 0 < y_.sum() < y_.size
     if both:
         auc = float(roc_auc_score(y_, p_))
@@ -224,14 +239,13 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
         ks = float(np.max(tpr - fpr))
     else:
         auc = ks = math.nan
-    table = reliability_table(y_, p_, bins)
+    table, by_chance = _reliability(y_, p_, bins)
     ece = float((table["n"] / y_.size * (table["observed_rate"] - table["mean_pd"]).abs()).sum())
-    by_chance = chance_eces(p_, bins)
     # The observed ECE goes through the table's means, a draw's through sums: allow for rounding.
     as_far_off = int((by_chance >= ece - 1e-12).sum())
     clipped = np.clip(p_, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
     log_loss = float(-np.mean(y_ * np.log(clipped) + (1 - y_) * np.log(1 - clipped)))
-    return {
+    summary = {
         "auc": auc,
         "gini": 2 * auc - 1,
         "ks": ks,
@@ -244,6 +258,7 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
         "mean_pd": float(p_.mean()),
         "n": int(y_.size),
     }
+    return summary, table
 
 
 def jeffreys_p_value(defaults: ArrayLike, n: ArrayLike, pd: ArrayLike) -> np.ndarray:
@@ -384,11 +399,11 @@ def _jsonable(value: Any) -> Any:
 
 def _one_model(entry: Mapping[str, Any], grade_order: Sequence[str], bins: int) -> dict[str, Any]:
     y, p = entry["y_test"], entry["pd_test"]
-    summary = metrics(y, p, bins)
+    y_, p_ = _outcomes(y, p, "model input")
+    summary, reliability = _metrics(y_, p_, bins)
     calibration = calibration_by_grade(y, p, entry["grades_test"], grade_order)
     table = psi_table(entry["score_train"], entry["score_test"], bins)
     psi_value = float(table["psi"].sum())
-    y_, p_ = _outcomes(y, p, "model input")
     if 0 < y_.sum() < y_.size:
         fpr, tpr, _ = roc_curve(y_, p_)
     else:
@@ -402,7 +417,7 @@ def _one_model(entry: Mapping[str, Any], grade_order: Sequence[str], bins: int) 
         "psi_score": {"value": psi_value, "label": psi_label(psi_value), "table": _records(table)},
         "curves": {
             "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-            "reliability": _records(reliability_table(y_, p_, bins)),
+            "reliability": _records(reliability),
             "score_distribution": {
                 "edges": edges.tolist(),
                 "train_share": (np.histogram(train, edges)[0] / train.size).tolist(),
@@ -427,6 +442,8 @@ def validation_report(
         raise InvalidData(
             [Problem("models", "a non-empty mapping name -> model data", models)], "report input"
         )
+    if _bins_problem(bins):
+        raise InvalidData(_bins_problem(bins), "report input")
     out: dict[str, Any] = {}
     for name, entry in models.items():
         if not isinstance(entry, Mapping):

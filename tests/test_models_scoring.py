@@ -224,6 +224,8 @@ def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
     assert verdict.reasons == (
         "ECE 0.0900 is above the bound 0.0200 beyond chance (p = 0.004; PDs exactly right would show 0.0320)",
     )
+    # At the significance level exactly: chance explains it (refused only below ece_alpha).
+    assert gate.decide({**beyond, "ece_p_value": 0.05}, None).passed
     # Within the bound, a small p-value does not refuse: the miscalibration is not material.
     assert gate.decide({**beyond, "ece": 0.015}, champion).passed
     # Figures without a p-value: the bound alone decides, as before.

@@ -113,7 +113,9 @@ def test_chance_ece_is_zero_for_certain_outcomes_and_the_same_on_every_call():
     assert chance_eces([0.0, 1.0, 0.0, 1.0], bins=2, draws=5).tolist() == [0.0] * 5
     p = np.random.default_rng(0).uniform(0, 0.4, 500)
     assert np.array_equal(chance_eces(p), chance_eces(p))  # a fixed seed: a report can be re-run
-    assert chance_eces(p, draws=7).size == 7  # draws spread over chunks add up
+    many = np.full(600_000, 0.1)  # 4 million outcomes at a time: 6 draws, then 1
+    eces = chance_eces(many, draws=7)
+    assert eces.size == 7 and np.all((eces > 0) & (eces < 0.01)) and len(set(eces.tolist())) == 7
 
 
 def test_ece_p_value_tells_chance_from_miscalibration_on_a_small_book():
@@ -144,6 +146,25 @@ def test_reliability_bins_carry_the_range_of_rates_chance_gives_pds_exactly_righ
         assert row.chance_low == pytest.approx(stats.binom.ppf(0.05, 200, q) / 200, abs=0.011)
         assert row.chance_high == pytest.approx(stats.binom.ppf(0.95, 200, q) / 200, abs=0.011)
         assert row.chance_low < q < row.chance_high
+
+
+def test_chance_draws_follow_each_loan_into_its_bin_whatever_the_order():
+    # Shuffled PDs: the bins are cut on the sorted PDs, and each loan's draws must land in its own bin.
+    p = np.random.default_rng(1).permutation(np.repeat([0.05, 0.5], 200))
+    k = np.arange(201)
+    exact = {q: float((stats.binom.pmf(k, 200, q) * np.abs(k - 200 * q)).sum()) for q in (0.05, 0.5)}
+    eces = chance_eces(p, bins=2, draws=4000)
+    assert eces.mean() == pytest.approx(sum(exact.values()) / 400, abs=4 * eces.std() / np.sqrt(eces.size))
+    m = metrics(np.zeros(400, dtype=int), p, bins=2)
+    assert m["ece_chance"] == pytest.approx(chance_eces(p, bins=2).mean())  # the mean of the 400 draws
+    table = reliability_table(np.zeros(400, dtype=int), p, bins=2)
+    assert table["mean_pd"].tolist() == pytest.approx([0.05, 0.5])
+    assert table["chance_high"].iloc[0] < 0.1 < table["chance_low"].iloc[1]
+
+
+def test_report_refuses_a_bad_bin_count():
+    with pytest.raises(InvalidData, match="bins: expected an integer >= 2; got 0"):
+        validation_report({"lightgbm": sample()}, GRADE_NAMES, bins=0)
 
 
 def test_chance_ece_refuses_bad_pds_by_row():
