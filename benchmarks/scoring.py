@@ -35,6 +35,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import OneHotEncoder, StandardScaler  # noqa: E402
 
 from features import adapters  # noqa: E402
+from models.tasks import ScoringGate  # noqa: E402
 from scoring.model import ScoringModel, score_batch  # noqa: E402
 from scoring.scorecard import ScorecardModel  # noqa: E402
 from scoring.validation import metrics  # noqa: E402
@@ -171,7 +172,7 @@ def main() -> None:
         print(f"  Polish 1-year AUC {auc:.3f} (>= 0.95: {'met' if auc >= 0.95 else 'NOT met'})")
     for name, by_model in results.items():
         m = by_model["lightgbm"]
-        chance = "beyond chance" if m["ece_p_value"] < 0.05 else "within chance"
+        chance = "beyond chance" if m["ece_p_value"] < ScoringGate.ece_alpha else "within chance"
         print(
             f"  {name:<8} ECE {m['ece']:.4f} (<= 0.02: {'met' if m['ece'] <= 0.02 else 'NOT met'}; "
             f"PDs exactly right would show {m['ece_chance']:.3f}, p = {m['ece_p_value']:.4f}: {chance})"

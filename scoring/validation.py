@@ -150,22 +150,24 @@ def reliability_table(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> pandas.Dat
     return _reliability(y_, p_, bins)[0]
 
 
-def _reliability(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[pandas.DataFrame, np.ndarray]:
-    """The reliability table and the chance ECEs (`chance_eces`), from one set of draws."""
+def _reliability(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[pandas.DataFrame, float, np.ndarray]:
+    """The reliability table, the ECE and the chance ECEs (`chance_eces`): the observed defaults and each
+    set of drawn ones measured by the same formula against the same bins."""
     groups = _pd_bins(p_, bins)
     drawn, expected = _drawn_defaults(p_, groups)
+    observed = np.array([y_[g].sum() for g in groups])
     sizes = np.array([g.size for g in groups])
     table = pandas.DataFrame(
         {
             "bin": np.arange(1, len(groups) + 1),
             "n": sizes,
             "mean_pd": [float(p_[g].mean()) for g in groups],
-            "observed_rate": [float(y_[g].mean()) for g in groups],
+            "observed_rate": observed / sizes,
             "chance_low": np.quantile(drawn, 0.05, axis=0) / sizes,
             "chance_high": np.quantile(drawn, 0.95, axis=0) / sizes,
         }
     )
-    return table, _eces(drawn, expected, p_.size)
+    return table, float(_eces(observed[None, :], expected, p_.size)[0]), _eces(drawn, expected, p_.size)
 
 
 def _pd_bins(p_: np.ndarray, bins: int) -> list[np.ndarray]:
@@ -239,9 +241,8 @@ def _metrics(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[dict[str, float
         ks = float(np.max(tpr - fpr))
     else:
         auc = ks = math.nan
-    table, by_chance = _reliability(y_, p_, bins)
-    ece = float((table["n"] / y_.size * (table["observed_rate"] - table["mean_pd"]).abs()).sum())
-    # The observed ECE goes through the table's means, a draw's through sums: allow for rounding.
+    table, ece, by_chance = _reliability(y_, p_, bins)
+    # Different defaults can give the same ECE, summed in another order: allow for rounding.
     as_far_off = int((by_chance >= ece - 1e-12).sum())
     clipped = np.clip(p_, LOG_LOSS_CLIP, 1 - LOG_LOSS_CLIP)
     log_loss = float(-np.mean(y_ * np.log(clipped) + (1 - y_) * np.log(1 - clipped)))
