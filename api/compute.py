@@ -31,6 +31,7 @@ from scoring.data import request_scoring_table
 from scoring.decision import loan_term_columns
 from scoring.reasons import MAX_REASONS, reason_for
 from scoring.scale import DecisionPolicy
+from valuation.pledge import STATUS_COLUMNS
 from valuation.valuer import Valuer
 
 LANGUAGES = ("zh", "en")
@@ -164,7 +165,8 @@ def _bundle(
 ) -> dict[str, Any]:
     """The bundle figures (Valuer.bundle_of), from values already computed."""
     assets = {
-        c: np.array([r[c] for r in records], dtype=object) for c in ("asset_id", "asset_kind", "patent_type")
+        c: np.array([r[c] for r in records], dtype=object)
+        for c in ("asset_id", "asset_kind", "patent_type", *STATUS_COLUMNS)
     }
     assets["remaining_years"] = np.array([r["remaining_years"] for r in records], dtype="float64")
     try:

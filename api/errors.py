@@ -5,21 +5,28 @@
 - `lending.errors.PermissionDenied` (the key's role may not do this): 403.
 - `lending.errors.NotFound` (no such record, or none the caller may see): 404.
 - `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
+- `lending.errors.AlreadyDecided` (the bank's application_id was decided before): 409.
 
-A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field).
+A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field), with
+each echoed ``input`` made safe to send back: a number JSON cannot hold (NaN, Infinity: Python's JSON reader
+accepts them) is shown as text, and long text or a large object is cut short rather than echoed whole.
 """
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from api.compute import plain
 from api.schemas import ErrorResponse, InvalidDataResponse
 from features.errors import InvalidData, Problem
-from lending.errors import AlreadyReviewed, NotFound, PermissionDenied
+from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No API key, or one that is not valid"},
@@ -32,6 +39,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record, or none the caller may see"}}
 FORBIDDEN = {403: {"model": ErrorResponse, "description": "The key's role may not do this"}}
 CONFLICT = {409: {"model": ErrorResponse, "description": "The application has already been reviewed"}}
+ALREADY_DECIDED = {
+    409: {
+        "model": ErrorResponse,
+        "description": "The bank's application_id was decided before (the record named)",
+    }
+}
 UNAVAILABLE = {503: {"model": ErrorResponse, "description": "The models are not loaded (see /ready)"}}
 
 
@@ -52,6 +65,33 @@ def _invalid(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+MAX_ECHO_CHARS = 200  # of an input echoed back in a 422
+
+
+def echoed(value: Any) -> Any:
+    """An input as a 422 shows it: as it came when it is short, numbers JSON cannot hold as their text, and
+    anything long as its first characters.
+
+    >>> echoed(float("nan")), echoed(12), echoed({"a": [1, float("inf")]}), echoed("x" * 300)[-23:]
+    ('NaN', 12, {'a': [1, 'Infinity']}, '(300 characters in all)')
+    """
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, float) and not math.isfinite(value) or isinstance(value, dict | list):
+        text = json.dumps(value, default=str)  # NaN and Infinity written as those words
+    else:
+        return value
+    if len(text) > MAX_ECHO_CHARS:
+        return f"{text[:MAX_ECHO_CHARS]}... ({len(text):,} characters in all)"
+    return value if isinstance(value, str) else json.loads(text, parse_constant=str)
+
+
+def _schema_refused(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [{**e, "input": echoed(e["input"])} if "input" in e else e for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 def _status(code: int):
     def handler(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, code)
@@ -60,7 +100,9 @@ def _status(code: int):
 
 
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _schema_refused)
     app.add_exception_handler(InvalidData, _invalid)
     app.add_exception_handler(PermissionDenied, _status(status.HTTP_403_FORBIDDEN))
     app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(AlreadyDecided, _status(status.HTTP_409_CONFLICT))

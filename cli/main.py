@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -384,10 +385,10 @@ def models_history(name: Annotated[str, typer.Argument(help="Registered model na
 @models_app.command("champions")
 @user_errors
 def models_champions():
-    """The champion version of each registered model."""
+    """The champion version of each registered model (the built-in ones and a bank's own)."""
     from models import registry
 
-    for name, champion in registry.champion_versions().items():
+    for name, champion in registry.champion_versions(registry.registered_names()).items():
         typer.echo(f"{name}: {champion}")
 
 
@@ -454,14 +455,52 @@ def keys_create(
     role: Annotated[str, typer.Option(help="bank, evaluator or admin")],
 ):
     """Issue a key; it is shown once and only its hash is kept."""
-    from lending.db import make_engine, migrate, session_factory, transaction
     from lending.keys import create_key
-    from lending.settings import Settings
 
     if role not in ("bank", "evaluator", "admin"):
         raise ValueError(f"role: expected bank, evaluator or admin; got {role!r}")
-    engine = make_engine(Settings().database_url)
-    migrate(engine)
-    with transaction(session_factory(engine)) as session:
+    with _records() as session:
         key = create_key(session, institution, role)
     typer.echo(key)
+
+
+@keys_app.command("list")
+@user_errors
+def keys_list(
+    institution: Annotated[str | None, typer.Option(help="Only this institution's keys")] = None,
+):
+    """Every key (id, prefix, institution, role, created, revoked), oldest first; never a secret."""
+    from lending.keys import list_keys
+
+    with _records() as session:
+        found = list_keys(session, institution)
+    for k in found:
+        state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M:%S}" if k.revoked_at else "active"
+        created = f"{k.created_at:%Y-%m-%d %H:%M:%S}"
+        typer.echo("\t".join([str(k.key_id), k.prefix, k.institution_name, k.role, created, state]))
+
+
+@keys_app.command("revoke")
+@user_errors
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key (`ipcredit keys list`)")]):
+    """Revoke a key from now on: requests with it get 401 (a running service checks every request)."""
+    from lending.keys import revoke_key
+
+    with _records() as session:
+        info = revoke_key(session, key_id)
+    typer.echo(f"key {info.key_id} ({info.prefix}, {info.institution_name}) revoked at {info.revoked_at}")
+
+
+@contextlib.contextmanager
+def _records():
+    """A transaction on the records of DATABASE_URL, migrated first."""
+    from lending.db import make_engine, migrate, session_factory, transaction
+    from lending.settings import Settings
+
+    engine = make_engine(Settings().database_url)
+    try:
+        migrate(engine)
+        with transaction(session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()

@@ -25,11 +25,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from features.errors import InvalidData, Problem
-from lending.errors import AlreadyReviewed, NotFound, PermissionDenied
+from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import Principal
 from lending.tables import Application, Decision, Review, Role, Status, Valuation
 
@@ -203,12 +204,16 @@ def save_application(
     model_versions: dict[str, Any],
     *,
     application_id: str | None = None,
+    application_ref: str | None = None,
     enterprise_id: str | None = None,
     amount_cny: float | None = None,
     grade: str | None = None,
     pd: float | None = None,
 ) -> Application:
     """Store a decision as an application pending review, for the caller's institution.
+
+    `application_ref`, the bank's own id of the application, is stored once per institution: a second
+    decision on it raises AlreadyDecided (naming the stored record), also when two arrive at once.
 
     The filter columns default to ``request["enterprise_id"]``, ``request["amount_cny"]``,
     ``result["grade"]`` and ``result["pd"]`` (or the same key one object down, e.g.
@@ -239,8 +244,14 @@ def save_application(
         amount_cny if amount_cny is not None else _lookup(request, "amount_cny"), "amount_cny", problems
     )
     probability = _number(pd if pd is not None else _lookup(result, "pd"), "pd", problems)
+    if application_ref is not None and not (
+        isinstance(application_ref, str) and 0 < len(application_ref) <= 64
+    ):
+        problems.append(Problem("application_ref", "an id of 1 to 64 characters", application_ref))
     if problems:
         raise InvalidData(problems, what="application record")
+    if application_ref is not None:
+        _check_undecided(session, principal, application_ref)
 
     application = Application(
         id=record_id,
@@ -255,10 +266,27 @@ def save_application(
         grade=graded,
         pd=probability,
         reviews=[],
+        application_ref=application_ref,
     )
     session.add(application)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as e:  # the same id decided by another request at the same moment
+        if application_ref is None:
+            raise
+        raise AlreadyDecided(application_ref) from e
     return application
+
+
+def _check_undecided(session: Session, principal: Principal, application_ref: str) -> None:
+    stored = session.scalars(
+        select(Application.id).where(
+            Application.institution_id == principal.institution_id,
+            Application.application_ref == application_ref,
+        )
+    ).first()
+    if stored is not None:
+        raise AlreadyDecided(application_ref, stored)
 
 
 def get_application(session: Session, principal: Principal, application_id: str) -> Application | None:

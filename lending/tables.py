@@ -147,6 +147,7 @@ class Application(Base):
     __table_args__ = (
         Index("ix_applications_institution_created", "institution_id", "created_at"),
         Index("ix_applications_status_created", "status", "created_at"),
+        Index("uq_applications_institution_ref", "institution_id", "application_ref", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, as text
@@ -158,6 +159,7 @@ class Application(Base):
     explanation: Mapped[dict[str, Any]]  # SHAP
     model_versions: Mapped[dict[str, Any]]  # registered model name -> version (and run id)
     # Copies for filtering and sorting; the JSON above is the record.
+    application_ref: Mapped[str | None] = mapped_column(String(64))  # the bank's id: once per institution
     enterprise_id: Mapped[str | None] = mapped_column(String(64), index=True)
     amount_cny: Mapped[float | None] = mapped_column(Float(53), index=True)
     grade: Mapped[str | None] = mapped_column(String(8), index=True)

@@ -21,7 +21,7 @@ from features.schema import Enterprise, LoanApplication, Table, parse_records
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE, column_floats, column_objects
 from valuation.data import asset_rows
-from valuation.pledge import BundleValuation
+from valuation.pledge import STATUS_COLUMNS, BundleValuation
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
@@ -129,8 +129,10 @@ def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
 
 
 def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
-    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of)."""
-    return valuer.bundle_of({c: group[c] for c in BUNDLE_ASSET_COLUMNS}, term_months)
+    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of), with the assets' status
+    where the group has it (a request's records)."""
+    given = [*BUNDLE_ASSET_COLUMNS, *(c for c in STATUS_COLUMNS if c in group)]
+    return valuer.bundle_of({c: group[c] for c in given}, term_months)
 
 
 def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:
@@ -242,7 +244,8 @@ def request_scoring_table(
         one({**enterprise_record.model_dump(), "as_of": loan_record.application_date}),
         asset_table,
     )
-    bundle = _bundle_valuation(group, loan_record.term_months, valuer)
+    status = {c: np.array([a.get(c) for a in assets], dtype=object) for c in STATUS_COLUMNS}
+    bundle = _bundle_valuation(group | status, loan_record.term_months, valuer)
     row = {
         ID: loan_record.application_id,
         **{c: v[0] for c, v in features.items()},

@@ -175,6 +175,20 @@ def test_the_bank_s_own_application_id_is_kept(service, bodies):
     assert answer["application_id"] == "BOE-2026-0042" and answer["id"] != "BOE-2026-0042"
 
 
+def test_a_retried_application_id_is_decided_once(service, bodies):
+    body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
+    first = _applied(service, body)
+    total = service.get("/v1/applications").json()["total"]
+    again = service.post("/v1/applications", json=body)
+    assert again.status_code == 409, again.text
+    assert first["id"] in again.json()["detail"]
+    assert service.get("/v1/applications").json()["total"] == total  # nothing stored twice
+    # the id is the bank's own: another bank may use the same one, and no id means a new application
+    assert service.post("/v1/applications", "bank_b", json=body).status_code == 201
+    anonymous = {k: v for k, v in body.items() if k != "application_id"}
+    assert [service.post("/v1/applications", json=anonymous).status_code for _ in range(2)] == [201, 201]
+
+
 def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(service, bodies):
     answer = _applied(service, bodies[2])
     with transaction(service.app.state.sessions) as session:
@@ -378,6 +392,26 @@ def test_malformed_json_is_a_422_not_a_500(service, content, kind):
     assert response.status_code == 422 and response.json()["detail"][0]["type"] == kind
 
 
+@pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_in_a_body_are_a_422_naming_the_field(service, bodies, word):
+    # Python's JSON reader takes these words; echoing the float back used to fail as a 500.
+    content = json.dumps(_set(bodies[0], "loan.amount_cny", "<word>")).replace('"<word>"', word)
+    response = service.post(
+        "/v1/applications", content=content.encode(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    (error,) = [e for e in response.json()["detail"] if e["loc"] == ["body", "loan", "amount_cny"]]
+    assert error["input"] == word
+
+
+def test_a_long_input_is_not_echoed_whole(service, bodies):
+    response = service.post("/v1/applications", json={**bodies[0], "application_id": "x" * 100_000})
+    assert response.status_code == 422
+    assert len(response.content) < 5_000
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "application_id"] and "100,000 characters" in error["input"]
+
+
 @pytest.mark.parametrize("level", [0, 1, 1.5, "0.9", None])
 def test_an_interval_level_outside_0_1_is_refused(service, bodies, level):
     response = service.post("/v1/valuations", json={"assets": bodies[0]["assets"], "level": level})
@@ -429,6 +463,37 @@ def test_an_asset_without_a_remaining_term_is_valued_but_cannot_be_pledged(servi
     assert response.status_code == 422, response.text
     problem = response.json()["detail"][0]
     assert (problem["field"], problem["row"]) == ("assets.remaining_years", len(assets) - 1)
+
+
+def test_an_asset_pledged_twice_is_refused_and_nothing_is_stored(service, bodies):
+    before = service.get("/v1/applications").json()["total"]
+    body = {**bodies[0], "assets": [*bodies[0]["assets"], bodies[0]["assets"][0]]}
+    for path, sent in (("/v1/applications", body), ("/v1/valuations/bundle", None)):
+        if sent is None:
+            sent = {"assets": body["assets"], "loan_term_months": 12}
+        response = service.post(path, json=sent)
+        assert response.status_code == 422, response.text
+        (problem,) = response.json()["detail"]
+        assert (problem["field"], problem["row"]) == ("assets.asset_id", len(body["assets"]) - 1)
+    assert service.get("/v1/applications").json()["total"] == before
+
+
+@pytest.mark.parametrize(
+    "ended, field",
+    [
+        ({"status_as_of": "lapsed"}, "assets.status_as_of"),
+        ({"is_valid": 0, "is_pending": 0}, "assets.is_valid"),
+    ],
+)
+def test_a_patent_that_has_lapsed_cannot_be_pledged(service, bodies, ended, field):
+    assets = [dict(a) for a in bodies[0]["assets"]]
+    patent = next(i for i, a in enumerate(assets) if a["asset_kind"] == "patent")
+    assets[patent].update(ended)
+    assert service.post("/v1/valuations", json={"assets": assets}).status_code == 201  # valued, not pledged
+    response = service.post("/v1/applications", json={**bodies[0], "assets": assets})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert (problem["field"], problem["row"]) == (field, patent)
 
 
 # --------------------------------------------------------------------------- the registry

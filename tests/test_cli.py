@@ -49,7 +49,11 @@ def test_synth_writes_every_table_the_manifest_and_the_truth(data):
     folder, result = data
     assert sorted(p.name for p in folder.glob("*.parquet")) == sorted(f"{n}.parquet" for n in TABLE_MODELS)
     assert sorted(p.stem for p in (folder / "truth").glob("*.parquet")) == [
-        "applications", "enterprises", "patents", "trademarks"]
+        "applications",
+        "enterprises",
+        "patents",
+        "trademarks",
+    ]
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["seed"] == 1
     assert manifest["sizes"]["enterprises"] == len(pd.read_parquet(folder / "enterprises.parquet"))
@@ -62,12 +66,16 @@ def test_the_same_seed_writes_the_same_tables(data, tmp_path):
     again = run("synth", "--out", tmp_path / "again", "--enterprises", 200, "--seed", 1)
     assert again.exit_code == 0, again.output
     for name in TABLE_MODELS:
-        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "again" / f"{name}.parquet"),
-                                      pd.read_parquet(folder / f"{name}.parquet"), obj=name)
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(tmp_path / "again" / f"{name}.parquet"),
+            pd.read_parquet(folder / f"{name}.parquet"),
+            obj=name,
+        )
     other = run("synth", "--out", tmp_path / "other", "--enterprises", 200, "--seed", 2)
     assert other.exit_code == 0, other.output
     assert not pd.read_parquet(tmp_path / "other" / "patents.parquet").equals(
-        pd.read_parquet(folder / "patents.parquet"))
+        pd.read_parquet(folder / "patents.parquet")
+    )
 
 
 def test_synth_refuses_too_few_enterprises(tmp_path):
@@ -116,8 +124,11 @@ def test_features_on_a_portfolio_with_a_corrupted_table(data, tmp_path):
     patents.loc[row, "n_claims"] = -3
     patents.to_parquet(broken / "patents.parquet", index=False)
     result = run("features", "--data", broken, "--out", tmp_path / "f.csv")
-    assert_refused(result, "portfolio refused",
-                   f"patents.n_claims: expected >= 0; got -3 (row {row}, id {patents.loc[row, 'patent_id']})")
+    assert_refused(
+        result,
+        "portfolio refused",
+        f"patents.n_claims: expected >= 0; got -3 (row {row}, id {patents.loc[row, 'patent_id']})",
+    )
     assert not (tmp_path / "f.csv").exists()
 
 
@@ -151,6 +162,35 @@ def test_keys_create_prints_a_key_once_and_refuses_unknown_roles(tmp_path, monke
     assert key.encode() not in (tmp_path / "ipcredit.db").read_bytes()  # only its hash is stored
     refused = run("keys", "create", "--institution", "x", "--role", "god")
     assert refused.exit_code == 2 and "role: expected bank, evaluator or admin" in refused.output
+
+
+def test_keys_list_shows_no_secret_and_revoke_ends_a_key(tmp_path, monkeypatch):
+    from lending.db import make_engine, session_factory, transaction
+    from lending.keys import authenticate
+
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    bank = run("keys", "create", "--institution", "鄂州农商行", "--role", "bank").output.strip()
+    run("keys", "create", "--institution", "Evaluator", "--role", "evaluator")
+    listed = run("keys", "list")
+    assert listed.exit_code == 0, listed.output
+    rows = [line.split("\t") for line in listed.output.strip().splitlines()]
+    assert [(r[2], r[3], r[5]) for r in rows] == [
+        ("鄂州农商行", "bank", "active"),
+        ("Evaluator", "evaluator", "active"),
+    ]
+    assert bank not in listed.output and bank.split("_")[1] == rows[0][1]  # the prefix, never the secret
+    assert len(run("keys", "list", "--institution", "Evaluator").output.strip().splitlines()) == 1
+
+    revoked = run("keys", "revoke", rows[0][0])
+    assert revoked.exit_code == 0 and "revoked" in revoked.output
+    assert run("keys", "list").output.splitlines()[0].split("\t")[5].startswith("revoked ")
+    engine = make_engine(f"sqlite:///{tmp_path / 'ipcredit.db'}")
+    with transaction(session_factory(engine)) as session:
+        assert authenticate(session, bank) is None
+    engine.dispose()
+    missing = run("keys", "revoke", "999")
+    assert missing.exit_code == 2 and "no API key with id 999" in missing.output
 
 
 def test_serve_passes_host_port_and_workers_and_refuses_zero_workers(monkeypatch):

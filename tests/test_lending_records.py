@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 import lending.records as records
 from features.errors import InvalidData
 from lending.db import transaction
-from lending.errors import AlreadyReviewed, NotFound, PermissionDenied
+from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import authenticate, create_key
 from lending.records import (
     get_application,
@@ -425,3 +425,38 @@ def test_of_two_concurrent_reviews_exactly_one_wins(db, people):
     with transaction(db.factory) as session:
         back = get_application(session, people["bank_a"], saved.id)
         assert (back.status, [r.decision for r in back.reviews]) == (Status.DECLINED, [Decision.DECLINE])
+
+
+def test_the_bank_s_application_id_is_decided_once_per_institution(db, people):
+    first = save(db, people["bank_a"], application_ref="BOE-1")
+    with pytest.raises(AlreadyDecided, match=first.id):
+        save(db, people["bank_a"], application_ref="BOE-1")
+    save(db, people["bank_b"], application_ref="BOE-1")  # another bank's own id
+    save(db, people["bank_a"])  # no id: never a conflict
+    save(db, people["bank_a"])
+    with transaction(db.factory) as session:
+        _, total = list_applications(session, people["admin"])
+    assert total == 4
+
+
+def test_two_decisions_on_one_id_at_the_same_moment_store_one(db, people):
+    outcome = {}
+
+    def second():
+        try:
+            save(db, people["bank_a"], application_ref="BOE-2")
+            outcome["second"] = "stored"
+        except AlreadyDecided as e:
+            outcome["second"] = e
+
+    with transaction(db.factory) as session:
+        save_application(
+            session, people["bank_a"], a_request(), a_result(), EXPLANATION, VERSIONS, application_ref="BOE-2"
+        )
+        other = threading.Thread(target=second)
+        other.start()
+        other.join(0.5)  # the second waits on the first's write (SQLite lock, PostgreSQL unique index)
+    other.join(20)
+    assert isinstance(outcome["second"], AlreadyDecided)
+    with transaction(db.factory) as session:
+        assert list_applications(session, people["admin"])[1] == 1

@@ -254,6 +254,58 @@ def test_bad_rows_are_each_reported_by_row():
     assert "value_cny: expected a finite number >= 0; got -5.0 (row 1, id A1)" in str(err.value)
 
 
+def test_an_asset_listed_twice_is_refused_rather_than_counted_twice():
+    rows = bundle(asset(asset_id="P1"), asset("trademark", None, asset_id="T1"), asset(asset_id="P1"))
+    with pytest.raises(InvalidData) as err:
+        bundle_value(rows, 12)
+    (problem,) = err.value.problems
+    assert (problem.field, problem.row, problem.record_id) == ("asset_id", 2, "P1")
+    assert "also row 0" in problem.expected
+    # without ids, rows are not compared: two equal patents may be two different rights
+    assert bundle_value(bundle(asset(), asset()), 12).total_value_cny == 2_000_000.0
+
+
+@pytest.mark.parametrize(
+    "status, field",
+    [
+        ({"status_as_of": "lapsed"}, "status_as_of"),
+        ({"status_as_of": "expired"}, "status_as_of"),
+        ({"status_as_of": "invalidated"}, "status_as_of"),
+        ({"is_valid": 0.0, "is_pending": 0.0}, "is_valid"),
+    ],
+)
+def test_a_patent_whose_right_has_ended_cannot_be_pledged(status, field):
+    rows = bundle(asset(asset_id="P0"), {**asset(asset_id="P1"), **status})
+    with pytest.raises(InvalidData) as err:
+        bundle_value(rows, 12)
+    (problem,) = err.value.problems
+    assert (problem.field, problem.row, problem.record_id) == (field, 1, "P1")
+    assert "ended" in problem.expected
+
+
+@pytest.mark.parametrize(
+    "kind, ptype, status",
+    [
+        ("patent", "invention", {"status_as_of": "valid", "is_valid": 1.0, "is_pending": 0.0}),
+        ("patent", "invention", {"status_as_of": "pending", "is_valid": 0.0, "is_pending": 1.0}),
+        ("patent", "invention", {"is_valid": None, "is_pending": None}),  # unknown: not refused
+        ("trademark", None, {"status_as_of": "registered", "is_registered": 1.0}),
+        ("trademark", None, {"status_as_of": "pending", "is_registered": 0.0}),
+    ],
+)
+def test_rights_in_force_pending_or_of_unknown_status_are_pledged(kind, ptype, status):
+    plain = bundle_value(bundle(asset(kind, ptype)), 12)
+    given = bundle_value(bundle({**asset(kind, ptype), **status}), 12)
+    assert given.summary() == plain.summary() and given.pledge_value_cny > 0
+
+
+def test_a_mark_not_registered_nor_pending_cannot_be_pledged():
+    for status in ({"is_registered": 0.0}, {"status_as_of": "cancelled"}):
+        with pytest.raises(InvalidData) as err:
+            bundle_value(bundle({**asset("trademark", None), **status}), 12)
+        assert err.value.problems[0].field == next(iter(status))
+
+
 def test_empty_bundle_missing_columns_and_bad_term_are_refused():
     with pytest.raises(InvalidData, match="an empty bundle"):
         bundle_value(pd.DataFrame(columns=["asset_kind", "patent_type", "value_cny", "remaining_years"]), 12)

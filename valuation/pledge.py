@@ -18,11 +18,14 @@ Per asset i with value v_i (the value model's output), for a loan of T months::
     pledge_i        = pledge_rate[type_i] * liquidation_i        pledge value = sum pledge_i
 
 so pledge value <= liquidation value <= bundle value <= sum of values always holds.
+
+Refused (`InvalidData`, every row named): an asset listed twice (it would count twice), and, where the
+asset's status is given (`STATUS_COLUMNS`), a right that has ended: it is worth nothing to a pledgee.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -50,6 +53,10 @@ ROUTES: tuple[str, ...] = ("licence", "auction_transfer", "pledge_to_equity")
 ROUTE_CHOICES: tuple[str, ...] = ("assigned", "best", "expected")
 PLEDGE_BASES: tuple[str, ...] = ("liquidation", "appraised")
 ASSET_COLUMNS = ["asset_kind", "patent_type", "value_cny", "remaining_years"]
+#: Optional columns of a pledged asset's legal status: where given, a right that has ended is refused.
+STATUS_COLUMNS = ("status_as_of", "is_valid", "is_pending", "is_registered")
+#: Statuses (features.schema LegalStatus, TrademarkStatus) of a right that has ended.
+ENDED_STATUSES = frozenset({"lapsed", "expired", "invalidated", "withdrawn", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -405,7 +412,39 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
         numeric = numbers_or_nan(column[name])
         for i in positions(~(np.isfinite(numeric) & (numeric >= 0))):
             problems.append(Problem(name, "a finite number >= 0", plain(column[name][i]), **where(i)))
+    if ids is not None:  # one asset listed twice would count twice in the bundle and its pledge value
+        first: dict[str, int] = {}
+        for i, asset_id in enumerate(ids):
+            if not pd.isna(asset_id) and first.setdefault(str(asset_id), i) != i:
+                expected = f"each asset pledged once (asset {asset_id} is also row {first[str(asset_id)]})"
+                problems.append(Problem("asset_id", expected, str(asset_id), **where(i)))
+    for i, name, got in _ended_rights(asset_values, kinds):
+        expected = "a right in force or pending: one that has ended cannot be pledged"
+        problems.append(Problem(name, expected, got, **where(i)))
     return problems
+
+
+def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, Any]]:
+    """(row, field, value) of each asset whose given status (STATUS_COLUMNS) says its right has ended: an
+    ended status, a patent neither in force nor pending, a mark neither registered nor pending."""
+    n = kinds.size
+    given = {
+        c: np.asarray(asset_values[c], dtype=object).reshape(-1) if c in asset_values else np.full(n, None)
+        for c in STATUS_COLUMNS
+    }
+
+    def no(c: str, i: int) -> bool:  # the flag is given and is 0 (unknown flags say nothing)
+        value = given[c][i]
+        return value is not None and not pd.isna(value) and float(value) == 0
+
+    for i, kind in enumerate(kinds):
+        status = given["status_as_of"][i]
+        if isinstance(status, str) and status in ENDED_STATUSES:
+            yield i, "status_as_of", status
+        elif kind == PATENT and no("is_valid", i) and no("is_pending", i):
+            yield i, "is_valid", 0
+        elif kind == TRADEMARK and no("is_registered", i) and status != "pending":
+            yield i, "is_registered", 0
 
 
 def bundle_value(
@@ -419,8 +458,8 @@ def bundle_value(
     `asset_values` (a DataFrame, or a mapping of column to values) has one row per asset: asset_kind
     ("patent" / "trademark"), patent_type (invention / utility_model / design; None for a trademark),
     value_cny (>= 0) and remaining_years (legal remaining term, >= 0); an optional asset_id names rows
-    in messages and in the result. Every bad row is listed in one `InvalidData`. See the module
-    docstring for the formulas.
+    in messages and in the result (each asset once), and the optional STATUS_COLUMNS refuse a right that
+    has ended. Every bad row is listed in one `InvalidData`. See the module docstring for the formulas.
     """
     problems = _bundle_problems(asset_values, loan_term_months)
     if problems:

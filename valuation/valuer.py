@@ -23,7 +23,13 @@ from valuation._common import Columns, raw, set_flags, text
 from valuation.data import INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
-from valuation.pledge import BundleAssumptions, BundleValuation, PledgeAssumptions, bundle_value
+from valuation.pledge import (
+    STATUS_COLUMNS,
+    BundleAssumptions,
+    BundleValuation,
+    PledgeAssumptions,
+    bundle_value,
+)
 
 # The thread that explains a request's assets while its other figures are computed (Valuer.value_records).
 _EXPLAINER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipcredit-explain")
@@ -190,16 +196,19 @@ class Valuer:
             "patent_type": table["patent_type"] if "patent_type" in table else np.full(len(table), None),
             "value_cny": values["value_cny"],
             "remaining_years": table["remaining_years"],
+            **{c: table[c] for c in STATUS_COLUMNS if c in table},
         }
         return values, self.bundle_of(assets, loan_term_months)
 
     def bundle_of(self, assets: Mapping[str, Any], loan_term_months: int) -> BundleValuation:
         """The bundle of assets already valued (columns asset_id, asset_kind, patent_type, value_cny and
-        remaining_years, as arrays, Series or a DataFrame) by this valuer's bundle and pledge assumptions
-        (valuation.pledge.bundle_value); a patent type counts only on patents."""
+        remaining_years, and the status columns where known, as arrays, Series or a DataFrame) by this
+        valuer's bundle and pledge assumptions (valuation.pledge.bundle_value); a patent type counts only
+        on patents."""
         kinds = np.asarray(assets["asset_kind"], dtype=object)
         patent_types = np.where(kinds == "patent", np.asarray(assets["patent_type"], dtype=object), None)
-        columns = {c: assets[c] for c in ("asset_id", "asset_kind", "value_cny", "remaining_years")}
+        given = ("asset_id", "asset_kind", "value_cny", "remaining_years", *STATUS_COLUMNS)
+        columns = {c: assets[c] for c in given if c in assets}
         return bundle_value(
             columns | {"patent_type": patent_types},
             loan_term_months,

@@ -15,7 +15,14 @@ from pydantic import AwareDatetime
 
 from api import compute, views
 from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep
-from api.errors import CONFLICT, ERROR_RESPONSES, FORBIDDEN, NOT_FOUND, UNAVAILABLE
+from api.errors import (
+    ALREADY_DECIDED,
+    CONFLICT,
+    ERROR_RESPONSES,
+    FORBIDDEN,
+    NOT_FOUND,
+    UNAVAILABLE,
+)
 from api.schemas import (
     ApplicationPage,
     ApplicationRequest,
@@ -35,7 +42,7 @@ ApplicationId = Annotated[str, Path(max_length=64, description="Id of the stored
     "",
     status_code=http.HTTP_201_CREATED,
     response_model=ApplicationResponse,
-    responses={**FORBIDDEN, **UNAVAILABLE},
+    responses={**FORBIDDEN, **ALREADY_DECIDED, **UNAVAILABLE},
 )
 def create_application(
     body: ApplicationRequest,
@@ -47,7 +54,8 @@ def create_application(
     """Value the pledged bundle, score the enterprise and decide the loan: PD, score, grade,
     recommendation, credit line, expected loss and who bears it, interest subsidy, reasons and SHAP
     explanations. Stored as an application pending review, with the request as decided (its ids filled
-    in), the result, the explanation and the model versions, in one transaction."""
+    in), the result, the explanation and the model versions, in one transaction. An application_id the
+    bank has sent before is refused (409, naming the stored record): a retry never decides twice."""
     record_id = str(uuid.uuid4())
     decided = body.model_copy(
         update={
@@ -68,6 +76,7 @@ def create_application(
         decision.explanation,
         models.versions(),
         application_id=record_id,
+        application_ref=body.application_id,  # the bank's own id, when it sent one: decided once
         enterprise_id=decided.enterprise.enterprise_id,
         amount_cny=decided.loan.amount_cny,
         grade=decision.result["grade"],
