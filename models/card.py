@@ -123,12 +123,12 @@ def sign_review(name: str, version: str, reviewer: str, note: str = "", date: st
     the new card."""
     from mlflow.artifacts import download_artifacts
 
-    from models.registry import mlflow_client
+    from models.registry import mlflow_client, model_version
 
     if not reviewer.strip():
         raise ValueError("sign_review needs the reviewer's name")
     client = mlflow_client()
-    mv = client.get_model_version(name, str(version))
+    mv = model_version(name, version)  # ModelNotFound for a version the registry does not have
     date = date or _dt.date.today().isoformat()
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(run_id=mv.run_id, artifact_path=FACTS_FILE, dst_path=tmp)

@@ -9,12 +9,14 @@ scoring/) and, in one MLflow run of the experiment named after the registered mo
    ``spec/spec.yaml``, ``data/fingerprint.json``, ``environment/environment.json``, ``metrics/metrics.json``,
    the validation report files given (``validation/``), ``explain/shap_summary.png``,
    ``reference/reference.parquet`` (a sample of the training rows and the model's output on them: the
-   baseline of `models.monitor`);
+   baseline of `models.monitor`), ``data/train_rows.npy`` (a hash of each training row);
 3. logs the pyfunc model (models.pyfunc) with a signature inferred from a few training rows and their output,
    that input example, the project packages (``code_paths``) and pinned pip requirements, and registers it
    as a new version of the registered model, with alias ``challenger``;
 4. re-scores the held-out rows with the new version and with the current ``champion`` (both loaded from the
-   registry) and runs the gate; with ``promote=True`` the champion alias moves only if the gate passes (the
+   registry) and runs the gate, on the held-out rows the champion was not trained on (its row hashes): a
+   champion scored on its own training rows would look better than it is. Fewer than MIN_GATE_ROWS such
+   rows refuse the promotion, saying so (hold out new rows, or promote by hand); with ``promote=True`` the champion alias moves only if the gate passes (the
    first version becomes champion when there is none). The verdict and its figures are logged to the run
    (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
    tags of the version;
@@ -50,6 +52,9 @@ from models.tasks import Task, Verdict, flatten, get_task
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000
+TRAIN_ROWS_FILE = "train_rows.npy"
+# Held-out rows the champion never saw, at least, for the gate to compare a challenger with it.
+MIN_GATE_ROWS = 100
 EXAMPLE_ROWS = 5
 ENVIRONMENT_PACKAGES = (
     "numpy",
@@ -189,6 +194,9 @@ def train_and_log(
         )
         reference.to_parquet(tmp / "reference.parquet", index=False)
         mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
+        # Which rows this version learned from, as row hashes: a later gate compares on rows it never saw.
+        np.save(tmp / TRAIN_ROWS_FILE, row_hashes(table.drop(index=held_out.index), inputs))
+        mlflow.log_artifact(str(tmp / TRAIN_ROWS_FILE), "data")
 
         version = _log_model(the_task, fitted, table[inputs], spec, predict_params, name, tmp)
         registry.set_challenger(name, version)
@@ -261,8 +269,23 @@ def evaluate_gate(
     decide, and move the champion alias when `promote` and the gate allows it."""
     level = predict_params.get("level")
     new_model = registry.load(f"models:/{name}/{version}", task.name)
-    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
     champion = registry.current_champion(name)
+    if champion is not None:
+        # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
+        # another seed, holds out rows the champion was trained on: its in-sample figures would win).
+        unseen = _unseen_by(champion.run_id, held_out, task.input_columns(spec, held_out))
+        if unseen.sum() < MIN_GATE_ROWS:
+            reason = (
+                f"only {int(unseen.sum())} of the {len(held_out)} held-out rows were not used to train the "
+                f"champion (version {champion.version}); at least {MIN_GATE_ROWS} are needed to compare "
+                "fairly: hold out new rows, or promote by hand (`ipcredit models promote`) with a reason"
+            )
+            log.warning("%s: %s", name, reason)
+            return Verdict(
+                "refused" if promote else "not requested", False, (reason,), {}, None, str(champion.version)
+            )
+        held_out = held_out[unseen]
+    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
     if champion is None:
         verdict = gate.decide(new, None)
         decision = "first champion" if promote else "not requested"
@@ -523,6 +546,28 @@ def _log_model(
         },
     )
     return str(info.registered_model_version)
+
+
+def row_hashes(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """One 64-bit hash per row of `columns` (values and dtypes, not the index), sorted: the rows a model
+    was trained on, kept with its run (TRAIN_ROWS_FILE)."""
+    return np.sort(pd.util.hash_pandas_object(table[list(columns)], index=False).to_numpy())
+
+
+def _unseen_by(run_id: str, rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Which of `rows` the run's model was not trained on; all of them for a run that kept no row hashes
+    (logged before they were)."""
+    from mlflow.artifacts import download_artifacts
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = download_artifacts(run_id=run_id, artifact_path=f"data/{TRAIN_ROWS_FILE}", dst_path=tmp)
+            trained = np.load(path)
+    except (MlflowException, OSError):
+        log.warning("run %s kept no training row hashes: the gate uses every held-out row", run_id)
+        return np.ones(len(rows), dtype=bool)
+    return ~np.isin(pd.util.hash_pandas_object(rows[list(columns)], index=False).to_numpy(), trained)
 
 
 def _held_out_rows(table: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:

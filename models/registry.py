@@ -224,6 +224,17 @@ class Champion:
         return f"models:/{self.name}@{CHAMPION}"
 
 
+def registered_names() -> list[str]:
+    """Every registered model's name (a bank's own models beside the built-in ones), sorted."""
+    client, names, token = mlflow_client(), [], None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        names += [m.name for m in page]
+        token = page.token
+        if not token:
+            return sorted(names)
+
+
 def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champion]:
     """The champion of each registered model that has one (names without a champion are left out)."""
     from mlflow.exceptions import MlflowException
@@ -254,6 +265,19 @@ def current_champion(name: str):
     return None if version is None else client.get_model_version(name, version)
 
 
+def model_version(name: str, version: str):
+    """The registered ModelVersion; ModelNotFound naming it when the registry has no such version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return mlflow_client().get_model_version(name, str(version))
+    except MlflowException as e:
+        raise ModelNotFound(
+            f"no model at models:/{name}/{version}: the registry has no version {version} of {name!r} "
+            "(`ipcredit models history NAME` lists them)"
+        ) from e
+
+
 def set_challenger(name: str, version: str) -> None:
     mlflow_client().set_registered_model_alias(name, CHALLENGER, str(version))
 
@@ -264,6 +288,7 @@ def move_champion(name: str, version: str, reason: str, operator: str | None = N
     client = mlflow_client()
     now = utc_now()
     operator = operator or operator_name()
+    mv = model_version(name, version)  # first: an unknown version must leave the champion as it was
     previous = current_champion(name)
     if previous is not None and str(previous.version) == str(version):
         return now
@@ -273,7 +298,6 @@ def move_champion(name: str, version: str, reason: str, operator: str | None = N
         if periods and periods[-1][1] is None:
             periods[-1][1] = now
         client.set_model_version_tag(name, previous.version, "champion_periods", json.dumps(periods))
-    mv = client.get_model_version(name, str(version))
     periods = _periods(mv.tags) + [[now, None]]
     client.set_registered_model_alias(name, CHAMPION, str(version))
     for key, value in {

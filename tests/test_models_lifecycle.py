@@ -27,7 +27,7 @@ from features.errors import InvalidData
 from features.synth import synthesize
 from models import card, config, lifecycle, monitor, registry
 from models.registry import ModelCorrupt, ModelNotFound
-from models.tasks import ValuationGate
+from models.tasks import ValuationGate, get_task
 from valuation.data import default_spec, in_force, training_table
 from valuation.train import train_valuation
 
@@ -246,6 +246,51 @@ def test_history_shows_which_version_was_champion_when(versions):
     registered = events[events["event"] == "registered"].set_index("version")
     assert registered.loc[v["v3"], "verdict"].startswith("refused: ")
     assert registered.loc[v["v1"], "run_id"] == versions["v1"].run_id
+
+
+def test_promoting_or_reviewing_a_version_that_does_not_exist_changes_nothing(versions):
+    before = registry.history(NAME)
+    with pytest.raises(ModelNotFound, match=f"no model at models:/{NAME}/99"):
+        registry.promote(NAME, "99", "a typo for 2")
+    with pytest.raises(ModelNotFound, match="has no version 99"):
+        card.sign_review(NAME, "99", "Li Wei")
+    pd.testing.assert_frame_equal(registry.history(NAME), before)  # the champion was not retired
+    assert champion_version() == versions["v2"].version
+
+
+def test_the_gate_judges_the_champion_only_on_rows_it_never_trained_on(versions, table):
+    # v1..v3 share seed 0, so one split: each champion is judged on rows it never saw (v2's promotion above).
+    # Another seed holds out rows mostly used to train the champion: too few unseen ones to compare.
+    def train(seed: int):
+        return lifecycle.train_and_log(
+            "valuation",
+            table,
+            default_spec(table),
+            trainer(60),
+            data_source={},
+            name="overlap-check",
+            seed=seed,
+            promote=True,
+            shap_rows=50,
+        )
+
+    first = train(0)
+    assert first.verdict.decision == "first champion"
+    trained = np.load(client().download_artifacts(first.run_id, f"data/{lifecycle.TRAIN_ROWS_FILE}"))
+    inputs = get_task("valuation").input_columns(default_spec(table), table)
+    assert np.isin(trained, lifecycle.row_hashes(table, inputs)).all()
+    held_out = len(table) - len(trained)
+    reseeded = train(1)
+    assert reseeded.verdict.decision == "refused" and not reseeded.verdict.passed
+    (reason,) = reseeded.verdict.reasons
+    assert f"of the {held_out} held-out rows were not used to train the champion" in reason
+    assert int(reason.split()[1]) < lifecycle.MIN_GATE_ROWS < held_out
+    assert str(registry.current_champion("overlap-check").version) == first.version
+
+
+def test_registered_names_lists_every_model(versions):
+    assert NAME in registry.registered_names()
+    assert NAME in registry.champion_versions(registry.registered_names())
 
 
 # ---------------------------------------------------------------- loading
