@@ -191,8 +191,9 @@ def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: in
 def decide_application(
     valuer: Valuer, scorer: Any, request: ApplicationRequest, application_id: str, bank_id: str
 ) -> Decision:
-    """The decision on one application: the bundle's valuation, PD, score, grade, recommendation, credit
-    line, expected loss and its split, subsidy and reasons (result), with the SHAP points of the score and
+    """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
+    policy's decline flags that set it, `declined_by`), credit line, expected loss and its split, subsidy
+    and reasons (result), with the SHAP points of the score and
     the factors of each asset's value (explanation). Reason texts are kept in both languages.
 
     The scoring row is the one the model was trained on (scoring.data.request_scoring_table); the decision
@@ -242,6 +243,10 @@ def decide_application(
                 "en": reason_for(r["feature"]).en,
             }
             for r in decision["reasons"]
+        ],
+        "declined_by": [
+            {"code": rule.code, "feature": rule.feature, "zh": rule.zh, "en": rule.en}
+            for rule in map(reason_for, decision["declined_by"])
         ],
     }
     explanation = {

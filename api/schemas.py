@@ -376,6 +376,16 @@ class Reason(Out):
     en: str
 
 
+class PolicyRule(Out):
+    """A lending-policy rule that declined the application whatever its PD (scoring.scale.DecisionPolicy)."""
+
+    code: str = Field(description="Reason code of the feature (scoring.reasons)")
+    feature: str = Field(description="The yes/no feature that is set, e.g. dishonest_debtor")
+    text: str = Field(description="In the language asked for")
+    zh: str
+    en: str
+
+
 class LossSplit(Out):
     """Who bears the expected loss (scoring.policy): the bank, the guarantor, the insurer, the risk fund."""
 
@@ -427,6 +437,11 @@ class ApplicationResponse(Out):
     expected_loss_split: LossSplit
     interest_subsidy_cny: float
     reasons: list[Reason]
+    declined_by: list[PolicyRule] = Field(
+        default_factory=list,
+        description="Policy rules that declined the application whatever its PD (e.g. on the "
+        "dishonest-debtor list, 失信被执行人); empty when the PD alone set the recommendation",
+    )
     explanation: Explanation
     model_versions: dict[str, ModelVersion]
     reviews: list[ReviewOut]

@@ -45,6 +45,7 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "expected_loss_split": result["expected_loss_split"],
             "interest_subsidy_cny": result["interest_subsidy_cny"],
             "reasons": _reasons(result["reasons"], lang),
+            "declined_by": _reasons(result.get("declined_by", []), lang),  # none in records before it
             "explanation": record.explanation,
             "model_versions": record.model_versions,
             "reviews": [

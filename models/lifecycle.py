@@ -16,8 +16,9 @@ scoring/) and, in one MLflow run of the experiment named after the registered mo
 4. re-scores the held-out rows with the new version and with the current ``champion`` (both loaded from the
    registry) and runs the gate, on the held-out rows the champion was not trained on (its row hashes): a
    champion scored on its own training rows would look better than it is. Fewer than MIN_GATE_ROWS such
-   rows refuse the promotion, saying so (hold out new rows, or promote by hand); with ``promote=True`` the champion alias moves only if the gate passes (the
-   first version becomes champion when there is none). The verdict and its figures are logged to the run
+   rows refuse the promotion, saying so (hold out new rows, or promote by hand). With ``promote=True``
+   the champion alias moves only if the gate passes (the first version becomes champion when there is
+   none). The verdict and its figures are logged to the run
    (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
    tags of the version;
 5. writes the model card (models.card) and records who ran it, where, with which code and environment.

@@ -394,7 +394,8 @@ class PDModelMixin:
 
         Columns: the spec's id (when the table has it), pd, score, grade, recommendation
         (approve / review / decline), recommendation_label (批准 / 复核 / 拒绝 in Chinese),
-        reason_codes (list of codes) and reasons (list of texts in `language`).
+        reason_codes (list of codes), reasons (list of texts in `language`) and declined_by (the policy's
+        decline flags set on the row: declined whatever the PD).
         Refuses the whole table if any row is unusable; `score_batch` scores the good rows instead.
         """
         policy = policy if policy is not None else DecisionPolicy()
@@ -406,7 +407,8 @@ class PDModelMixin:
         out = pd.DataFrame(index=df.index)
         if self.spec.id is not None and self.spec.id in df.columns:
             out[self.spec.id] = df[self.spec.id].to_numpy()
-        recommendation = policy.recommend(pd_)
+        flags = {f: df[f].to_numpy() for f in policy.decline_flags if f in df.columns}
+        recommendation = policy.recommend(pd_, flags)
         out["pd"] = pd_
         out["score"] = score
         out["grade"] = grade(pd_)
@@ -414,6 +416,7 @@ class PDModelMixin:
         out["recommendation_label"] = [policy.label(r, language) for r in recommendation]
         out["reason_codes"] = [[r["code"] for r in row] for row in reasons]
         out["reasons"] = [[r["text"] for r in row] for row in reasons]
+        out["declined_by"] = policy.flags_set(flags, len(df))
         return out
 
     def score_table(
@@ -596,7 +599,8 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         language: str = "zh",
     ) -> dict:
         """One application on the fast path (a record in, no DataFrame to encode): pd, score, grade,
-        recommendation, reasons and the points of every feature (points + base_points = score).
+        recommendation, reasons, declined_by (as `decide`) and the points of every feature (points +
+        base_points = score).
         Refused with InvalidData listing every bad field."""
         check_is_fitted(self, "encoder_")
         x, problems = self.encoder_.record_row(record)
@@ -606,7 +610,8 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         names = list(self.spec.feature_names)
         reasons = reasons_of_points(points, names, top=top, language=language)[0]
         policy = policy if policy is not None else DecisionPolicy()
-        recommendation = policy.recommend(pd_)[0]
+        flags = {f: [record[f]] for f in policy.decline_flags if f in record}
+        recommendation = policy.recommend(pd_, flags)[0]
         return {
             "pd": float(pd_[0]),
             "score": float(score[0]),
@@ -615,6 +620,7 @@ class ScoringModel(PDModelMixin, BaseEstimator):
             "recommendation_label": policy.label(recommendation, language),
             "reason_codes": [r["code"] for r in reasons],
             "reasons": reasons,
+            "declined_by": policy.flags_set(flags, 1)[0],
             "points": dict(zip(names, points[0].tolist(), strict=True)),
             "base_points": float(np.asarray(base).reshape(-1)[0]),
         }
@@ -691,8 +697,9 @@ def score_batch(
     """Score every usable row; rows with bad values get no score and are listed in the problems.
 
     One output row per input row, in input order. Columns: the spec's id (when the table has it),
-    pd, score, grade, reason_codes (codes joined by ';'), then recommendation (only when a policy is
-    given), reasons (texts joined by '; ') and error (this row's problems, '' when scored). A table
+    pd, score, grade, reason_codes (codes joined by ';'), then recommendation and declined_by (the
+    policy's decline flags set, joined by ';'; both only when a policy is given), reasons (texts joined by
+    '; ') and error (this row's problems, '' when scored). A table
     missing a feature column is refused as a whole (InvalidData).
     """
     check_is_fitted(model, "encoder_")
@@ -709,6 +716,7 @@ def score_batch(
     out["reason_codes"] = ""
     if policy is not None:
         out["recommendation"] = pd.Series([None] * len(table), index=table.index, dtype=object)
+        out["declined_by"] = ""
     out["reasons"] = ""
     good = ~bad
     if good.any():
@@ -720,6 +728,7 @@ def score_batch(
         out.loc[good, "reasons"] = ["; ".join(texts) for texts in decided["reasons"]]
         if policy is not None:
             out.loc[good, "recommendation"] = decided["recommendation"].to_numpy()
+            out.loc[good, "declined_by"] = [";".join(flags) for flags in decided["declined_by"]]
     errors = [""] * len(table)
     for p in problems:
         message = f"{p.field}: expected {p.expected}; got {p.got!r}"

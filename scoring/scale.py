@@ -34,8 +34,9 @@ model scores the same.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -188,11 +189,18 @@ class DecisionPolicy:
 
     approve when PD <= approve_max_pd; decline when PD >= decline_min_pd; review in between.
     The defaults put grades AAA..BB (PD <= 2%) in approve, B and CCC in review and CC, C in decline.
+
+    decline_flags: yes/no features that decline an application whatever its PD, a rule of lending policy
+    rather than of the model (default: an enterprise on the dishonest-debtor list, 失信被执行人, to which
+    the joint-punishment rules bar new credit). The model may have seen too few such enterprises to learn
+    what they mean; the rule does not depend on it.
+
     A recommendation is advice: the officer approves or overrides it with a written reason.
     """
 
     approve_max_pd: float = 0.02
     decline_min_pd: float = 0.08
+    decline_flags: tuple[str, ...] = ("dishonest_debtor",)
 
     def __post_init__(self) -> None:
         low, high = self.approve_max_pd, self.decline_min_pd
@@ -201,16 +209,41 @@ class DecisionPolicy:
                 "cut-offs must satisfy 0 < approve_max_pd < decline_min_pd <= 1; "
                 f"got approve_max_pd={low!r}, decline_min_pd={high!r}"
             )
+        flags = self.decline_flags
+        if not (isinstance(flags, tuple) and all(isinstance(f, str) and f for f in flags)):
+            raise ValueError(f"decline_flags must be a tuple of feature names; got {flags!r}")
 
-    def recommend(self, pd):
-        """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str."""
+    def recommend(self, pd, flags: Mapping[str, Any] | None = None):
+        """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str.
+        `flags` (feature -> values, one per PD) declines the rows where a decline flag is set."""
         array, scalar = _array(pd)
         _check_pd(array)
         out = np.full(array.shape, "review", dtype=object)
         out[array <= self.approve_max_pd] = "approve"
         out[array >= self.decline_min_pd] = "decline"
+        flagged = np.array([bool(f) for f in self.flags_set(flags, array.size)], dtype=bool)
+        out[flagged.reshape(array.shape)] = "decline"
         out[np.isnan(array)] = None
         return out.item() if scalar else out
+
+    def flags_set(self, flags: Mapping[str, Any] | None, n: int) -> list[list[str]]:
+        """Per row, the decline flags set (true or 1) among `flags` (feature -> n values); a missing value
+        sets nothing.
+
+        >>> DecisionPolicy().flags_set({"dishonest_debtor": [1.0, 0.0, None]}, 3)
+        [['dishonest_debtor'], [], []]
+        """
+        found: list[list[str]] = [[] for _ in range(n)]
+        for name in self.decline_flags:
+            if flags is None or name not in flags:
+                continue
+            values = list(flags[name])
+            if len(values) != n:
+                raise ValueError(f"flags[{name!r}]: expected {n} values, one per PD; got {len(values)}")
+            for i, value in enumerate(values):
+                if _is_set(value):
+                    found[i].append(name)
+        return found
 
     @staticmethod
     def label(recommendation: str, language: str = "zh") -> str:
@@ -220,6 +253,14 @@ class DecisionPolicy:
         if recommendation not in RECOMMENDATION_LABELS[language]:
             raise ValueError(f"recommendation must be one of {list(RECOMMENDATIONS)}; got {recommendation!r}")
         return RECOMMENDATION_LABELS[language][recommendation]
+
+
+def _is_set(value: Any) -> bool:
+    """True for true or a positive number; false for false, 0, and missing values (None, NaN, NA)."""
+    try:
+        return float(value) > 0  # NaN > 0 is false
+    except (TypeError, ValueError):
+        return False
 
 
 def grade_table_markdown(scale: ScoreScale | None = None) -> str:

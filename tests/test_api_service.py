@@ -175,6 +175,17 @@ def test_the_bank_s_own_application_id_is_kept(service, bodies):
     assert answer["application_id"] == "BOE-2026-0042" and answer["id"] != "BOE-2026-0042"
 
 
+def test_an_enterprise_on_the_dishonest_debtor_list_is_declined_whatever_its_pd(service, bodies):
+    clean = _applied(service, _set(bodies[0], "enterprise.dishonest_debtor", False))
+    listed = _applied(service, _set(bodies[0], "enterprise.dishonest_debtor", True))
+    assert clean["declined_by"] == []
+    assert listed["recommendation"] == "decline" and listed["recommendation_label"] == "拒绝"
+    (rule,) = listed["declined_by"]
+    assert (rule["code"], rule["feature"], rule["text"]) == ("R01", "dishonest_debtor", rule["zh"])
+    english = service.get(f"/v1/applications/{listed['id']}", params={"lang": "en"}).json()
+    assert english["declined_by"][0]["text"] == rule["en"] and "dishonest debtor" in rule["en"]
+
+
 def test_a_retried_application_id_is_decided_once(service, bodies):
     body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
     first = _applied(service, body)

@@ -82,6 +82,22 @@ def test_decide_one_matches_the_batch_and_its_points_add_up(trained, table):
         model.decide_one({**rows.iloc[0].to_dict(), "max_overdue_days_24m": -5})
 
 
+def test_a_dishonest_debtor_is_declined_on_both_paths_whatever_its_pd(trained):
+    rows = trained.test.head(6).reset_index(drop=True)
+    rows["dishonest_debtor"] = [1.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    batch = trained.model.decide(rows)
+    assert list(batch["declined_by"]) == [["dishonest_debtor"], [], ["dishonest_debtor"], [], [], []]
+    assert (batch.loc[[0, 2], "recommendation"] == "decline").all()
+    for i, record in enumerate(rows.to_dict("records")):
+        one = trained.model.decide_one(record)
+        assert (one["recommendation"], one["declined_by"]) == (
+            batch["recommendation"].iat[i],
+            batch["declined_by"].iat[i],
+        )
+    out, _ = decide_loans(trained.model, rows)
+    assert list(out["declined_by"]) == ["dishonest_debtor", "", "dishonest_debtor", "", "", ""]
+
+
 def test_decisions_add_lending_figures_that_add_up(trained):
     rows = trained.test.head(40).reset_index(drop=True)
     out, problems = decide_loans(trained.model, rows)

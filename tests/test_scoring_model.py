@@ -278,6 +278,21 @@ def test_decision_policy_cut_offs_and_labels():
         DecisionPolicy(approve_max_pd=0.1, decline_min_pd=0.05)
 
 
+def test_a_decline_flag_declines_whatever_the_pd():
+    policy = DecisionPolicy()
+    flags = {"dishonest_debtor": [1.0, True, 0.0, None, float("nan"), 1]}
+    pds = [0.001, 0.001, 0.001, 0.001, 0.001, float("nan")]
+    assert list(policy.recommend(pds, flags)) == ["decline", "decline", "approve", "approve", "approve", None]
+    assert policy.flags_set(flags, 6) == [["dishonest_debtor"]] * 2 + [[]] * 3 + [["dishonest_debtor"]]
+    assert policy.recommend(0.001, {"dishonest_debtor": [1]}) == "decline"  # a scalar PD
+    assert list(policy.recommend(pds[:1], {"other_flag": [1]})) == ["approve"]  # not a decline flag
+    assert list(DecisionPolicy(decline_flags=()).recommend(pds[:1], {"dishonest_debtor": [1]})) == ["approve"]
+    with pytest.raises(ValueError, match="expected 1 values, one per PD; got 6"):
+        policy.recommend(pds[:1], flags)
+    with pytest.raises(ValueError, match="decline_flags must be a tuple of feature names"):
+        DecisionPolicy(decline_flags="dishonest_debtor")  # type: ignore[arg-type]
+
+
 def test_decide_applies_the_policy_and_gives_reasons(german, model):
     rows = german[1].head(40)
     policy = DecisionPolicy(approve_max_pd=0.2, decline_min_pd=0.5)
@@ -291,6 +306,7 @@ def test_decide_applies_the_policy_and_gives_reasons(german, model):
         "recommendation_label",
         "reason_codes",
         "reasons",
+        "declined_by",
     ]
     assert list(decided[ID]) == list(rows[ID])
     assert list(decided["recommendation"]) == list(policy.recommend(decided["pd"].to_numpy()))
