@@ -17,7 +17,7 @@ import datetime as dt
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from features.schema import (
     AssetKind,
@@ -32,6 +32,37 @@ from features.schema import (
     LegalStatus,
     PatentType,
     TrademarkStatus,
+)
+
+# Figures of one kind of asset only: null on the other kind.
+PATENT_ONLY = (
+    "ipc_section",
+    "is_valid",
+    "is_pending",
+    "age_years",
+    "remaining_share",
+    "claims",
+    "independent_claims",
+    "backward_citations",
+    "forward_citations",
+    "citations_per_year",
+    "family_size",
+    "family_countries",
+    "ipc_count",
+    "n_inventors",
+    "policy_fit",
+    "litigations",
+)
+TRADEMARK_ONLY = (
+    "nice_class",
+    "is_registered",
+    "goods_services",
+    "years_registered",
+    "renewals",
+    "well_known",
+    "time_honoured",
+    "log_revenue_under_mark",
+    "oppositions",
 )
 
 Language = Literal["zh", "en"]
@@ -50,9 +81,22 @@ def _finite(low: float | None = None, high: float | None = None, **kwargs: Any) 
     return Field(ge=low, le=high, allow_inf_nan=False, strict=True, **kwargs)
 
 
+def _zero_or_one(value: float) -> float:
+    if value not in (0.0, 1.0):
+        raise ValueError("0 or 1 (a yes/no flag)")
+    return value
+
+
+def _whole(value: float) -> float:
+    if value != math.floor(value):
+        raise ValueError("a whole number (a count)")
+    return value
+
+
 Share = Annotated[float, _finite(0.0, 1.0)]
-Flag = Annotated[float, _finite(0.0, 1.0)]
-Count = Annotated[float, _finite(0.0, 1e6)]
+Flag = Annotated[float, _finite(0.0, 1.0), AfterValidator(_zero_or_one)]
+Count = Annotated[float, _finite(0.0, 1e6), AfterValidator(_whole)]
+Rate = Annotated[float, _finite(0.0, 1e6)]
 Years = Annotated[float, _finite(0.0, 200.0)]
 AmountCNY = Annotated[float, _finite(0.0, MAX_AMOUNT_CNY)]
 
@@ -144,7 +188,7 @@ class AssetIn(Body):
     independent_claims: Count | None = Field(None, description="Patents: independent claims")
     backward_citations: Count | None = Field(None, description="Patents: references cited")
     forward_citations: Count | None = Field(None, description="Patents: citations received so far")
-    citations_per_year: Count | None = Field(None, description="Patents: citations received per year")
+    citations_per_year: Rate | None = Field(None, description="Patents: citations received per year")
     family_size: Count | None = Field(None, description="Patents: members of the patent family")
     family_countries: Count | None = Field(None, description="Patents: jurisdictions the family covers")
     ipc_count: Count | None = Field(None, description="Patents: distinct IPC subclasses")
@@ -177,6 +221,39 @@ class AssetIn(Body):
     owner_high_tech: Flag | None = Field(
         None, description="1 when the owner is a certified high-tech enterprise"
     )
+
+    @field_validator("status_as_of", mode="after")
+    @classmethod
+    def _status_fits_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
+        kind = info.data.get("asset_kind")
+        statuses = {AssetKind.PATENT: LegalStatus, AssetKind.TRADEMARK: TrademarkStatus}.get(kind)
+        if value is not None and statuses is not None and value not in {s.value for s in statuses}:
+            raise ValueError(f"a {kind}'s status: one of {[s.value for s in statuses]}")
+        return value
+
+    @field_validator(*PATENT_ONLY, *TRADEMARK_ONLY, mode="after")
+    @classmethod
+    def _figure_fits_kind(cls, value: Any, info: ValidationInfo) -> Any:
+        own = AssetKind.PATENT if info.field_name in PATENT_ONLY else AssetKind.TRADEMARK
+        kind = info.data.get("asset_kind")
+        if value is not None and kind is not None and kind != own:
+            raise ValueError(f"null on a {kind}: {info.field_name} is a {own.value} figure")
+        return value
+
+    @field_validator("independent_claims", mode="after")
+    @classmethod
+    def _independent_claims_within_claims(cls, value: float | None, info: ValidationInfo) -> float | None:
+        claims = info.data.get("claims")
+        if value is not None and claims is not None and value > claims:
+            raise ValueError(f"at most the number of claims ({claims:g})")
+        return value
+
+    @field_validator("is_pending", mode="after")
+    @classmethod
+    def _not_both_in_force_and_pending(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value == 1 and info.data.get("is_valid") == 1:
+            raise ValueError("0 when is_valid is 1: a patent is granted and in force, or pending, not both")
+        return value
 
     @field_validator("patent_type", mode="after")
     @classmethod

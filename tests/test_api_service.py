@@ -23,7 +23,7 @@ from test_api_support import (
 
 from api.compute import decide_application
 from api.main import create_app
-from api.schemas import ApplicationRequest
+from api.schemas import PATENT_ONLY, ApplicationRequest
 from lending.db import transaction
 from lending.keys import authenticate
 from lending.records import get_application, get_valuation
@@ -383,9 +383,9 @@ def test_a_body_that_does_not_fit_the_schema_is_refused_field_by_field(
 
 
 def test_a_trademark_with_a_patent_type_and_a_patent_without_one_are_refused(service, bodies):
-    asset = bodies[0]["assets"][0]
-    patent = {**asset, "asset_kind": "patent", "patent_type": None}
-    mark = {**asset, "asset_kind": "trademark", "patent_type": "invention"}
+    patent = next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent")
+    mark = {**patent, **dict.fromkeys(PATENT_ONLY), "asset_kind": "trademark", "status_as_of": None}
+    patent, mark = {**patent, "patent_type": None}, {**mark, "patent_type": "invention"}
     response = service.post("/v1/valuations", json={"assets": [patent, mark]})
     assert response.status_code == 422
     assert [e["loc"] for e in response.json()["detail"]] == [
@@ -401,6 +401,34 @@ def test_a_trademark_with_a_patent_type_and_a_patent_without_one_are_refused(ser
 def test_malformed_json_is_a_422_not_a_500(service, content, kind):
     response = service.post("/v1/valuations", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422 and response.json()["detail"][0]["type"] == kind
+
+
+@pytest.mark.parametrize(
+    "changes, field, message",
+    [
+        ({"is_valid": 0.5}, "is_valid", "0 or 1 (a yes/no flag)"),
+        ({"claims": 2.5}, "claims", "a whole number (a count)"),
+        ({"claims": 3, "independent_claims": 4}, "independent_claims", "at most the number of claims (3)"),
+        ({"is_valid": 1, "is_pending": 1}, "is_pending", "not both"),
+        ({"nice_class": 9}, "nice_class", "null on a patent: nice_class is a trademark figure"),
+        ({"status_as_of": "registered"}, "status_as_of", "a patent's status: one of"),
+    ],
+)
+def test_an_asset_s_figures_must_fit_together(service, bodies, changes, field, message):
+    patent = next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent")
+    response = service.post("/v1/valuations", json={"assets": [{**patent, **changes}]})
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "assets", 0, field] and message in error["msg"], error
+
+
+def test_a_trademark_carries_no_patent_figures(service, bodies):
+    patent = next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent")
+    mark = {**patent, "asset_kind": "trademark", "patent_type": None, "status_as_of": None, "nice_class": 9}
+    response = service.post("/v1/valuations", json={"assets": [mark]})
+    assert response.status_code == 422
+    refused = {e["loc"][-1] for e in response.json()["detail"]}
+    assert refused == {f for f in PATENT_ONLY if patent.get(f) is not None}
 
 
 @pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
@@ -451,6 +479,8 @@ def test_an_asset_the_model_cannot_value_is_refused_with_its_row(service, bodies
     assets.append(
         {
             **assets[0],
+            **dict.fromkeys(PATENT_ONLY),
+            "status_as_of": None,
             "asset_id": "TM-UNSEEN",
             "asset_kind": "trademark",
             "patent_type": None,
