@@ -146,7 +146,9 @@ def _train_scoring(say: Progress) -> None:
     say("training the scoring model")
     valuer = registry.load_fitted(f"models:/{VALUATION_MODEL}@{registry.CHAMPION}", task="valuation")
     table, spec, source = training_data("scoring", valuer=valuer)
+    started = registry.utc_now()
     trained = train_scoring(table, spec)
+    trained_at = (started, registry.utc_now())
     with tempfile.TemporaryDirectory() as folder:
         registration = lifecycle.train_and_log(
             "scoring",
@@ -157,6 +159,7 @@ def _train_scoring(say: Progress) -> None:
             name=SCORING_MODEL,
             promote=True,
             report_files=write_report(trained.report, folder),
+            trained_at=trained_at,
         )
     say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
 

@@ -39,7 +39,7 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
             # markup off: file names and data values may hold square brackets
-            console.print(f"error: {e}", markup=False, highlight=False)
+            console.print(f"error: {_every_problem(e)}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -54,6 +54,15 @@ def user_errors(command):
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _every_problem(error: Exception) -> str:
+    """The error's text; refused input lists every problem, by row (its own text stops at 50)."""
+    if not isinstance(error, InvalidData):
+        return str(error)
+    ordered = sorted(error.problems, key=lambda p: (p.row is not None, p.row or 0))
+    lines = "\n".join(f"  - {p}" for p in ordered)
+    return f"{error.what} refused, {len(ordered)} problem(s):\n{lines}"
 
 
 @app.callback()
@@ -93,7 +102,11 @@ def synth(
         bar.update(task, description="writing Parquet")
         portfolio.save(out)
         bar.update(task, advance=1, description="done")
-    sizes = ", ".join(f"{n} {k}" for k, n in portfolio.manifest["sizes"].items())
+    distinct = portfolio.enterprises["enterprise_id"].nunique()
+    snapshots = f"enterprise credit snapshots (of {distinct:,} enterprises)"
+    sizes = ", ".join(
+        f"{n:,} {snapshots if k == 'enterprises' else k}" for k, n in portfolio.manifest["sizes"].items()
+    )
     console.print(
         f"wrote {out}: {sizes}; observed default rate {portfolio.manifest['default_rate_observed']:.2%}"
     )
@@ -276,7 +289,9 @@ def train_scoring_command(
         )
         table, feature_spec, source = training_data("scoring", data, spec, valuer=valuer)
         bar.update(task, advance=1, description=f"training on {len(table):,} rows")
+        started = registry.utc_now()
         trained = train_scoring(table, feature_spec, seed=seed)
+        trained_at = (started, registry.utc_now())
         bar.update(task, advance=1, description="logging and registering")
         with tempfile.TemporaryDirectory() as folder:
             registration = lifecycle.train_and_log(
@@ -289,6 +304,7 @@ def train_scoring_command(
                 seed=seed,
                 promote=promote,
                 report_files=write_report(trained.report, folder),
+                trained_at=trained_at,
             )
         bar.update(task, advance=1, description="done")
     _print_registration(registration)
@@ -402,7 +418,13 @@ def models_promote(
     """Move the champion alias by hand, with a reason on record."""
     from models import registry
 
-    typer.echo(registry.promote(name, version, reason))
+    current = registry.current_champion(name)
+    if current is not None and str(current.version) == str(version):
+        typer.echo(f"{name}: version {version} is already the champion; nothing changed")
+        return
+    when = registry.promote(name, version, reason)
+    was = f"version {current.version}" if current is not None else "no champion"
+    typer.echo(f"{name}: champion is now version {version} (was {was}) from {when}; reason recorded")
 
 
 @models_app.command("review")
@@ -504,3 +526,7 @@ def _records():
             yield session
     finally:
         engine.dispose()
+
+
+if __name__ == "__main__":  # python -m cli.main, as the `ipcredit` script
+    app()

@@ -27,6 +27,7 @@ Every refusal is an ``InvalidData`` that lists all problems found, never only th
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 import math
 from collections.abc import Iterable, Mapping
@@ -259,6 +260,11 @@ class FeatureSpec:
             raise InvalidData(problems, what="feature spec")
         if extra:
             logger.debug("feature spec keeps unknown top-level keys %s", sorted(extra))
+            for key in extra:  # kept for the bank's own notes; a misspelt `id:` would silently drop the ids
+                near = difflib.get_close_matches(str(key), KNOWN_TOP_LEVEL_KEYS, n=1, cutoff=0.6)
+                if near:
+                    message = "feature spec: unknown key %r kept and not used; did you mean %r?"
+                    logger.warning(message, key, near[0])
         features = tuple(
             FeatureColumn(
                 entry["name"],

@@ -161,7 +161,11 @@ def _documents(what: str, **documents: Any) -> None:
 def _require(principal: Principal, allowed: tuple[Role, ...], action: str) -> None:
     if principal.role not in allowed:
         roles = " or ".join(r.value for r in allowed)
-        raise PermissionDenied(f"{action} needs a {roles} key; got a {principal.role.value} key")
+        raise PermissionDenied(f"{action} needs {_a(roles)} key; got {_a(principal.role.value)} key")
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[:1] in "aeiou" else f"a {noun}"
 
 
 def _visible(principal: Principal, institution_id: ColumnElement[int]) -> list[ColumnElement[bool]]:

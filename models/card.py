@@ -112,7 +112,7 @@ def render(facts: dict[str, Any]) -> str:
         lines += [
             "> **Review pending.** No person has reviewed this version yet. The fields *reviewed by*",
             "> and *date* stay PENDING until a reviewer signs with",
-            "> `models.card.sign_review(name, version, reviewer)`.",
+            "> `ipcredit models review NAME VERSION --by REVIEWER` (or `models.card.sign_review`).",
             "",
         ]
     return "\n".join(lines)

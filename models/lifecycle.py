@@ -103,6 +103,7 @@ def train_and_log(
     experiment: str | None = None,
     shap_rows: int = 300,
     reference_rows: int = 5000,
+    trained_at: tuple[str, str] | None = None,
 ) -> Registration:
     """Log, register and (with `promote`) gate a trained model; see the module docstring.
 
@@ -119,6 +120,8 @@ def train_and_log(
     params: the caller's training options, logged as train.* parameters.
     report_files: validation report files (HTML, JSON) to log under validation/.
     date_column: the column whose span is the data's time span (default: the first datetime column).
+    trained_at: (start, end) of the training, as registry.utc_now() gives them, when `trained` is a result
+        trained before this call (the model card's modelling period); a callable is timed here.
     """
     the_task = get_task(task)
     name = name or the_task.registered_model
@@ -130,6 +133,8 @@ def train_and_log(
     started = registry.utc_now()
     result = trained(table, spec, seed=seed) if callable(trained) else trained
     finished = registry.utc_now()
+    if trained_at is not None:  # trained before this call: its own start and end
+        started, finished = trained_at
     fitted = the_task.fitted(result)
     metrics = dict(result.metrics)
     held_out = _held_out_rows(table, result.test)

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from features.errors import InvalidData, Problem
 from features.portfolio import TABLE_MODELS
 
 runner = CliRunner()
@@ -59,6 +60,24 @@ def test_synth_writes_every_table_the_manifest_and_the_truth(data):
     assert manifest["sizes"]["enterprises"] == len(pd.read_parquet(folder / "enterprises.parquet"))
     assert manifest["sizes"]["applications"] == len(pd.read_parquet(folder / "applications.parquet")) > 0
     assert f"wrote {folder}" in flat(result.output) and "observed default rate" in result.output
+    snapshots = manifest["sizes"]["enterprises"]
+    assert f"{snapshots:,} enterprise credit snapshots (of 200 enterprises)" in flat(result.output)
+
+
+def test_refused_input_lists_every_problem_in_row_order(monkeypatch):
+    import cli.main
+
+    problems = [Problem("x", "a number", "?", row) for row in (13, 5, None, *range(100, 160))]
+
+    def refuse(*args, **kwargs):
+        raise InvalidData(problems, "table")
+
+    monkeypatch.setattr(cli.main, "_records", refuse)
+    result = run("keys", "list")
+    assert_refused(result, "table refused, 63 problem(s)")
+    listed = [line for line in result.output.splitlines() if "- x: expected a number" in line]
+    rows = [int(line.split("(row ")[1].rstrip(")")) if "(row " in line else None for line in listed]
+    assert rows == [None, 5, 13, *range(100, 160)]  # every one (not the first 50), in row order
 
 
 def test_the_same_seed_writes_the_same_tables(data, tmp_path):

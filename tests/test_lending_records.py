@@ -162,7 +162,7 @@ def test_model_versions_are_required(db, people):
 
 
 def test_an_evaluator_does_not_create_applications(db, people):
-    with pytest.raises(PermissionDenied, match="needs a bank or admin key; got a evaluator key"):
+    with pytest.raises(PermissionDenied, match="needs a bank or admin key; got an evaluator key"):
         save(db, people["evaluator"])
     assert save(db, people["admin"]).institution_id == people["admin"].institution_id
 
@@ -183,7 +183,7 @@ def test_a_bank_never_sees_another_banks_applications(db, people):
         assert list_applications(session, people["bank_b"], enterprise_id="A0") == ([], 0)
         assert list_applications(session, people["bank_b"], status="pending_review")[1] == 1
         # Not even through a review: banks cannot review at all.
-        with pytest.raises(PermissionDenied, match="reviewing an application needs a evaluator or admin key"):
+        with pytest.raises(PermissionDenied, match="needs an evaluator or admin key"):
             review_application(session, people["bank_b"], mine[0].id, "approve")
 
 

@@ -451,3 +451,20 @@ def test_a_manual_rollback_is_recorded_in_the_history(versions):
     assert tail == [(int(v2), "retired"), (int(v1), "champion"), (int(v1), "retired"), (int(v2), "champion")]
     assert "manual: end of drill" in events["note"].iloc[-1]
     assert champion_version() == v2
+
+
+def test_the_cli_says_what_a_manual_promotion_changed_and_lists_every_champion(versions):
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    runner = CliRunner()
+    champion = champion_version()
+    same = runner.invoke(app, ["models", "promote", NAME, champion, "--reason", "again"])
+    assert same.exit_code == 0
+    assert f"version {champion} is already the champion; nothing changed" in same.output
+    missing = runner.invoke(app, ["models", "promote", NAME, "99", "--reason", "a typo"])
+    assert missing.exit_code == 2 and f"no model at models:/{NAME}/99" in missing.output
+    assert champion_version() == champion
+    listed = runner.invoke(app, ["models", "champions"]).output
+    assert all(f"{name}: " in listed for name in registry.registered_names())

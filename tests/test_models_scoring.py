@@ -230,3 +230,13 @@ def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
     assert gate.decide({**beyond, "ece": 0.015}, champion).passed
     # Figures without a p-value: the bound alone decides, as before.
     assert not gate.decide({"auc": 0.80, "ece": 0.031}, None).passed
+
+
+def test_a_model_trained_before_logging_keeps_its_own_training_period(store, table):
+    trained = train(table, FULL, seed=0)  # as the CLI does: the report is written before logging
+    period = ("2026-11-29 08:00:00.000000+00:00", "2026-11-29 08:00:15.000000+00:00")
+    registration = lifecycle.train_and_log(
+        "scoring", table, FULL, trained, data_source={}, name="period-check", trained_at=period, shap_rows=50
+    )
+    tags = mlflow.get_run(registration.run_id).data.tags
+    assert (tags["train.started"], tags["train.finished"]) == period

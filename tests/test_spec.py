@@ -77,6 +77,13 @@ def test_unknown_top_level_keys_are_kept_in_extra():
     assert spec.to_dict()["owner"] == "risk-team"
 
 
+def test_a_top_level_key_close_to_a_known_one_is_warned_about(caplog):
+    with caplog.at_level("WARNING", logger="features.spec"):
+        FeatureSpec.from_yaml(DOCUMENTED_SPEC + "owner: risk-team\nidd: loan_id\n")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["feature spec: unknown key 'idd' kept and not used; did you mean 'id'?"]
+
+
 def test_round_trip_through_yaml_file(tmp_path, spec):
     spec = FeatureSpec.from_dict({**spec.to_dict(), "task": "scoring", "owner": "risk-team"})
     path = spec.to_yaml(tmp_path / "spec.yaml")
