@@ -11,11 +11,13 @@
   such routes run at once in a process, the others wait their turn; 503 when the models are not loaded
   (see /ready). `LoadedModelsDep`: the same models for a route that only reads their versions.
 - `LanguageDep`: ``?lang=zh`` (the default) or ``?lang=en``.
+- `json_body`: a router dependency: a body that is not JSON in UTF-8 is a 415.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query, Request, Security, status
@@ -77,6 +79,23 @@ async def get_models(request: Request) -> ServedModels:
 
 async def compute_with_models(request: Request) -> AsyncIterator[ServedModels]:
     yield await get_models(request)  # the slot is held until the route returns
+
+
+async def json_body(request: Request) -> None:
+    """A request with a body must send it as JSON in UTF-8: 415 naming what came instead (the body would
+    otherwise be read as one string and refused field by field). No Content-Type at all is read as JSON."""
+    if request.method not in ("POST", "PUT", "PATCH") or "content-type" not in request.headers:
+        return  # no Content-Type at all: FastAPI reads the body as JSON
+    header = Message()  # the standard library's parser of Content-Type and its parameters
+    header["content-type"] = request.headers["content-type"]
+    subtype = header.get_content_subtype()
+    json = header.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+    if not json or header.get_content_charset("utf-8") not in ("utf-8", "utf8"):
+        got = request.headers["content-type"]
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"the body must be JSON in UTF-8 (Content-Type: application/json); got {got!r}",
+        )
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -30,6 +30,7 @@ from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, Permission
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No API key, or one that is not valid"},
+    415: {"model": ErrorResponse, "description": "A body that is not JSON in UTF-8 (Content-Type)"},
     422: {
         "model": InvalidDataResponse,
         "description": "Refused input: the problems found, each with its field, row, id, expected and got "

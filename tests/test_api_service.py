@@ -431,6 +431,24 @@ def test_a_trademark_carries_no_patent_figures(service, bodies):
     assert refused == {f for f in PATENT_ONLY if patent.get(f) is not None}
 
 
+@pytest.mark.parametrize(
+    "content_type, status",
+    [
+        ("text/plain", 415),
+        ("application/x-www-form-urlencoded", 415),  # curl -d without a Content-Type header
+        ("application/json; charset=gbk", 415),
+        ("application/json; charset=UTF-8", 201),
+        ("application/problem+json", 201),
+    ],
+)
+def test_a_body_that_is_not_json_in_utf8_is_a_415(service, bodies, content_type, status):
+    content = json.dumps({"assets": bodies[0]["assets"]}).encode()
+    response = service.post("/v1/valuations", content=content, headers={"content-type": content_type})
+    assert response.status_code == status, response.text
+    if status == 415:
+        assert content_type in response.json()["detail"] and "application/json" in response.json()["detail"]
+
+
 @pytest.mark.parametrize("word", ["NaN", "Infinity", "-Infinity"])
 def test_nan_and_infinity_in_a_body_are_a_422_naming_the_field(service, bodies, word):
     # Python's JSON reader takes these words; echoing the float back used to fail as a 500.

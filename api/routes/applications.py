@@ -9,12 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi import status as http
 from pydantic import AwareDatetime
 
 from api import compute, views
-from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep
+from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep, json_body
 from api.errors import (
     ALREADY_DECIDED,
     CONFLICT,
@@ -33,7 +33,12 @@ from api.schemas import (
 from lending import records
 from lending.errors import NotFound
 
-router = APIRouter(prefix="/v1/applications", tags=["applications"], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/v1/applications",
+    tags=["applications"],
+    responses=ERROR_RESPONSES,
+    dependencies=[Depends(json_body)],
+)
 
 ApplicationId = Annotated[str, Path(max_length=64, description="Id of the stored application (a UUID)")]
 

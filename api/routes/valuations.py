@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 
 from api import compute
-from api.deps import ModelsDep, PrincipalDep, SessionDep
+from api.deps import ModelsDep, PrincipalDep, SessionDep, json_body
 from api.errors import ERROR_RESPONSES, UNAVAILABLE
 from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
 from lending import records
 
-router = APIRouter(prefix="/v1/valuations", tags=["valuations"], responses={**ERROR_RESPONSES, **UNAVAILABLE})
+router = APIRouter(
+    prefix="/v1/valuations",
+    tags=["valuations"],
+    responses={**ERROR_RESPONSES, **UNAVAILABLE},
+    dependencies=[Depends(json_body)],
+)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ValuationResponse)
