@@ -189,7 +189,12 @@ def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: in
 
 
 def decide_application(
-    valuer: Valuer, scorer: Any, request: ApplicationRequest, application_id: str, bank_id: str
+    valuer: Valuer,
+    scorer: Any,
+    request: ApplicationRequest,
+    application_id: str,
+    bank_id: str,
+    policy: DecisionPolicy | None = None,
 ) -> Decision:
     """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
     policy's decline flags that set it, `declined_by`), credit line, expected loss and its split, subsidy
@@ -202,7 +207,9 @@ def decide_application(
     scoring.decision.loan_terms, and the pledged assets' values with their factors in one pass
     (Valuer.value_records).
 
-    `application_id` and `bank_id` fill the loan record's ids when the request has none."""
+    `application_id` and `bank_id` fill the loan record's ids when the request has none. `policy` (default
+    DecisionPolicy()) is stored in the result, so that a stored decision re-runs with the policy it had."""
+    policy = policy if policy is not None else DecisionPolicy()
     records = asset_records(request.assets)
     enterprise = request.enterprise.model_dump()
     loan = {
@@ -215,7 +222,7 @@ def decide_application(
         row, valued, bundle = request_scoring_table(enterprise, records, loan, valuer, explain_assets=True)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
-    decision = scorer.decide_one(row, top=MAX_REASONS, language="zh")
+    decision = scorer.decide_one(row, policy, top=MAX_REASONS, language="zh")
     terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
     recommendation = str(decision["recommendation"])
     result = {
@@ -248,6 +255,7 @@ def decide_application(
             {"code": rule.code, "feature": rule.feature, "zh": rule.zh, "en": rule.en}
             for rule in map(reason_for, decision["declined_by"])
         ],
+        "policy": policy.to_dict(),
     }
     explanation = {
         "score": {"base_points": decision["base_points"], "points": decision["points"]},

@@ -168,7 +168,9 @@ class AssetIn(Body):
     as_of: Date | None = Field(None, description="Valuation date (informational: the figures are as of it)")
     enterprise_id: Id | None = Field(None, description="Owner enterprise (informational)")
     status_as_of: LegalStatus | TrademarkStatus | None = Field(
-        None, description="Legal status on the valuation date (informational)"
+        None,
+        description="Legal status on the valuation date, of the asset's kind; an ended right (lapsed, "
+        "expired, invalidated, withdrawn, cancelled) is valued but cannot be pledged",
     )
     # patents
     patent_type: PatentType | None = Field(

@@ -146,20 +146,16 @@ def _train_scoring(say: Progress) -> None:
     say("training the scoring model")
     valuer = registry.load_fitted(f"models:/{VALUATION_MODEL}@{registry.CHAMPION}", task="valuation")
     table, spec, source = training_data("scoring", valuer=valuer)
-    started = registry.utc_now()
-    trained = train_scoring(table, spec)
-    trained_at = (started, registry.utc_now())
     with tempfile.TemporaryDirectory() as folder:
         registration = lifecycle.train_and_log(
             "scoring",
             table,
             spec,
-            trained,
+            train_scoring,
             data_source=source,
             name=SCORING_MODEL,
             promote=True,
-            report_files=write_report(trained.report, folder),
-            trained_at=trained_at,
+            report_files=lambda trained: write_report(trained.report, folder),
         )
     say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
 

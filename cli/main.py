@@ -288,25 +288,20 @@ def train_scoring_command(
             None if data is not None and data.is_file() else registry.load_fitted(valuation, task="valuation")
         )
         table, feature_spec, source = training_data("scoring", data, spec, valuer=valuer)
-        bar.update(task, advance=1, description=f"training on {len(table):,} rows")
-        started = registry.utc_now()
-        trained = train_scoring(table, feature_spec, seed=seed)
-        trained_at = (started, registry.utc_now())
-        bar.update(task, advance=1, description="logging and registering")
+        bar.update(task, advance=1, description=f"training on {len(table):,} rows, logging and registering")
         with tempfile.TemporaryDirectory() as folder:
             registration = lifecycle.train_and_log(
                 "scoring",
                 table,
                 feature_spec,
-                trained,
+                train_scoring,
                 data_source=source,
                 name=name,
                 seed=seed,
                 promote=promote,
-                report_files=write_report(trained.report, folder),
-                trained_at=trained_at,
+                report_files=lambda trained: write_report(trained.report, folder),
             )
-        bar.update(task, advance=1, description="done")
+        bar.update(task, advance=2, description="done")
     _print_registration(registration)
 
 
@@ -419,10 +414,10 @@ def models_promote(
     from models import registry
 
     current = registry.current_champion(name)
-    if current is not None and str(current.version) == str(version):
+    when = registry.promote(name, version, reason)
+    if when is None:
         typer.echo(f"{name}: version {version} is already the champion; nothing changed")
         return
-    when = registry.promote(name, version, reason)
     was = f"version {current.version}" if current is not None else "no champion"
     typer.echo(f"{name}: champion is now version {version} (was {was}) from {when}; reason recorded")
 

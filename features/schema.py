@@ -62,6 +62,12 @@ class TrademarkStatus(StrEnum):
     INVALIDATED = "invalidated"
 
 
+#: Statuses of a right in force (or pending): worth something to its owner and to a pledgee. Every other
+#: status of a patent or a mark is a right that has ended.
+LIVE_STATUSES = frozenset({"valid", "pending", "registered"})
+ENDED_STATUSES = frozenset(s.value for s in (*LegalStatus, *TrademarkStatus)) - LIVE_STATUSES
+
+
 class TaxGrade(StrEnum):
     """纳税信用等级, best first; M is the grade for new or small taxpayers with no history."""
 

@@ -9,14 +9,15 @@ scoring/) and, in one MLflow run of the experiment named after the registered mo
    ``spec/spec.yaml``, ``data/fingerprint.json``, ``environment/environment.json``, ``metrics/metrics.json``,
    the validation report files given (``validation/``), ``explain/shap_summary.png``,
    ``reference/reference.parquet`` (a sample of the training rows and the model's output on them: the
-   baseline of `models.monitor`), ``data/train_rows.npy`` (a hash of each training row);
+   baseline of `models.monitor`), ``data/train_rows.npz`` (a key of each training row: `row_keys`);
 3. logs the pyfunc model (models.pyfunc) with a signature inferred from a few training rows and their output,
    that input example, the project packages (``code_paths``) and pinned pip requirements, and registers it
    as a new version of the registered model, with alias ``challenger``;
 4. re-scores the held-out rows with the new version and with the current ``champion`` (both loaded from the
-   registry) and runs the gate, on the held-out rows the champion was not trained on (its row hashes): a
+   registry) and runs the gate, on the held-out rows the champion was not trained on (its row keys): a
    champion scored on its own training rows would look better than it is. Fewer than MIN_GATE_ROWS such
-   rows refuse the promotion, saying so (hold out new rows, or promote by hand). With ``promote=True``
+   rows (or fewer than all, on a smaller held-out set) refuse the promotion, saying so (hold out new rows,
+   or promote by hand). With ``promote=True``
    the champion alias moves only if the gate passes (the first version becomes champion when there is
    none). The verdict and its figures are logged to the run
    (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
@@ -53,7 +54,7 @@ from models.tasks import Task, Verdict, flatten, get_task
 log = logging.getLogger(__name__)
 
 MAX_PARAM_LENGTH = 6000
-TRAIN_ROWS_FILE = "train_rows.npy"
+TRAIN_ROWS_FILE = "train_rows.npz"
 # Held-out rows the champion never saw, at least, for the gate to compare a challenger with it.
 MIN_GATE_ROWS = 100
 EXAMPLE_ROWS = 5
@@ -98,12 +99,11 @@ def train_and_log(
     promote: bool = False,
     gate: Any = None,
     params: Mapping[str, Any] | None = None,
-    report_files: Sequence[str | Path] = (),
+    report_files: Sequence[str | Path] | Callable[[Any], Sequence[str | Path]] = (),
     date_column: str | None = None,
     experiment: str | None = None,
     shap_rows: int = 300,
     reference_rows: int = 5000,
-    trained_at: tuple[str, str] | None = None,
 ) -> Registration:
     """Log, register and (with `promote`) gate a trained model; see the module docstring.
 
@@ -118,10 +118,9 @@ def train_and_log(
     name: the registered model (default ipcredit-valuation / ipcredit-scoring).
     gate: the task's gate with its margins (models.tasks.ValuationGate / ScoringGate); None: defaults.
     params: the caller's training options, logged as train.* parameters.
-    report_files: validation report files (HTML, JSON) to log under validation/.
+    report_files: validation report files (HTML, JSON) to log under validation/, or a callable that writes
+        them from the training result (so that `trained` can be a callable, timed here for the card).
     date_column: the column whose span is the data's time span (default: the first datetime column).
-    trained_at: (start, end) of the training, as registry.utc_now() gives them, when `trained` is a result
-        trained before this call (the model card's modelling period); a callable is timed here.
     """
     the_task = get_task(task)
     name = name or the_task.registered_model
@@ -133,8 +132,6 @@ def train_and_log(
     started = registry.utc_now()
     result = trained(table, spec, seed=seed) if callable(trained) else trained
     finished = registry.utc_now()
-    if trained_at is not None:  # trained before this call: its own start and end
-        started, finished = trained_at
     fitted = the_task.fitted(result)
     metrics = dict(result.metrics)
     held_out = _held_out_rows(table, result.test)
@@ -187,7 +184,7 @@ def train_and_log(
         _log_json(tmp / "environment.json", env, "environment")
         spec.to_yaml(tmp / "spec.yaml")
         mlflow.log_artifact(str(tmp / "spec.yaml"), "spec")
-        for file in report_files:
+        for file in report_files(result) if callable(report_files) else report_files:
             mlflow.log_artifact(str(file), "validation")
 
         held_out_output = _output(the_task, fitted, held_out[inputs], predict_params)
@@ -201,7 +198,10 @@ def train_and_log(
         reference.to_parquet(tmp / "reference.parquet", index=False)
         mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
         # Which rows this version learned from, as row hashes: a later gate compares on rows it never saw.
-        np.save(tmp / TRAIN_ROWS_FILE, row_hashes(table.drop(index=held_out.index), inputs))
+        trained_rows = table.drop(index=held_out.index)
+        np.savez(
+            tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, spec), by=np.array(_key_columns(spec, table))
+        )
         mlflow.log_artifact(str(tmp / TRAIN_ROWS_FILE), "data")
 
         version = _log_model(the_task, fitted, table[inputs], spec, predict_params, name, tmp)
@@ -275,23 +275,29 @@ def evaluate_gate(
     decide, and move the champion alias when `promote` and the gate allows it."""
     level = predict_params.get("level")
     new_model = registry.load(f"models:/{name}/{version}", task.name)
+    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
     champion = registry.current_champion(name)
     if champion is not None:
         # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
         # another seed, holds out rows the champion was trained on: its in-sample figures would win).
-        unseen = _unseen_by(champion.run_id, held_out, task.input_columns(spec, held_out))
-        if unseen.sum() < MIN_GATE_ROWS:
+        try:
+            unseen = _unseen_by(champion.run_id, held_out, spec)
+        except Exception as e:  # the store failed: decide nothing on a guess
+            unseen, reason = None, f"the champion's training rows could not be read: {type(e).__name__}: {e}"
+        else:
+            needed = min(MIN_GATE_ROWS, len(held_out))
             reason = (
                 f"only {int(unseen.sum())} of the {len(held_out)} held-out rows were not used to train the "
-                f"champion (version {champion.version}); at least {MIN_GATE_ROWS} are needed to compare "
-                "fairly: hold out new rows, or promote by hand (`ipcredit models promote`) with a reason"
+                f"champion (version {champion.version}); at least {needed} are needed to compare fairly: "
+                "hold out new rows, or promote by hand (`ipcredit models promote`) with a reason"
             )
+        if unseen is None or unseen.sum() < min(MIN_GATE_ROWS, len(held_out)):
             log.warning("%s: %s", name, reason)
-            return Verdict(
-                "refused" if promote else "not requested", False, (reason,), {}, None, str(champion.version)
-            )
-        held_out = held_out[unseen]
-    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
+            refused = "refused" if promote else "not requested"
+            return Verdict(refused, False, (reason,), new, None, str(champion.version))
+        if not unseen.all():
+            held_out = held_out[unseen]
+            new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
     if champion is None:
         verdict = gate.decide(new, None)
         decision = "first champion" if promote else "not requested"
@@ -554,26 +560,46 @@ def _log_model(
     return str(info.registered_model_version)
 
 
-def row_hashes(table: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """One 64-bit hash per row of `columns` (values and dtypes, not the index), sorted: the rows a model
-    was trained on, kept with its run (TRAIN_ROWS_FILE)."""
-    return np.sort(pd.util.hash_pandas_object(table[list(columns)], index=False).to_numpy())
+def _key_columns(spec: FeatureSpec, table: pd.DataFrame) -> list[str]:
+    """What names a row across retrains: the spec's id column, else every feature column."""
+    return [spec.id] if spec.id and spec.id in table.columns else list(spec.feature_names)
 
 
-def _unseen_by(run_id: str, rows: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
-    """Which of `rows` the run's model was not trained on; all of them for a run that kept no row hashes
-    (logged before they were)."""
+def row_keys(table: pd.DataFrame, spec: FeatureSpec, columns: Sequence[str] | None = None) -> np.ndarray:
+    """One 64-bit key per row, in row order: the hash of its `columns` (default `_key_columns`) as text,
+    so that 1 and 1.0, or an int column read back as float after a missing value, give the same key, and
+    figures a retrained valuation model moves (bundle values) do not change it when the spec has an id."""
+    columns = list(columns) if columns is not None else _key_columns(spec, table)
+    as_text = table[columns].apply(lambda c: c.map(_key_text))
+    return pd.util.hash_pandas_object(as_text, index=False).to_numpy()
+
+
+def _key_text(value: Any) -> str:
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))  # 3.0 as 3: a column's dtype may change between reads
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def _unseen_by(run_id: str, rows: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Which of `rows` the run's model was not trained on, keyed as it was; every row for a run logged
+    before training keys were kept, or keyed by columns these rows lack (a warning says so)."""
     from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
 
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = download_artifacts(run_id=run_id, artifact_path=f"data/{TRAIN_ROWS_FILE}", dst_path=tmp)
-            trained = np.load(path)
-    except (MlflowException, OSError):
-        log.warning("run %s kept no training row hashes: the gate uses every held-out row", run_id)
+    kept = {a.path for a in registry.mlflow_client().list_artifacts(run_id, "data")}
+    if f"data/{TRAIN_ROWS_FILE}" not in kept:
+        log.warning("run %s kept no training row keys: the gate uses every held-out row", run_id)
         return np.ones(len(rows), dtype=bool)
-    return ~np.isin(pd.util.hash_pandas_object(rows[list(columns)], index=False).to_numpy(), trained)
+    with tempfile.TemporaryDirectory() as tmp:
+        with np.load(
+            download_artifacts(run_id=run_id, artifact_path=f"data/{TRAIN_ROWS_FILE}", dst_path=tmp)
+        ) as f:
+            trained, by = f["keys"], [str(c) for c in f["by"]]
+    if not set(by) <= set(rows.columns):
+        log.warning(
+            "run %s keyed its rows by %s, which these rows lack: every held-out row is used", run_id, by
+        )
+        return np.ones(len(rows), dtype=bool)
+    return ~np.isin(row_keys(rows, spec, by), trained)
 
 
 def _held_out_rows(table: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:

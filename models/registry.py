@@ -282,16 +282,17 @@ def set_challenger(name: str, version: str) -> None:
     mlflow_client().set_registered_model_alias(name, CHALLENGER, str(version))
 
 
-def move_champion(name: str, version: str, reason: str, operator: str | None = None) -> str:
-    """Point `champion` at `version`, closing the previous champion's period; returns the time of the move.
-    Used by the gate and, for a rollback or a manual decision, by `promote`."""
+def move_champion(name: str, version: str, reason: str, operator: str | None = None) -> str | None:
+    """Point `champion` at `version`, closing the previous champion's period; returns the time of the move,
+    or None when `version` is the champion already (nothing is recorded). Used by the gate and, for a
+    rollback or a manual decision, by `promote`."""
     client = mlflow_client()
     now = utc_now()
     operator = operator or operator_name()
     mv = model_version(name, version)  # first: an unknown version must leave the champion as it was
     previous = current_champion(name)
     if previous is not None and str(previous.version) == str(version):
-        return now
+        return None
     if previous is not None:
         client.set_model_version_tag(name, previous.version, "champion_until", now)
         periods = _periods(previous.tags)
@@ -313,9 +314,9 @@ def move_champion(name: str, version: str, reason: str, operator: str | None = N
     return now
 
 
-def promote(name: str, version: str, reason: str, operator: str | None = None) -> str:
+def promote(name: str, version: str, reason: str, operator: str | None = None) -> str | None:
     """Make `version` the champion without the gate (a rollback, or a decision taken by people), recording
-    who did it and why; returns the time of the move."""
+    who did it and why; returns the time of the move (None: it was the champion already)."""
     if not reason.strip():
         raise ValueError("a manual promotion needs a reason (it is recorded on the version)")
     return move_champion(name, version, f"manual: {reason}", operator)

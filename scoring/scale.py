@@ -39,6 +39,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 # Basel foundation IRB: the PD of a corporate or bank exposure is at least 0.03% (domain.md 7).
 BASEL_PD_FLOOR = 0.0003
@@ -213,6 +214,18 @@ class DecisionPolicy:
         if not (isinstance(flags, tuple) and all(isinstance(f, str) and f for f in flags)):
             raise ValueError(f"decline_flags must be a tuple of feature names; got {flags!r}")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON values, stored with each decision so that it can be re-run as it was made.
+
+        >>> DecisionPolicy.from_dict(DecisionPolicy().to_dict()) == DecisionPolicy()
+        True
+        """
+        return {**asdict(self), "decline_flags": list(self.decline_flags)}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> DecisionPolicy:
+        return cls(**{**stored, "decline_flags": tuple(stored.get("decline_flags", ()))})
+
     def recommend(self, pd, flags: Mapping[str, Any] | None = None):
         """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str.
         `flags` (feature -> values, one per PD) declines the rows where a decline flag is set."""
@@ -241,7 +254,7 @@ class DecisionPolicy:
             if len(values) != n:
                 raise ValueError(f"flags[{name!r}]: expected {n} values, one per PD; got {len(values)}")
             for i, value in enumerate(values):
-                if _is_set(value):
+                if _is_set(value, f"decline flag {name!r} (row {i})"):
                     found[i].append(name)
         return found
 
@@ -255,12 +268,14 @@ class DecisionPolicy:
         return RECOMMENDATION_LABELS[language][recommendation]
 
 
-def _is_set(value: Any) -> bool:
-    """True for true or a positive number; false for false, 0, and missing values (None, NaN, NA)."""
-    try:
-        return float(value) > 0  # NaN > 0 is false
-    except (TypeError, ValueError):
+def _is_set(value: Any, where: str) -> bool:
+    """True for true or 1; false for false, 0 and missing values (None, NaN, NA); ValueError for anything
+    else (text such as "Y" is not read as a yes: a dishonest debtor must not pass unseen)."""
+    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value)):
         return False
+    if isinstance(value, bool | np.bool_ | int | np.integer | float | np.floating) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{where}: expected 0 or 1, true or false, or missing; got {value!r}")
 
 
 def grade_table_markdown(scale: ScoreScale | None = None) -> str:

@@ -29,6 +29,7 @@ from lending.keys import authenticate
 from lending.records import get_application, get_valuation
 from lending.testing import BACKENDS, scratch_url
 from models import registry
+from scoring.scale import DecisionPolicy
 
 ROLES = {
     "bank_a": ("Bank A", "bank"),
@@ -216,6 +217,7 @@ def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(
         ApplicationRequest.model_validate(request),
         request["application_id"],
         request["loan"]["bank_id"],
+        DecisionPolicy.from_dict(result["policy"]),
     )
     assert json.dumps(again.result, sort_keys=True) == json.dumps(result, sort_keys=True)
     assert json.dumps(again.explanation, sort_keys=True) == json.dumps(explanation, sort_keys=True)

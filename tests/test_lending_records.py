@@ -460,3 +460,15 @@ def test_two_decisions_on_one_id_at_the_same_moment_store_one(db, people):
     assert isinstance(outcome["second"], AlreadyDecided)
     with transaction(db.factory) as session:
         assert list_applications(session, people["admin"])[1] == 1
+
+
+def test_the_database_itself_refuses_a_second_decision_on_one_id(db, people, monkeypatch):
+    import lending.records
+
+    save(db, people["bank_a"], application_ref="BOE-3")
+    monkeypatch.setattr(lending.records, "_check_undecided", lambda *args: None)  # both checked at once
+    with pytest.raises(AlreadyDecided, match="by another request at the same moment") as caught:
+        save(db, people["bank_a"], application_ref="BOE-3")
+    assert caught.value.record_id is None
+    with transaction(db.factory) as session:
+        assert list_applications(session, people["admin"])[1] == 1

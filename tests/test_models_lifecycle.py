@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -24,10 +25,11 @@ import pytest
 from mlflow import MlflowClient
 
 from features.errors import InvalidData
+from features.spec import FeatureSpec
 from features.synth import synthesize
 from models import card, config, lifecycle, monitor, registry
 from models.registry import ModelCorrupt, ModelNotFound
-from models.tasks import ValuationGate, get_task
+from models.tasks import ValuationGate
 from valuation.data import default_spec, in_force, training_table
 from valuation.train import train_valuation
 
@@ -276,9 +278,11 @@ def test_the_gate_judges_the_champion_only_on_rows_it_never_trained_on(versions,
 
     first = train(0)
     assert first.verdict.decision == "first champion"
-    trained = np.load(client().download_artifacts(first.run_id, f"data/{lifecycle.TRAIN_ROWS_FILE}"))
-    inputs = get_task("valuation").input_columns(default_spec(table), table)
-    assert np.isin(trained, lifecycle.row_hashes(table, inputs)).all()
+    path = client().download_artifacts(first.run_id, f"data/{lifecycle.TRAIN_ROWS_FILE}")
+    with np.load(path) as kept:
+        trained, by = kept["keys"], list(kept["by"])
+    assert by == ["asset_id"]  # the spec's id names a row across retrains
+    assert np.isin(trained, lifecycle.row_keys(table, default_spec(table))).all()
     held_out = len(table) - len(trained)
     reseeded = train(1)
     assert reseeded.verdict.decision == "refused" and not reseeded.verdict.passed
@@ -468,3 +472,30 @@ def test_the_cli_says_what_a_manual_promotion_changed_and_lists_every_champion(v
     assert champion_version() == champion
     listed = runner.invoke(app, ["models", "champions"]).output
     assert all(f"{name}: " in listed for name in registry.registered_names())
+
+
+def test_row_keys_survive_a_change_of_dtype_and_name_rows_by_the_spec_id(table):
+    spec = default_spec(table)
+    by_values = FeatureSpec.from_dict({k: v for k, v in spec.to_dict().items() if k != "id"})
+    rows = table.head(20)
+    as_floats = rows.astype({c: "float64" for c in rows.select_dtypes("number").columns})
+    assert (lifecycle.row_keys(as_floats, by_values) == lifecycle.row_keys(rows, by_values)).all()
+    moved = rows.assign(claims=rows["claims"] + 1)  # same assets, other figures
+    assert (lifecycle.row_keys(moved, spec) == lifecycle.row_keys(rows, spec)).all()
+    assert not (lifecycle.row_keys(moved, by_values) == lifecycle.row_keys(rows, by_values)).all()
+
+
+def test_the_gate_uses_every_row_for_a_champion_that_kept_no_keys_and_the_unseen_ones_otherwise(
+    versions, table
+):
+    spec = default_spec(table)
+    with mlflow.start_run() as bare:  # a run logged before training keys were kept
+        pass
+    assert lifecycle._unseen_by(bare.info.run_id, table.head(30), spec).all()
+    with mlflow.start_run() as partial:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / lifecycle.TRAIN_ROWS_FILE
+            np.savez(path, keys=lifecycle.row_keys(table.head(10), spec), by=np.array(["asset_id"]))
+            mlflow.log_artifact(str(path), "data")
+    unseen = lifecycle._unseen_by(partial.info.run_id, table.head(30), spec)
+    assert list(unseen) == [False] * 10 + [True] * 20

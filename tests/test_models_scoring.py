@@ -9,12 +9,15 @@ refused (AUC lower than the champion's by more than the margin).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -232,11 +235,18 @@ def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
     assert not gate.decide({"auc": 0.80, "ece": 0.031}, None).passed
 
 
-def test_a_model_trained_before_logging_keeps_its_own_training_period(store, table):
-    trained = train(table, FULL, seed=0)  # as the CLI does: the report is written before logging
-    period = ("2026-11-29 08:00:00.000000+00:00", "2026-11-29 08:00:15.000000+00:00")
+def test_a_model_trained_here_writes_its_report_from_the_result_and_keeps_its_training_period(
+    store, table, tmp_path
+):
+    def report(trained: TrainedScoring) -> list[Path]:
+        path = tmp_path / "report.json"
+        path.write_text(json.dumps({"auc": trained.metrics["auc"]}), encoding="utf-8")
+        return [path]
+
     registration = lifecycle.train_and_log(
-        "scoring", table, FULL, trained, data_source={}, name="period-check", trained_at=period, shap_rows=50
+        "scoring", table, FULL, train, data_source={}, name="period-check", report_files=report, shap_rows=50
     )
-    tags = mlflow.get_run(registration.run_id).data.tags
-    assert (tags["train.started"], tags["train.finished"]) == period
+    run = mlflow.get_run(registration.run_id)
+    assert run.data.tags["train.started"] < run.data.tags["train.finished"]
+    logged = MlflowClient().download_artifacts(registration.run_id, "validation/report.json")
+    assert json.loads(Path(logged).read_text(encoding="utf-8"))["auc"] == registration.metrics["auc"]

@@ -345,3 +345,12 @@ def test_assumptions_refuse_bad_values():
         BundleAssumptions(concentration_threshold=1.0)
     with pytest.raises(AttributeError):
         BundleAssumptions().disposal_years = 2.0  # type: ignore[misc]
+
+
+def test_a_patent_and_a_mark_may_share_a_number_and_an_unreadable_flag_is_refused():
+    same_number = bundle(asset(asset_id="1001"), asset("trademark", None, asset_id="1001"))
+    assert bundle_value(same_number, 12).total_value_cny == 2_000_000.0
+    with pytest.raises(InvalidData) as err:
+        bundle_value(bundle({**asset(asset_id="P1"), "is_valid": "no"}), 12)
+    (problem,) = err.value.problems
+    assert (problem.field, problem.expected, problem.got) == ("is_valid", "0 or 1 (or missing)", "no")

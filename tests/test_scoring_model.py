@@ -280,7 +280,7 @@ def test_decision_policy_cut_offs_and_labels():
 
 def test_a_decline_flag_declines_whatever_the_pd():
     policy = DecisionPolicy()
-    flags = {"dishonest_debtor": [1.0, True, 0.0, None, float("nan"), 1]}
+    flags = {"dishonest_debtor": [1.0, True, 0.0, None, float("nan"), np.int64(1)]}
     pds = [0.001, 0.001, 0.001, 0.001, 0.001, float("nan")]
     assert list(policy.recommend(pds, flags)) == ["decline", "decline", "approve", "approve", "approve", None]
     assert policy.flags_set(flags, 6) == [["dishonest_debtor"]] * 2 + [[]] * 3 + [["dishonest_debtor"]]
@@ -289,6 +289,8 @@ def test_a_decline_flag_declines_whatever_the_pd():
     assert list(DecisionPolicy(decline_flags=()).recommend(pds[:1], {"dishonest_debtor": [1]})) == ["approve"]
     with pytest.raises(ValueError, match="expected 1 values, one per PD; got 6"):
         policy.recommend(pds[:1], flags)
+    with pytest.raises(ValueError, match=r"'dishonest_debtor' \(row 1\): expected 0 or 1.*got 'Y'"):
+        policy.recommend([0.01, 0.01], {"dishonest_debtor": [0, "Y"]})
     with pytest.raises(ValueError, match="decline_flags must be a tuple of feature names"):
         DecisionPolicy(decline_flags="dishonest_debtor")  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.portfolio import Portfolio
+from features.schema import LIVE_STATUSES
 from features.snapshot import enterprise_snapshot, patent_snapshot, trademark_snapshot
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import PatentFeatures, TrademarkFeatures
@@ -151,4 +152,4 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
 
 def in_force(table: pd.DataFrame) -> np.ndarray:
     """Rows whose asset is a right in force (or pending) at its date; an ended right is worth nothing."""
-    return table["status_as_of"].isin(["valid", "pending", "registered"]).to_numpy()
+    return table["status_as_of"].isin(LIVE_STATUSES).to_numpy()

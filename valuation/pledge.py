@@ -34,6 +34,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
+from features.schema import ENDED_STATUSES
 from features.transformers import numbers_or_nan
 from valuation._common import (
     ASSET_TYPES,
@@ -55,8 +56,6 @@ PLEDGE_BASES: tuple[str, ...] = ("liquidation", "appraised")
 ASSET_COLUMNS = ["asset_kind", "patent_type", "value_cny", "remaining_years"]
 #: Optional columns of a pledged asset's legal status: where given, a right that has ended is refused.
 STATUS_COLUMNS = ("status_as_of", "is_valid", "is_pending", "is_registered")
-#: Statuses (features.schema LegalStatus, TrademarkStatus) of a right that has ended.
-ENDED_STATUSES = frozenset({"lapsed", "expired", "invalidated", "withdrawn", "cancelled"})
 
 
 @dataclass(frozen=True)
@@ -413,20 +412,22 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
         for i in positions(~(np.isfinite(numeric) & (numeric >= 0))):
             problems.append(Problem(name, "a finite number >= 0", plain(column[name][i]), **where(i)))
     if ids is not None:  # one asset listed twice would count twice in the bundle and its pledge value
-        first: dict[str, int] = {}
-        for i, asset_id in enumerate(ids):
-            if not pd.isna(asset_id) and first.setdefault(str(asset_id), i) != i:
-                expected = f"each asset pledged once (asset {asset_id} is also row {first[str(asset_id)]})"
+        first: dict[tuple[str, str], int] = {}
+        for i, (kind, asset_id) in enumerate(zip(kinds, ids, strict=True)):
+            key = (str(kind), str(asset_id))  # a patent and a mark may share a number
+            if not pd.isna(asset_id) and first.setdefault(key, i) != i:
+                expected = f"each asset pledged once ({kind} {asset_id} is also row {first[key]})"
                 problems.append(Problem("asset_id", expected, str(asset_id), **where(i)))
-    for i, name, got in _ended_rights(asset_values, kinds):
-        expected = "a right in force or pending: one that has ended cannot be pledged"
+    for i, name, expected, got in _ended_rights(asset_values, kinds):
         problems.append(Problem(name, expected, got, **where(i)))
     return problems
 
 
-def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, Any]]:
-    """(row, field, value) of each asset whose given status (STATUS_COLUMNS) says its right has ended: an
-    ended status, a patent neither in force nor pending, a mark neither registered nor pending."""
+def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, str, Any]]:
+    """(row, field, expected, value) of each asset whose given status (STATUS_COLUMNS) says its right has
+    ended (an ended status, a patent neither in force nor pending, a mark neither registered nor pending),
+    or cannot say (a flag that is not 0 or 1)."""
+    ended = "a right in force or pending: one that has ended cannot be pledged"
     n = kinds.size
     given = {
         c: np.asarray(asset_values[c], dtype=object).reshape(-1) if c in asset_values else np.full(n, None)
@@ -435,16 +436,26 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
 
     def no(c: str, i: int) -> bool:  # the flag is given and is 0 (unknown flags say nothing)
         value = given[c][i]
-        return value is not None and not pd.isna(value) and float(value) == 0
+        return value is not None and not pd.isna(value) and value == 0
 
     for i, kind in enumerate(kinds):
         status = given["status_as_of"][i]
-        if isinstance(status, str) and status in ENDED_STATUSES:
-            yield i, "status_as_of", status
+        bad_flags = [c for c in ("is_valid", "is_pending", "is_registered") if _not_a_flag(given[c][i])]
+        if bad_flags:
+            yield i, bad_flags[0], "0 or 1 (or missing)", plain(given[bad_flags[0]][i])
+        elif isinstance(status, str) and status in ENDED_STATUSES:
+            yield i, "status_as_of", ended, status
         elif kind == PATENT and no("is_valid", i) and no("is_pending", i):
-            yield i, "is_valid", 0
+            yield i, "is_valid", ended, 0
         elif kind == TRADEMARK and no("is_registered", i) and status != "pending":
-            yield i, "is_registered", 0
+            yield i, "is_registered", ended, 0
+
+
+def _not_a_flag(value: Any) -> bool:
+    """A status flag that is given but is not 0 or 1 (text such as 'no', 2, 0.5)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return False
+    return not (isinstance(value, bool | int | float | np.integer | np.floating) and value in (0, 1))
 
 
 def bundle_value(
