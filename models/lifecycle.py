@@ -17,9 +17,8 @@ scoring/) and, in one MLflow run of the experiment named after the registered mo
    registry) and runs the gate, on the held-out rows the champion was not trained on (its row keys): a
    champion scored on its own training rows would look better than it is. Fewer than MIN_GATE_ROWS such
    rows (or fewer than all, on a smaller held-out set) refuse the promotion, saying so (hold out new rows,
-   or promote by hand). With ``promote=True``
-   the champion alias moves only if the gate passes (the first version becomes champion when there is
-   none). The verdict and its figures are logged to the run
+   or promote by hand). With ``promote=True`` the champion alias moves only if the gate passes (the first
+   version becomes champion when there is none). The verdict and its figures are logged to the run
    (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
    tags of the version;
 5. writes the model card (models.card) and records who ran it, where, with which code and environment.
@@ -197,7 +196,7 @@ def train_and_log(
         )
         reference.to_parquet(tmp / "reference.parquet", index=False)
         mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
-        # Which rows this version learned from, as row hashes: a later gate compares on rows it never saw.
+        # Which rows this version learned from, as row keys: a later gate compares on rows it never saw.
         trained_rows = table.drop(index=held_out.index)
         np.savez(
             tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, spec), by=np.array(_key_columns(spec, table))
@@ -280,18 +279,18 @@ def evaluate_gate(
     if champion is not None:
         # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
         # another seed, holds out rows the champion was trained on: its in-sample figures would win).
+        needed = min(MIN_GATE_ROWS, len(held_out))
         try:
             unseen = _unseen_by(champion.run_id, held_out, spec)
         except Exception as e:  # the store failed: decide nothing on a guess
             unseen, reason = None, f"the champion's training rows could not be read: {type(e).__name__}: {e}"
         else:
-            needed = min(MIN_GATE_ROWS, len(held_out))
             reason = (
                 f"only {int(unseen.sum())} of the {len(held_out)} held-out rows were not used to train the "
                 f"champion (version {champion.version}); at least {needed} are needed to compare fairly: "
                 "hold out new rows, or promote by hand (`ipcredit models promote`) with a reason"
             )
-        if unseen is None or unseen.sum() < min(MIN_GATE_ROWS, len(held_out)):
+        if unseen is None or unseen.sum() < needed:
             log.warning("%s: %s", name, reason)
             refused = "refused" if promote else "not requested"
             return Verdict(refused, False, (reason,), new, None, str(champion.version))
