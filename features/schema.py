@@ -68,6 +68,20 @@ LIVE_STATUSES = frozenset({"valid", "pending", "registered"})
 ENDED_STATUSES = frozenset(s.value for s in (*LegalStatus, *TrademarkStatus)) - LIVE_STATUSES
 
 
+def flag(value: Any) -> bool | None:
+    """A yes/no value: True for true or 1, False for false or 0, None when missing (None, NaN, NA);
+    ValueError for anything else (text such as "Y" is not guessed at).
+
+    >>> [flag(v) for v in (1, 0.0, True, None, float("nan"))]
+    [True, False, True, None, None]
+    """
+    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and np.isnan(value)):
+        return None
+    if isinstance(value, bool | np.bool_ | int | np.integer | float | np.floating) and value in (0, 1):
+        return bool(value)
+    raise ValueError(f"expected 0 or 1, true or false, or missing; got {value!r}")
+
+
 class TaxGrade(StrEnum):
     """纳税信用等级, best first; M is the grade for new or small taxpayers with no history."""
 

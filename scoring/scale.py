@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import pandas as pd
+
+from features.schema import flag
 
 # Basel foundation IRB: the PD of a corporate or bank exposure is at least 0.03% (domain.md 7).
 BASEL_PD_FLOOR = 0.0003
@@ -254,8 +255,11 @@ class DecisionPolicy:
             if len(values) != n:
                 raise ValueError(f"flags[{name!r}]: expected {n} values, one per PD; got {len(values)}")
             for i, value in enumerate(values):
-                if _is_set(value, f"decline flag {name!r} (row {i})"):
-                    found[i].append(name)
+                try:
+                    if flag(value):
+                        found[i].append(name)
+                except ValueError as e:  # a dishonest debtor must not pass unseen as a "Y"
+                    raise ValueError(f"decline flag {name!r} (row {i}): {e}") from None
         return found
 
     @staticmethod
@@ -266,16 +270,6 @@ class DecisionPolicy:
         if recommendation not in RECOMMENDATION_LABELS[language]:
             raise ValueError(f"recommendation must be one of {list(RECOMMENDATIONS)}; got {recommendation!r}")
         return RECOMMENDATION_LABELS[language][recommendation]
-
-
-def _is_set(value: Any, where: str) -> bool:
-    """True for true or 1; false for false, 0 and missing values (None, NaN, NA); ValueError for anything
-    else (text such as "Y" is not read as a yes: a dishonest debtor must not pass unseen)."""
-    if value is None or value is pd.NA or (isinstance(value, float | np.floating) and math.isnan(value)):
-        return False
-    if isinstance(value, bool | np.bool_ | int | np.integer | float | np.floating) and value in (0, 1):
-        return bool(value)
-    raise ValueError(f"{where}: expected 0 or 1, true or false, or missing; got {value!r}")
 
 
 def grade_table_markdown(scale: ScoreScale | None = None) -> str:

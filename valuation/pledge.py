@@ -34,7 +34,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
-from features.schema import ENDED_STATUSES
+from features.schema import ENDED_STATUSES, flag
 from features.transformers import numbers_or_nan
 from valuation._common import (
     ASSET_TYPES,
@@ -434,28 +434,22 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
         for c in STATUS_COLUMNS
     }
 
-    def no(c: str, i: int) -> bool:  # the flag is given and is 0 (unknown flags say nothing)
-        value = given[c][i]
-        return value is not None and not pd.isna(value) and value == 0
-
     for i, kind in enumerate(kinds):
         status = given["status_as_of"][i]
-        bad_flags = [c for c in ("is_valid", "is_pending", "is_registered") if _not_a_flag(given[c][i])]
-        if bad_flags:
-            yield i, bad_flags[0], "0 or 1 (or missing)", plain(given[bad_flags[0]][i])
+        flags, unreadable = {}, []
+        for c in ("is_valid", "is_pending", "is_registered"):
+            try:
+                flags[c] = flag(given[c][i])
+            except ValueError:
+                unreadable.append(c)
+        if unreadable:
+            yield i, unreadable[0], "0 or 1 (or missing)", plain(given[unreadable[0]][i])
         elif isinstance(status, str) and status in ENDED_STATUSES:
             yield i, "status_as_of", ended, status
-        elif kind == PATENT and no("is_valid", i) and no("is_pending", i):
+        elif kind == PATENT and flags["is_valid"] is False and flags["is_pending"] is False:
             yield i, "is_valid", ended, 0
-        elif kind == TRADEMARK and no("is_registered", i) and status != "pending":
+        elif kind == TRADEMARK and flags["is_registered"] is False and status != "pending":
             yield i, "is_registered", ended, 0
-
-
-def _not_a_flag(value: Any) -> bool:
-    """A status flag that is given but is not 0 or 1 (text such as 'no', 2, 0.5)."""
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return False
-    return not (isinstance(value, bool | int | float | np.integer | np.floating) and value in (0, 1))
 
 
 def bundle_value(
