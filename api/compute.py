@@ -198,8 +198,8 @@ def decide_application(
 ) -> Decision:
     """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
     policy's decline flags that set it, `declined_by`), credit line, expected loss and its split, subsidy
-    and reasons (result), with the SHAP points of the score and
-    the factors of each asset's value (explanation). Reason texts are kept in both languages.
+    and reasons (result), with the SHAP points of the score and the factors of each asset's value
+    (explanation). Reason texts are kept in both languages.
 
     The scoring row is the one the model was trained on (scoring.data.request_scoring_table); the decision
     takes the models' single-record paths, one pass each: `decide_one` (PD, score, grade, recommendation,
