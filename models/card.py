@@ -10,7 +10,8 @@ operator, timestamps and code) and internal control (§6.5: internal review befo
 
 The review is left **pending** at training time: the card says so until a person signs with
 `sign_review(name, version, reviewer)`, which records the reviewer and date as version tags
-(``review.status``, ``review.by``, ``review.date``, ``review.note``) and logs the card again.
+(``review.status``, ``review.by``, ``review.date``, ``review.note``) and logs the card again; a later
+sign-off keeps the earlier ones in the card (``earlier_reviews``), never overwriting them.
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ def render(facts: dict[str, Any]) -> str:
                     "champion alias moves: `ipcredit models history " + d["name"] + "`",
                 ],
                 ["review before launch (§6.5)", _review(review)],
+                *(
+                    [["earlier reviews (§6.5)", "; ".join(_review(r) for r in d["earlier_reviews"])]]
+                    if d.get("earlier_reviews")
+                    else []
+                ),
             ],
         ),
         "",
@@ -133,6 +139,8 @@ def sign_review(name: str, version: str, reviewer: str, note: str = "", date: st
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(run_id=mv.run_id, artifact_path=FACTS_FILE, dst_path=tmp)
         facts = json.loads(Path(path).read_text(encoding="utf-8"))
+        if facts.get("review", {}).get("status") == "signed":  # kept on record, not overwritten
+            facts["earlier_reviews"] = [*facts.get("earlier_reviews", []), facts["review"]]
         facts["review"] = {"status": "signed", "by": reviewer, "date": date, "note": note}
         card = write(facts, Path(tmp) / "signed")
         for file in (CARD_FILE, FACTS_FILE):

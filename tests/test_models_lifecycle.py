@@ -428,6 +428,10 @@ def test_signing_the_review_records_it_and_renders_the_card_again(versions):
         mlflow.artifacts.download_artifacts(run_id=versions["v2"].run_id, artifact_path="model_card.md")
     ).read_text(encoding="utf-8")
     assert logged == text
+    again = card.sign_review(NAME, version, "Zhang San (risk)", note="re-checked", date="2026-07-09")
+    assert "reviewed by Zhang San (risk) on 2026-07-09; re-checked" in again
+    assert "earlier reviews (§6.5) | reviewed by Li Wei (model validation) on 2026-07-01" in again
+    assert client().get_model_version(NAME, version).tags["review.by"] == "Zhang San (risk)"
 
 
 def test_monitoring_the_champion_against_its_training_reference(versions, table, tmp_path):
