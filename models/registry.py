@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from features.errors import InvalidData, Problem
@@ -123,13 +124,18 @@ def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) ->
         accepted = model.metadata.get_params_schema()
         names = {p.name for p in accepted.params} if accepted is not None else set()
         params = {k: v for k, v in params.items() if k in names} or None
+    not_numbers: list[tuple[str, int, Any]] = []  # (column, row, value)
     if schema is not None:
         for spec in schema.inputs:
             name, kind = spec.name, str(getattr(spec.type, "name", spec.type))
             if name not in table.columns:
                 continue
             column = table[name]
-            if kind in ("double", "float") and (
+            if kind in ("double", "float", "long", "integer") and column.dtype == object:
+                numbers = pd.to_numeric(column, errors="coerce")
+                bad = np.flatnonzero((column.notna() & numbers.isna()).to_numpy())
+                not_numbers += [(name, int(i), column.iat[i]) for i in bad]
+            elif kind in ("double", "float") and (
                 pd.api.types.is_integer_dtype(column) or pd.api.types.is_bool_dtype(column)
             ):
                 table[name] = column.astype("float64")
@@ -139,6 +145,10 @@ def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) ->
                 and not pd.api.types.is_bool_dtype(column)
             ):
                 table[name] = category_text(column).astype(object).where(column.notna(), None)
+    if not_numbers:  # text in a number column: named by row, not left to MLflow's one-line refusal
+        ids = _row_ids(model, table)
+        problems = [Problem(name, "a number", value, row, ids[row]) for name, row, value in not_numbers]
+        raise InvalidData(sorted(problems, key=lambda p: p.row), "input table")
     try:
         return model.predict(table, params=params)
     except MlflowException as e:
@@ -147,6 +157,14 @@ def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) ->
         raise InvalidData(
             [Problem("input table", "columns of the types in the model's signature", reason)]
         ) from e
+
+
+def _row_ids(model, table: pd.DataFrame) -> list[str | None]:
+    """Each row's id (the spec's id column) for messages, or None."""
+    spec = load_spec(model)
+    if spec.id and spec.id in table.columns:
+        return [None if pd.isna(v) else str(v) for v in table[spec.id]]
+    return [None] * len(table)
 
 
 def _describe(uri: str) -> str | None:

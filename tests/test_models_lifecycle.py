@@ -324,6 +324,23 @@ def test_predict_widens_whole_numbers_and_reports_bad_rows_in_the_error_column(v
     assert np.isnan(out.loc[1, "value_cny"]) and (out.drop(index=1)["error"] == "").all()
 
 
+def test_text_in_a_number_column_is_refused_by_row_and_id(versions, table):
+    model = registry.load(CHAMPION_URI, task="valuation")
+    rows = table.head(5).copy()
+    rows["claims"] = rows["claims"].astype(object)
+    rows.loc[3, "claims"] = "lots"  # as a CSV cell with text reads
+    rows.loc[1, "claims"] = "12"  # a number written as text is a number
+    with pytest.raises(InvalidData) as caught:
+        registry.predict(model, rows)
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.row, problem.record_id, problem.got) == (
+        "claims",
+        3,
+        rows.loc[3, "asset_id"],
+        "lots",
+    )
+
+
 def test_a_model_of_another_task_is_refused(versions):
     with pytest.raises(ValueError, match=f"{CHAMPION_URI} is a valuation model; expected a scoring model"):
         registry.load(CHAMPION_URI, task="scoring")
