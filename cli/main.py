@@ -39,7 +39,9 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
             # markup off: file names and data values may hold square brackets
-            console.print(f"error: {_every_problem(e)}", markup=False, highlight=False)
+            # refused input lists every problem, by row (the exception's own text stops at 50)
+            text = e.describe(by_row=True) if isinstance(e, InvalidData) else str(e)
+            console.print(f"error: {text}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -54,15 +56,6 @@ def user_errors(command):
             raise typer.Exit(1) from None
 
     return wrapper
-
-
-def _every_problem(error: Exception) -> str:
-    """The error's text; refused input lists every problem, by row (its own text stops at 50)."""
-    if not isinstance(error, InvalidData):
-        return str(error)
-    ordered = sorted(error.problems, key=lambda p: (p.row is not None, p.row or 0))
-    lines = "\n".join(f"  - {p}" for p in ordered)
-    return f"{error.what} refused, {len(ordered)} problem(s):\n{lines}"
 
 
 @app.callback()

@@ -31,6 +31,15 @@ class InvalidData(ValueError):
     def __init__(self, problems: list[Problem], what: str = "input"):
         self.problems = list(problems)
         self.what = what
-        shown = "\n".join(f"  - {p}" for p in self.problems[:50])
-        more = f"\n  ... and {len(self.problems) - 50} more" if len(self.problems) > 50 else ""
-        super().__init__(f"{what} refused, {len(self.problems)} problem(s):\n{shown}{more}")
+        super().__init__(self.describe(limit=50))
+
+    def describe(self, limit: int | None = None, by_row: bool = False) -> str:
+        """ "<what> refused, N problem(s):" and one line per problem: the first `limit` (all for None), in
+        row order with `by_row` (problems without a row first), else as found."""
+        problems = (
+            sorted(self.problems, key=lambda p: (p.row is not None, p.row or 0)) if by_row else self.problems
+        )
+        shown = "\n".join(f"  - {p}" for p in problems[:limit])
+        hidden = len(problems) - len(problems[:limit])
+        more = f"\n  ... and {hidden} more" if hidden else ""
+        return f"{self.what} refused, {len(problems)} problem(s):\n{shown}{more}"

@@ -198,9 +198,8 @@ def train_and_log(
         mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
         # Which rows this version learned from, as row keys: a later gate compares on rows it never saw.
         trained_rows = table.drop(index=held_out.index)
-        np.savez(
-            tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, spec), by=np.array(_key_columns(spec, table))
-        )
+        by = _key_columns(spec, table)
+        np.savez(tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, spec, by), by=np.array(by))
         mlflow.log_artifact(str(tmp / TRAIN_ROWS_FILE), "data")
 
         version = _log_model(the_task, fitted, table[inputs], spec, predict_params, name, tmp)
@@ -274,7 +273,8 @@ def evaluate_gate(
     decide, and move the champion alias when `promote` and the gate allows it."""
     level = predict_params.get("level")
     new_model = registry.load(f"models:/{name}/{version}", task.name)
-    new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
+    predicted = registry.predict(new_model, held_out, predict_params)  # one row per held-out row, in order
+    new = gate.figures(held_out, predicted, spec, level)
     champion = registry.current_champion(name)
     if champion is not None:
         # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
@@ -295,8 +295,9 @@ def evaluate_gate(
             refused = "refused" if promote else "not requested"
             return Verdict(refused, False, (reason,), new, None, str(champion.version))
         if not unseen.all():
-            held_out = held_out[unseen]
-            new = gate.figures(held_out, registry.predict(new_model, held_out, predict_params), spec, level)
+            rows = np.flatnonzero(unseen)
+            held_out = held_out.iloc[rows]
+            new = gate.figures(held_out, predicted.iloc[rows], spec, level)
     if champion is None:
         verdict = gate.decide(new, None)
         decision = "first champion" if promote else "not requested"

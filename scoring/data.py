@@ -104,7 +104,6 @@ def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
     )
 
 
-BUNDLE_ASSET_COLUMNS = ["asset_id", "asset_kind", "patent_type", "value_cny", "remaining_years"]
 _ROLLED_UP = ["legal_score", "technical_score", "economic_score", "stars", "total_score", "income_value_cny"]
 
 
@@ -129,10 +128,9 @@ def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
 
 
 def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
-    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of), with the assets' status
-    where the group has it (a request's records)."""
-    given = [*BUNDLE_ASSET_COLUMNS, *(c for c in STATUS_COLUMNS if c in group)]
-    return valuer.bundle_of({c: group[c] for c in given}, term_months)
+    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of takes the columns it uses,
+    the assets' status among them where the group has it: a request's records)."""
+    return valuer.bundle_of(group, term_months)
 
 
 def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:

@@ -408,7 +408,7 @@ class PDModelMixin:
         if self.spec.id is not None and self.spec.id in df.columns:
             out[self.spec.id] = df[self.spec.id].to_numpy()
         flags = {f: df[f].to_numpy() for f in policy.decline_flags if f in df.columns}
-        recommendation = policy.recommend(pd_, flags)
+        recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
         out["pd"] = pd_
         out["score"] = score
         out["grade"] = grade(pd_)
@@ -416,7 +416,7 @@ class PDModelMixin:
         out["recommendation_label"] = [policy.label(r, language) for r in recommendation]
         out["reason_codes"] = [[r["code"] for r in row] for row in reasons]
         out["reasons"] = [[r["text"] for r in row] for row in reasons]
-        out["declined_by"] = policy.flags_set(flags, len(df))
+        out["declined_by"] = declined_by
         return out
 
     def score_table(
@@ -611,16 +611,16 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         reasons = reasons_of_points(points, names, top=top, language=language)[0]
         policy = policy if policy is not None else DecisionPolicy()
         flags = {f: [record[f]] for f in policy.decline_flags if f in record}
-        recommendation = policy.recommend(pd_, flags)[0]
+        recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
         return {
             "pd": float(pd_[0]),
             "score": float(score[0]),
             "grade": grade(pd_)[0],
-            "recommendation": recommendation,
-            "recommendation_label": policy.label(recommendation, language),
+            "recommendation": recommendation[0],
+            "recommendation_label": policy.label(recommendation[0], language),
             "reason_codes": [r["code"] for r in reasons],
             "reasons": reasons,
-            "declined_by": policy.flags_set(flags, 1)[0],
+            "declined_by": declined_by[0],
             "points": dict(zip(names, points[0].tolist(), strict=True)),
             "base_points": float(np.asarray(base).reshape(-1)[0]),
         }

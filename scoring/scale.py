@@ -230,15 +230,20 @@ class DecisionPolicy:
     def recommend(self, pd, flags: Mapping[str, Any] | None = None):
         """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str.
         `flags` (feature -> values, one per PD) declines the rows where a decline flag is set."""
+        return self.recommend_with_flags(pd, flags)[0]
+
+    def recommend_with_flags(self, pd, flags: Mapping[str, Any] | None = None):
+        """(`recommend`'s answer, `flags_set`'s answer): the recommendation and, per row, the decline flags
+        that set it, read once."""
         array, scalar = _array(pd)
         _check_pd(array)
         out = np.full(array.shape, "review", dtype=object)
         out[array <= self.approve_max_pd] = "approve"
         out[array >= self.decline_min_pd] = "decline"
-        flagged = np.array([bool(f) for f in self.flags_set(flags, array.size)], dtype=bool)
-        out[flagged.reshape(array.shape)] = "decline"
+        declined = self.flags_set(flags, array.size)
+        out[np.array([bool(f) for f in declined], dtype=bool).reshape(array.shape)] = "decline"
         out[np.isnan(array)] = None
-        return out.item() if scalar else out
+        return (out.item() if scalar else out), declined
 
     def flags_set(self, flags: Mapping[str, Any] | None, n: int) -> list[list[str]]:
         """Per row, the decline flags set (true or 1) among `flags` (feature -> n values); a missing value
