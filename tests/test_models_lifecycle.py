@@ -51,18 +51,6 @@ OUTPUT_COLUMNS = [
     "error",
 ]
 
-pytestmark = [
-    # Warnings raised inside third-party code with the versions resolved here (MLflow 3.17 with pandas 3.1
-    # and SQLAlchemy 2.1, shap 0.51 with matplotlib 3.11), none about this project; each is named exactly.
-    pytest.mark.filterwarnings(
-        "ignore:Operation with range is deprecated:DeprecationWarning:mlflow.models.utils"
-    ),
-    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings(
-        "ignore:The set_.* function will be deprecated:PendingDeprecationWarning:shap"
-    ),
-]
-
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):

@@ -31,18 +31,6 @@ from valuation.model import SpecEncoder
 
 NAME = "ipcredit-scoring"
 
-pytestmark = [
-    # Raised inside third-party code (MLflow 3.17 with pandas 3.1 and SQLAlchemy 2.1, shap 0.51 with
-    # matplotlib 3.11), not about this project; each is named exactly.
-    pytest.mark.filterwarnings(
-        "ignore:Operation with range is deprecated:DeprecationWarning:mlflow.models.utils"
-    ),
-    pytest.mark.filterwarnings("ignore:The ``noload`` loader strategy is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings(
-        "ignore:The set_.* function will be deprecated:PendingDeprecationWarning:shap"
-    ),
-]
-
 
 class LogisticScorer:
     """A scorer with the interface the lifecycle needs: `spec`, `score_table` and (for the SHAP plot)
