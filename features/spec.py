@@ -8,6 +8,7 @@ The format banks write (more top-level keys may be added; they are kept in ``ext
       - {name: <column>, type: numeric}
       - {name: <column>, type: categorical}
       - {name: <column>, type: numeric, monotone: increasing}   # or decreasing
+      - {name: <column>, type: categorical, levels: [a, b, c]}  # every valid value, seen in training or not
 
 Every refusal is an ``InvalidData`` that lists all problems found, never only the first.
 
@@ -30,7 +31,7 @@ import copy
 import difflib
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from numbers import Real
@@ -52,9 +53,31 @@ TASKS = ("scoring", "valuation")
 KNOWN_TOP_LEVEL_KEYS = ("target", "id", "task", "features")
 # Keys of one feature entry. Unknown ones are refused: a typo such as `monotonic:` would otherwise
 # silently drop a monotone constraint the bank relies on.
-KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max", "required")
+KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max", "required", "levels")
 SCORING_TARGET_VALUES = (0, 1)
 _MONOTONE_SIGN = {"increasing": 1, "decreasing": -1, None: 0}
+
+
+# ---------------------------------------------------------------- categories as text
+
+
+def category_text(values: pd.Series) -> pd.Series:
+    """Categories as text, with whole numbers written without a decimal point: a class read back
+    from CSV as 9.0 is the same category as 9."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype("float64")
+        whole = numbers.notna() & (numbers == numbers.round())
+        text = numbers.astype("string")
+        text[whole] = numbers[whole].astype("int64").astype("string")
+        return text
+    return values.astype("string")
+
+
+def category_of(value: object) -> str:
+    """A single value as category text, by the rule of `category_text`."""
+    if isinstance(value, Real) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
 
 
 # ---------------------------------------------------------------- problems found in a spec
@@ -79,6 +102,24 @@ def _bound_problems(type_: object, low: object, high: object, where: str) -> lis
     if not problems and low is not None and high is not None and low > high:
         problems.append(Problem(f"{where}.max", f"a bound >= min ({low})", high))
     return problems
+
+
+def _levels_problems(type_: object, levels: object, where: str) -> list[Problem]:
+    """`levels` is optional on a categorical feature: a non-empty list of distinct values (text or
+    numbers), each a valid value of the column."""
+    if levels is None:
+        return []
+    if type_ != "categorical":
+        return [Problem(f"{where}.levels", "levels only on a categorical feature", levels)]
+    if (
+        not isinstance(levels, list | tuple)
+        or not levels
+        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in levels)
+    ):
+        return [Problem(f"{where}.levels", "a non-empty list of values (text or numbers)", levels)]
+    texts = [category_of(v) for v in levels]
+    repeated = sorted({t for t in texts if texts.count(t) > 1})
+    return [Problem(f"{where}.levels", "each level listed once", repeated)] if repeated else []
 
 
 def _column_problems(name: object, type_: object, monotone: object, where: str) -> list[Problem]:
@@ -130,7 +171,9 @@ def _spec_problems(
 @dataclass(frozen=True)
 class FeatureColumn:
     """One model input: its column name, its type and, for numeric ones, a known direction of effect
-    and the bounds outside which a value is impossible (a negative count, say) and is refused."""
+    and the bounds outside which a value is impossible (a negative count, say) and is refused; for
+    categorical ones, optionally every valid value (`levels`, kept as text): a level that training did not
+    see is then accepted and modelled as an unseen category, where without `levels` it is refused."""
 
     name: str
     type: Literal["numeric", "categorical"]
@@ -138,23 +181,29 @@ class FeatureColumn:
     min: float | None = None
     max: float | None = None
     required: bool = False  # a row without a value here is refused; other features may be missing
+    levels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"feature {self.name!r}"
         problems = _column_problems(self.name, self.type, self.monotone, where)
         problems += _bound_problems(self.type, self.min, self.max, where)
+        problems += _levels_problems(self.type, self.levels, where)
         if not isinstance(self.required, bool):
             problems.append(Problem(f"{where}.required", "true or false", self.required))
         if problems:
             raise InvalidData(problems, what="feature column")
+        if self.levels is not None:  # frozen: normalised through object.__setattr__
+            object.__setattr__(self, "levels", tuple(category_of(v) for v in self.levels))
 
-    def to_dict(self) -> dict[str, str | float]:
-        entry: dict[str, str | float] = {"name": self.name, "type": self.type}
+    def to_dict(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {"name": self.name, "type": self.type}
         for key in ("monotone", "min", "max"):
             if getattr(self, key) is not None:
                 entry[key] = getattr(self, key)
         if self.required:
             entry["required"] = True
+        if self.levels is not None:
+            entry["levels"] = list(self.levels)
         return entry
 
 
@@ -251,6 +300,7 @@ class FeatureSpec:
                 problems.append(Problem(where, f"only keys {list(KNOWN_FEATURE_KEYS)}", unknown))
             problems += _column_problems(entry.get("name"), entry.get("type"), entry.get("monotone"), where)
             problems += _bound_problems(entry.get("type"), entry.get("min"), entry.get("max"), where)
+            problems += _levels_problems(entry.get("type"), entry.get("levels"), where)
             if not isinstance(entry.get("required", False), bool):
                 problems.append(Problem(f"{where}.required", "true or false", entry.get("required")))
             names.append(entry.get("name"))
@@ -273,6 +323,7 @@ class FeatureSpec:
                 entry.get("min"),
                 entry.get("max"),
                 entry.get("required", False),
+                entry.get("levels"),
             )
             for entry in raw_features
         )
@@ -312,6 +363,9 @@ class FeatureSpec:
         for name in self.numeric:
             if name in df.columns:
                 problems += _numeric_feature_problems(df[name], ids)
+        for column in self.features:
+            if column.levels is not None and column.name in df.columns:
+                problems += _level_problems(df[column.name], column.levels, ids)
         if problems:
             raise InvalidData(problems, what=f"table for {task or 'training'}")
 
@@ -437,6 +491,22 @@ def _target_problems(target: pd.Series, task: str, ids: pd.Series | None) -> lis
         Problem(name, expected, _plain(target.iloc[i]), row=i, record_id=_record_id(ids, i))
         for i in _bad_target_positions(target, task)
     ]
+
+
+def _level_problems(column: pd.Series, levels: tuple[str, ...], ids: pd.Series | None) -> list[Problem]:
+    outside = column.notna().to_numpy() & ~category_text(column).isin(levels).fillna(False).to_numpy(
+        dtype=bool
+    )
+    return [
+        Problem(str(column.name), levels_text(levels), _plain(column.iloc[i]), int(i), _record_id(ids, i))
+        for i in np.flatnonzero(outside)
+    ]
+
+
+def levels_text(levels: Sequence[str], shown: int = 12) -> str:
+    """ "one of a, b, c" for an expected value, the first `shown` levels and how many more."""
+    more = f" (and {len(levels) - shown} more)" if len(levels) > shown else ""
+    return f"one of {', '.join(levels[:shown])}{more}"
 
 
 def _numeric_feature_problems(column: pd.Series, ids: pd.Series | None) -> list[Problem]:

@@ -511,7 +511,7 @@ def _reference(task, fitted, spec, table, held_out, inputs, params, n, seed) -> 
 def _example(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """A few rows such that every column has a value in at least one row when the table allows it, with
     numbers as double and categories and ids as text (what the signature should say)."""
-    from valuation.model import category_text
+    from features.spec import category_text
 
     present = table.notna().to_numpy()
     covered = ~present.any(axis=0)  # a column empty in the whole table cannot be covered

@@ -167,7 +167,7 @@ def categorical_psi(expected: Any, actual: Any) -> dict[str, float]:
     >>> categorical_psi(["a", "b", "a"], ["a", "b", "a"])["psi"]
     0.0
     """
-    from valuation.model import category_text
+    from features.spec import category_text
 
     e, a = category_text(pd.Series(expected)), category_text(pd.Series(actual))
     levels = sorted(e.dropna().unique())

@@ -19,7 +19,7 @@ from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
 from features.schema import Enterprise, LoanApplication, Table, parse_records
 from features.spec import FeatureColumn, FeatureSpec
-from features.transformers import ENTERPRISE_MONOTONE, column_floats, column_objects
+from features.transformers import ENTERPRISE_MONOTONE, EnterpriseFeatures, column_floats, column_objects
 from valuation.data import asset_rows
 from valuation.pledge import STATUS_COLUMNS, BundleValuation
 from valuation.valuer import Valuer
@@ -35,7 +35,11 @@ MONOTONE = {
     "amount_to_revenue": "increasing",
     "bundle_value_to_amount": "decreasing",
 }
-CATEGORICAL = {"industry"}
+# The categorical features and every valid value of each (EnterpriseFeatures codes the industry by its
+# place among all industries): one the training sample lacks is still scored, as an unseen category.
+CATEGORICAL = {
+    "industry": [str(code) for code in range(len(EnterpriseFeatures.known_categories["industry"]))]
+}
 # Columns that can only be zero or more; a ratio such as net margin or growth may well be negative.
 NON_NEGATIVE = {
     "amount_cny",
@@ -262,6 +266,7 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
             monotone=MONOTONE.get(c),
             min=0.0 if c in NON_NEGATIVE else None,
             required=c in REQUIRED,
+            levels=CATEGORICAL.get(c),
         )
         for c in table.columns
         if c not in NOT_FEATURES

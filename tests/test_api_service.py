@@ -494,26 +494,35 @@ def test_rules_across_fields_are_refused_with_the_domain_s_problems(service, bod
     assert field in {p["field"] for p in problems}, problems
 
 
-def test_an_asset_the_model_cannot_value_is_refused_with_its_row(service, bodies):
-    assets = [dict(a) for a in bodies[0]["assets"]]
-    assets.append(
+def test_a_nice_class_the_model_never_saw_is_valued_and_pledged(service, bodies):
+    """Every Nice class 1-45 is valid: one absent from the training sample is valued as a class the model
+    has not seen (SpecEncoder), not refused; a class outside 1-45 is refused by name and row."""
+    seen = service.client.app.state.models.valuer.model.encoder_.categories_["nice_class"]
+    unseen = next(n for n in range(1, 46) if str(n) not in seen)
+    body = copy.deepcopy(bodies[0])
+    body["application_id"] = None
+    body["assets"].append(
         {
-            **assets[0],
+            **body["assets"][0],
             **dict.fromkeys(PATENT_ONLY),
             "status_as_of": None,
             "asset_id": "TM-UNSEEN",
             "asset_kind": "trademark",
             "patent_type": None,
-            "nice_class": 45,
+            "nice_class": unseen,
         }
-    )  # a class the model never saw in training
-    response = service.post("/v1/valuations", json={"assets": assets})
-    if response.status_code == 201:  # the training portfolio had class 45 after all: nothing to refuse
-        pytest.skip("class 45 was seen in training")
-    assert response.status_code == 422
-    problem = response.json()["detail"][0]
-    assert problem["field"] == "assets.nice_class" and problem["row"] == len(assets) - 1
-    assert problem["id"] == "TM-UNSEEN"
+    )
+    valued = service.post("/v1/valuations", json={"assets": body["assets"]})
+    assert valued.status_code == 201, valued.text
+    assert valued.json()["assets"][-1]["value_cny"] > 0
+    decided = service.post("/v1/applications", json=body)
+    assert decided.status_code == 201, decided.text
+    assert decided.json()["valuation"]["assets"][-1]["asset_id"] == "TM-UNSEEN"
+    body["assets"][-1]["nice_class"] = 46
+    refused = service.post("/v1/valuations", json={"assets": body["assets"]})
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]  # the schema's refusal: FastAPI's loc, msg and type
+    assert problem["loc"] == ["body", "assets", len(body["assets"]) - 1, "nice_class"]
 
 
 def test_an_asset_without_a_remaining_term_is_valued_but_cannot_be_pledged(service, bodies):

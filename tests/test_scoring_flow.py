@@ -15,6 +15,7 @@ from scoring.decision import LOAN_COLUMNS, decide_loans, loan_term_columns
 from scoring.train import train_scoring
 from valuation.data import default_spec as valuation_spec
 from valuation.data import in_force, training_table
+from valuation.model import SpecEncoder
 from valuation.train import train_valuation
 
 
@@ -55,6 +56,20 @@ def test_default_spec_declares_directions_and_bounds(table):
     assert by_name["ltv_on_pledge"].monotone == "increasing"
     assert by_name["revenue_growth"].min is None  # growth may be negative
     assert "pledge_value_cny" not in by_name and spec.target == "defaulted_12m"
+
+
+def test_an_industry_the_training_sample_lacks_is_scored_as_unseen(table):
+    """The spec lists every industry: a model trained without one still scores an applicant in it (the
+    code is encoded as missing, as an unseen category), while a code outside the list is refused."""
+    spec = default_spec(table)
+    assert next(f for f in spec.features if f.name == "industry").levels == tuple(map(str, range(8)))
+    without = table[table["industry"] != 7]
+    encoder = SpecEncoder(spec).fit(without)
+    applicant = table[table["industry"] == 7].iloc[0].to_dict()
+    x, problems = encoder.record_row(applicant)
+    assert problems == [] and np.isnan(x[spec.feature_names.index("industry")])
+    _, problems = encoder.record_row({**applicant, "industry": 8})
+    assert [(p.field, p.expected) for p in problems] == [("industry", "one of 0, 1, 2, 3, 4, 5, 6, 7")]
 
 
 def test_training_reports_both_models_and_beats_plain_lightgbm_or_ties(trained):

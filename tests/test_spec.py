@@ -350,3 +350,44 @@ def test_numeric_bounds_are_accepted_kept_and_checked():
         FeatureSpec.from_yaml("target: y\nfeatures:\n  - {name: a, type: categorical, min: 0}\n")
     with pytest.raises(InvalidData, match=r"features\[0\]\.min: expected a number or absent"):
         FeatureSpec.from_yaml("target: y\nfeatures:\n  - {name: a, type: numeric, min: zero}\n")
+
+
+def test_levels_are_kept_as_text_and_round_trip():
+    spec = FeatureSpec.from_yaml(
+        "target: y\nfeatures:\n  - {name: nice_class, type: categorical, levels: [1, 2, 35]}\n"
+        "  - {name: city, type: categorical}\n"
+    )
+    assert spec.features[0].levels == ("1", "2", "35")
+    assert spec.features[1].levels is None
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        (
+            "{name: a, type: numeric, levels: [1, 2]}",
+            r"features\[0\]\.levels: expected levels only on a categ",
+        ),
+        ("{name: a, type: categorical, levels: []}", r"features\[0\]\.levels: expected a non-empty list"),
+        ("{name: a, type: categorical, levels: x}", r"features\[0\]\.levels: expected a non-empty list"),
+        ("{name: a, type: categorical, levels: [true]}", r"features\[0\]\.levels: expected a non-empty list"),
+        (
+            "{name: a, type: categorical, levels: [1, '1', 2]}",
+            r"expected each level listed once; got \['1'\]",
+        ),
+    ],
+)
+def test_bad_levels_are_refused(entry, message):
+    with pytest.raises(InvalidData, match=message):
+        FeatureSpec.from_yaml(f"target: y\nfeatures:\n  - {entry}\n")
+
+
+def test_a_training_value_outside_the_levels_is_refused_by_row_and_id():
+    spec = FeatureSpec.from_yaml(
+        "target: y\nid: k\nfeatures:\n  - {name: c, type: categorical, levels: [1, 2, 3]}\n"
+    )
+    table = pd.DataFrame({"k": ["a", "b", "c", "d"], "c": [1.0, 7.0, None, 3.0], "y": [0, 1, 0, 1]})
+    with pytest.raises(InvalidData) as refused:
+        spec.check(table, task="scoring")
+    assert [str(p) for p in refused.value.problems] == ["c: expected one of 1, 2, 3; got 7.0 (row 1, id b)"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,9 +11,10 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from features.errors import InvalidData
+from features.spec import category_text
 from features.synth import synthesize
 from valuation.data import default_spec, in_force, training_table
-from valuation.model import ValueModel, category_text
+from valuation.model import SpecEncoder, ValueModel
 from valuation.train import train_valuation
 
 
@@ -243,6 +246,37 @@ def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
     monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
     large, _ = trained.valuer.value(rows)
     pd.testing.assert_frame_equal(small, large)
+
+
+def test_a_valid_category_training_did_not_see_is_valued_as_unseen(trained, table):
+    """The spec lists every Nice class: a trademark of a class absent from the training sample is valued
+    (as a category no split saw, the value of a missing class), on the record and the table paths alike;
+    a value outside the levels is still refused, and without levels an unseen one is too."""
+    encoder = trained.valuer.model.encoder_
+    in_table = set(category_text(table["nice_class"]).dropna())  # the training rows are among them
+    unseen = next(str(n) for n in range(1, 46) if str(n) not in in_table)
+    mark = trained.test[trained.test["asset_kind"] == "trademark"].iloc[0].to_dict()
+    values = {
+        got: trained.valuer.model.value_one({**mark, "nice_class": got}, explain=False)["value_cny"]
+        for got in (int(unseen), None)
+    }
+    assert values[int(unseen)] == values[None]
+    rows = pd.DataFrame([{**mark, "nice_class": int(unseen)}] * 2 + [{**mark, "nice_class": 46}])
+    for_records, problems_records = encoder.encode(rows)
+    for_table, problems_table = encoder.encode(pd.concat([rows] * 10, ignore_index=True))  # the table path
+    np.testing.assert_array_equal(for_records[:2], for_table[:2])
+    assert [(p.field, p.row) for p in problems_records] == [("nice_class", 2)]
+    assert problems_records[0].expected.startswith(
+        "one of 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 (and 33 more"
+    )
+    assert {p.row % 3 for p in problems_table} == {2}
+
+    without_levels = dataclasses.replace(
+        trained.valuer.spec,
+        features=tuple(dataclasses.replace(f, levels=None) for f in trained.valuer.spec.features),
+    )
+    _, problems = SpecEncoder(without_levels).fit(table).record_row({**mark, "nice_class": int(unseen)})
+    assert [p.field for p in problems] == ["nice_class"]
 
 
 def test_a_trademark_is_not_explained_by_patent_facts(trained):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from features.portfolio import Portfolio
-from features.schema import LIVE_STATUSES
+from features.schema import LIVE_STATUSES, AssetKind, Industry, IpcSection, PatentType
 from features.snapshot import enterprise_snapshot, patent_snapshot, trademark_snapshot
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import PatentFeatures, TrademarkFeatures
@@ -25,7 +25,15 @@ MONOTONE = {
     "owner_revenue_cny": "increasing",
     "family_countries": "increasing",
 }
-CATEGORICAL = {"asset_kind", "patent_type", "ipc_section", "nice_class", "owner_industry"}
+# The categorical features and every valid value of each: a value the training sample lacks (a Nice class
+# no trademark in it had) is still valued, as a category the model has not seen (SpecEncoder).
+CATEGORICAL = {
+    "asset_kind": [k.value for k in AssetKind],
+    "patent_type": [t.value for t in PatentType],
+    "ipc_section": [s.value for s in IpcSection],
+    "nice_class": [str(n) for n in range(1, 46)],
+    "owner_industry": [i.value for i in Industry],
+}
 # Without these an asset cannot be valued at all; any other feature may be missing.
 REQUIRED = {"asset_kind", "owner_revenue_cny", "owner_industry"}
 
@@ -144,7 +152,12 @@ def default_spec(table: pd.DataFrame) -> FeatureSpec:
         low = 0.0 if kind == "numeric" else None
         features.append(
             FeatureColumn(
-                name=name, type=kind, monotone=MONOTONE.get(name), min=low, required=name in REQUIRED
+                name=name,
+                type=kind,
+                monotone=MONOTONE.get(name),
+                min=low,
+                required=name in REQUIRED,
+                levels=CATEGORICAL.get(name),
             )
         )
     return FeatureSpec(target=TARGET, id=ID, features=tuple(features), task="valuation")

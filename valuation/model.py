@@ -21,7 +21,7 @@ from sklearn.model_selection import KFold
 from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, category_of, category_text, levels_text
 from valuation._common import Columns, text
 
 DEFAULT_PARAMS = {
@@ -45,9 +45,12 @@ RECORD_ROWS = 16
 class SpecEncoder:
     """Turns a flat table into the model matrix the spec describes, and refuses rows it cannot use.
 
-    Learned at fit: category levels. From the spec: the features that must have a value (`required`)
-    and the bounds outside which a value is impossible (`min` / `max`). Any other feature may be missing:
-    LightGBM learns where missing values go.
+    Learned at fit: category levels. From the spec: the features that must have a value (`required`),
+    the bounds outside which a value is impossible (`min` / `max`) and a categorical feature's valid values
+    (`levels`). Any other feature may be missing: LightGBM learns where missing values go. A category
+    training did not see is refused, unless the spec lists it among the feature's levels: then it is
+    encoded as missing, which LightGBM routes as it routes any category a split did not see (a trademark
+    of a Nice class absent from the training sample is valued, not refused).
     """
 
     def __init__(self, spec: FeatureSpec):
@@ -55,6 +58,7 @@ class SpecEncoder:
 
     def fit(self, df: pd.DataFrame) -> SpecEncoder:
         self.categories_ = {c: sorted(category_text(df[c]).dropna().unique()) for c in self.spec.categorical}
+        self.levels_ = {f.name: f.levels for f in self.spec.features if f.levels is not None}
         self.required_ = {f.name for f in self.spec.features if f.required}
         self.bounds_ = {
             f.name: (f.min, f.max)
@@ -129,8 +133,9 @@ class SpecEncoder:
             if high is not None:
                 report(given & (values > high), c, f"<= {high:g}")
         for c in self.spec.categorical:
-            known = category_text(df[c]).isin(self.categories_[c]).fillna(False).to_numpy(dtype=bool)
-            report(df[c].notna().to_numpy() & ~known, c, f"one of {', '.join(self.categories_[c][:12])}")
+            valid = self._valid_levels(c)
+            known = category_text(df[c]).isin(valid).fillna(False).to_numpy(dtype=bool)
+            report(df[c].notna().to_numpy() & ~known, c, levels_text(valid))
             if c in self.required_:
                 report(df[c].isna().to_numpy(), c, "a value (required by the feature spec)")
         return problems
@@ -156,14 +161,13 @@ class SpecEncoder:
                     )
                 continue
             if c in self.categories_:
-                code = self.category_codes_[c].get(_category_of(value))
-                if code is None:
+                category = category_of(value)
+                code = self.category_codes_[c].get(category)
+                if code is None and category not in self._valid_levels(c):
                     problems.append(
-                        Problem(
-                            c, f"one of {', '.join(self.categories_[c][:12])}", _plain(value), row, record_id
-                        )
+                        Problem(c, levels_text(self._valid_levels(c)), _plain(value), row, record_id)
                     )
-                x[j] = np.nan if code is None else code
+                x[j] = np.nan if code is None else code  # a level training did not see: missing
                 continue
             if not isinstance(value, numbers.Real):
                 problems.append(Problem(c, "a number", value, row, record_id))
@@ -176,6 +180,10 @@ class SpecEncoder:
             x[j] = float(value) if isinstance(value, numbers.Real) else np.nan
         return x, problems
 
+    def _valid_levels(self, column: str) -> Sequence[str]:
+        """The values accepted in a categorical column: the spec's levels, else those seen in training."""
+        return getattr(self, "levels_", {}).get(column) or self.categories_[column]  # older pickles: none
+
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         out = {}
         for c in self.spec.feature_names:
@@ -185,25 +193,6 @@ class SpecEncoder:
             else:
                 out[c] = pd.to_numeric(df[c]).to_numpy(dtype="float64", na_value=np.nan)
         return pd.DataFrame(out, index=df.index)
-
-
-def category_text(values: pd.Series) -> pd.Series:
-    """Categories as text, with whole numbers written without a decimal point: a class read back
-    from CSV as 9.0 is the same category as 9."""
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        numbers = values.astype("float64")
-        whole = numbers.notna() & (numbers == numbers.round())
-        text = numbers.astype("string")
-        text[whole] = numbers[whole].astype("int64").astype("string")
-        return text
-    return values.astype("string")
-
-
-def _category_of(value) -> str:
-    """A single value as category text, by the rule of `category_text`."""
-    if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _plain(value):
