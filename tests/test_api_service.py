@@ -525,6 +525,20 @@ def test_a_nice_class_the_model_never_saw_is_valued_and_pledged(service, bodies)
     assert problem["loc"] == ["body", "assets", len(body["assets"]) - 1, "nice_class"]
 
 
+def test_a_patent_without_its_owners_patent_count_is_valued_without_an_income_value(service, bodies):
+    """owner_patents_in_force is optional: without it the income approach (which splits the owner's
+    revenue over its patents) has nothing to say, and the asset is still valued and pledged."""
+    body = copy.deepcopy(bodies[0])
+    body["application_id"] = None
+    at = next(i for i, a in enumerate(body["assets"]) if a["asset_kind"] == "patent")
+    body["assets"][at]["owner_patents_in_force"] = None
+    valued = service.post("/v1/valuations", json={"assets": body["assets"]})
+    assert valued.status_code == 201, valued.text
+    asset = valued.json()["assets"][at]
+    assert asset["value_cny"] > 0 and asset["income_value_cny"] is None and asset["income_ratio"] is None
+    assert service.post("/v1/applications", json=body).status_code == 201
+
+
 def test_an_asset_without_a_remaining_term_is_valued_but_cannot_be_pledged(service, bodies):
     assets = [dict(a) for a in bodies[0]["assets"]]
     assets[-1]["remaining_years"] = None

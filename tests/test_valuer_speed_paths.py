@@ -178,17 +178,20 @@ def test_text_in_a_numeric_column_of_a_refused_row_leaves_the_other_rows_valued(
         )
 
 
-def test_income_problems_name_rows_of_the_kind_and_the_frames_labels(valuer, rows):
-    """A bad owner fact the encoder does not check (patents in force) is refused by the income
-    cross-check with the row among the table's patents and the table's own label as record id."""
+def test_a_patent_without_its_owners_patent_count_has_no_income_value(valuer, rows):
+    """The income approach splits the owner's revenue over its patents in force: a patent without that
+    count is valued, without an income value or cross-check, and the other rows are unchanged. The
+    income function itself refuses the missing count, naming the row among its patents and the label."""
     part = rows.drop(index=list(BAD)).head(30).reset_index(drop=True)
     patents = np.flatnonzero(part["asset_kind"].eq("patent").to_numpy())
+    clean, _ = valuer.value(part)
     part.loc[patents[4], "owner_patents_in_force"] = np.nan
-    with pytest.raises(InvalidData) as whole:
-        valuer.value(part)
-    assert [(p.field, p.row, p.record_id) for p in whole.value.problems] == [
-        ("patents_in_force", 4, str(patents[4]))
-    ]
+    values, problems = valuer.value(part)
+    assert problems == [] and values["value_cny"].iat[patents[4]] > 0
+    assert np.isnan(values["income_value_cny"].iat[patents[4]])
+    assert np.isnan(values["income_ratio"].iat[patents[4]])  # no cross-check, rather than agreement
+    others = np.arange(len(part)) != patents[4]
+    pd.testing.assert_frame_equal(values[others], clean[others], check_exact=True)
     labelled = part.set_axis([f"a{i}" for i in range(len(part))])
     with pytest.raises(InvalidData) as direct:
         income.patent_income_inputs(

@@ -141,13 +141,16 @@ class Valuer:
         return rows.get("asset_kind", text) if "asset_kind" in rows else np.full(len(rows), "", dtype=object)
 
     def _income_value(self, rows: Columns) -> np.ndarray:
+        """Relief-from-royalty value per row; missing where the owner's facts are: a table without their
+        columns, or a patent whose owner's count of patents in force is not given (it splits the revenue)."""
         out = np.full(len(rows), np.nan)
         if not all(c in rows for c in INCOME_COLUMNS) or "asset_kind" not in rows:
             return out
         kinds = self._kinds(rows)
+        counted = ~np.isnan(rows.get("owner_patents_in_force"))
         a = self.income_assumptions
         for kind in ("patent", "trademark"):
-            mask = kinds == kind
+            mask = (kinds == kind) & counted if kind == "patent" else kinds == kind
             if not mask.any():
                 continue
             assets = rows.take(mask)
