@@ -407,7 +407,7 @@ class PDModelMixin:
         out = pd.DataFrame(index=df.index)
         if self.spec.id is not None and self.spec.id in df.columns:
             out[self.spec.id] = df[self.spec.id].to_numpy()
-        flags = {f: df[f].to_numpy() for f in policy.decline_flags if f in df.columns}
+        flags = {f: df[f].to_numpy() for f in policy.rule_features if f in df.columns}
         recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
         out["pd"] = pd_
         out["score"] = score
@@ -610,7 +610,7 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         names = list(self.spec.feature_names)
         reasons = reasons_of_points(points, names, top=top, language=language)[0]
         policy = policy if policy is not None else DecisionPolicy()
-        flags = {f: [record[f]] for f in policy.decline_flags if f in record}
+        flags = {f: [record[f]] for f in policy.rule_features if f in record}
         recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
         return {
             "pd": float(pd_[0]),

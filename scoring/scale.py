@@ -34,11 +34,14 @@ model scores the same.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from features.schema import flag
 
@@ -197,12 +200,17 @@ class DecisionPolicy:
     the joint-punishment rules bar new credit). The model may have seen too few such enterprises to learn
     what they mean; the rule does not depend on it.
 
+    decline_limits: (feature, limit) pairs that decline an application whatever its PD when the feature
+    is at or above the limit (default: a repayment 90 or more days overdue in the last 24 months, which
+    is itself a default by the 90-days-past-due rule, and a common bar to new credit).
+
     A recommendation is advice: the officer approves or overrides it with a written reason.
     """
 
     approve_max_pd: float = 0.02
     decline_min_pd: float = 0.08
     decline_flags: tuple[str, ...] = ("dishonest_debtor",)
+    decline_limits: tuple[tuple[str, float], ...] = (("max_overdue_days_24m", 90.0),)
 
     def __post_init__(self) -> None:
         low, high = self.approve_max_pd, self.decline_min_pd
@@ -214,6 +222,28 @@ class DecisionPolicy:
         flags = self.decline_flags
         if not (isinstance(flags, tuple) and all(isinstance(f, str) and f for f in flags)):
             raise ValueError(f"decline_flags must be a tuple of feature names; got {flags!r}")
+        limits = self.decline_limits
+        if not (
+            isinstance(limits, tuple)
+            and all(
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and isinstance(pair[0], str)
+                and pair[0]
+                and isinstance(pair[1], int | float)
+                and not isinstance(pair[1], bool)
+                and math.isfinite(pair[1])
+                for pair in limits
+            )
+        ):
+            raise ValueError(
+                f"decline_limits must be a tuple of (feature name, number) pairs; got {limits!r}"
+            )
+
+    @property
+    def rule_features(self) -> tuple[str, ...]:
+        """The features the decline rules read (pass their values to `recommend`)."""
+        return (*self.decline_flags, *(name for name, _ in self.decline_limits))
 
     def to_dict(self) -> dict[str, Any]:
         """The policy as JSON values, stored with each decision so that it can be re-run as it was made.
@@ -221,20 +251,32 @@ class DecisionPolicy:
         >>> DecisionPolicy.from_dict(DecisionPolicy().to_dict()) == DecisionPolicy()
         True
         """
-        return {**asdict(self), "decline_flags": list(self.decline_flags)}
+        return {
+            **asdict(self),
+            "decline_flags": list(self.decline_flags),
+            "decline_limits": [list(pair) for pair in self.decline_limits],
+        }
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> DecisionPolicy:
-        return cls(**{**stored, "decline_flags": tuple(stored.get("decline_flags", ()))})
+        """The policy stored with a decision; a rule it does not name was not in force then (none)."""
+        return cls(
+            **{
+                **stored,
+                "decline_flags": tuple(stored.get("decline_flags", ())),
+                "decline_limits": tuple(tuple(pair) for pair in stored.get("decline_limits", ())),
+            }
+        )
 
     def recommend(self, pd, flags: Mapping[str, Any] | None = None):
         """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str.
-        `flags` (feature -> values, one per PD) declines the rows where a decline flag is set."""
+        `flags` (feature -> values, one per PD, for the `rule_features`) declines the rows where a decline
+        flag is set or a decline limit reached."""
         return self.recommend_with_flags(pd, flags)[0]
 
     def recommend_with_flags(self, pd, flags: Mapping[str, Any] | None = None):
-        """(`recommend`'s answer, `flags_set`'s answer): the recommendation and, per row, the decline flags
-        that set it, read once."""
+        """(`recommend`'s answer, `flags_set`'s answer): the recommendation and, per row, the decline rules
+        (their features) that set it, read once."""
         array, scalar = _array(pd)
         _check_pd(array)
         out = np.full(array.shape, "review", dtype=object)
@@ -246,14 +288,18 @@ class DecisionPolicy:
         return (out.item() if scalar else out), declined
 
     def flags_set(self, flags: Mapping[str, Any] | None, n: int) -> list[list[str]]:
-        """Per row, the decline flags set (true or 1) among `flags` (feature -> n values); a missing value
-        sets nothing.
+        """Per row, the decline rules that apply among `flags` (feature -> n values): a decline flag set
+        (true or 1), a decline limit reached; a missing value sets nothing.
 
-        >>> DecisionPolicy().flags_set({"dishonest_debtor": [1.0, 0.0, None]}, 3)
-        [['dishonest_debtor'], [], []]
+        >>> found = {"dishonest_debtor": [1.0, 0.0, None], "max_overdue_days_24m": [0, 95, 90]}
+        >>> DecisionPolicy().flags_set(found, 3)
+        [['dishonest_debtor'], ['max_overdue_days_24m'], ['max_overdue_days_24m']]
         """
         found: list[list[str]] = [[] for _ in range(n)]
-        for name in self.decline_flags:
+        rules = [(name, flag, "decline flag") for name in self.decline_flags] + [
+            (name, partial(_at_limit, limit=limit), "decline limit") for name, limit in self.decline_limits
+        ]
+        for name, applies, kind in rules:
             if flags is None or name not in flags:
                 continue
             values = list(flags[name])
@@ -261,10 +307,10 @@ class DecisionPolicy:
                 raise ValueError(f"flags[{name!r}]: expected {n} values, one per PD; got {len(values)}")
             for i, value in enumerate(values):
                 try:
-                    if flag(value):
+                    if applies(value):
                         found[i].append(name)
                 except ValueError as e:  # a dishonest debtor must not pass unseen as a "Y"
-                    raise ValueError(f"decline flag {name!r} (row {i}): {e}") from None
+                    raise ValueError(f"{kind} {name!r} (row {i}): {e}") from None
         return found
 
     @staticmethod
@@ -275,6 +321,15 @@ class DecisionPolicy:
         if recommendation not in RECOMMENDATION_LABELS[language]:
             raise ValueError(f"recommendation must be one of {list(RECOMMENDATIONS)}; got {recommendation!r}")
         return RECOMMENDATION_LABELS[language][recommendation]
+
+
+def _at_limit(value: Any, limit: float) -> bool:
+    """Whether a figure is at or above a decline limit; a missing figure is not, and text is refused."""
+    if value is None or value is pd.NA:
+        return False
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"expected a number; got {value!r}")
+    return not math.isnan(value) and value >= limit
 
 
 def grade_table_markdown(scale: ScoreScale | None = None) -> str:

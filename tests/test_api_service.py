@@ -187,6 +187,19 @@ def test_an_enterprise_on_the_dishonest_debtor_list_is_declined_whatever_its_pd(
     assert english["declined_by"][0]["text"] == rule["en"] and "dishonest debtor" in rule["en"]
 
 
+def test_a_repayment_90_days_overdue_declines_whatever_the_pd(service, bodies):
+    """The policy's decline limit: 90 or more days overdue in the last 24 months (a default by the
+    90-days-past-due rule) declines, with the rule named; 89 days leaves it to the PD."""
+    clean = _set(_set(bodies[0], "enterprise.max_overdue_days_24m", 89), "enterprise.dishonest_debtor", False)
+    below = _applied(service, _set(clean, "enterprise.overdue_count_24m", 1))
+    at = _applied(
+        service, _set(_set(clean, "enterprise.max_overdue_days_24m", 90), "enterprise.overdue_count_24m", 1)
+    )
+    assert below["declined_by"] == []
+    assert at["recommendation"] == "decline" and at["recommendation_label"] == "拒绝"
+    assert [(r["code"], r["feature"]) for r in at["declined_by"]] == [("R02", "max_overdue_days_24m")]
+
+
 def test_a_retried_application_id_is_decided_once(service, bodies):
     body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
     first = _applied(service, body)

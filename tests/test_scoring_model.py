@@ -295,6 +295,39 @@ def test_a_decline_flag_declines_whatever_the_pd():
         DecisionPolicy(decline_flags="dishonest_debtor")  # type: ignore[arg-type]
 
 
+def test_a_decline_limit_declines_at_or_above_it_whatever_the_pd():
+    policy = DecisionPolicy()
+    overdue = {"max_overdue_days_24m": [89.0, 90, 365, None, float("nan")]}
+    assert list(policy.recommend([0.001] * 5, overdue)) == [
+        "approve",
+        "decline",
+        "decline",
+        "approve",
+        "approve",
+    ]
+    assert policy.flags_set(overdue | {"dishonest_debtor": [1, 0, 1, 0, 0]}, 5) == [
+        ["dishonest_debtor"],
+        ["max_overdue_days_24m"],
+        ["dishonest_debtor", "max_overdue_days_24m"],
+        [],
+        [],
+    ]
+    assert policy.rule_features == ("dishonest_debtor", "max_overdue_days_24m")
+    assert DecisionPolicy(decline_limits=()).recommend(0.001, {"max_overdue_days_24m": [400]}) == "approve"
+    with pytest.raises(
+        ValueError, match=r"decline limit 'max_overdue_days_24m' \(row 0\): expected a number"
+    ):
+        policy.recommend([0.01], {"max_overdue_days_24m": ["many"]})
+    with pytest.raises(ValueError, match="decline_limits must be a tuple of"):
+        DecisionPolicy(decline_limits=(("max_overdue_days_24m", "90"),))  # type: ignore[arg-type]
+    stored = policy.to_dict()
+    assert stored["decline_limits"] == [["max_overdue_days_24m", 90.0]]
+    assert DecisionPolicy.from_dict(stored) == policy
+    # a policy stored before the limits existed re-runs without them, as it was made
+    before = {k: v for k, v in stored.items() if k != "decline_limits"}
+    assert DecisionPolicy.from_dict(before).decline_limits == ()
+
+
 def test_decide_applies_the_policy_and_gives_reasons(german, model):
     rows = german[1].head(40)
     policy = DecisionPolicy(approve_max_pd=0.2, decline_min_pd=0.5)
