@@ -340,9 +340,15 @@ class ApplicationRequest(Body):
 class ReviewRequest(Body):
     """An evaluator's decision on a pending application."""
 
-    decision: Literal["approve", "decline", "override"]
+    decision: Literal["approve", "decline", "override"] = Field(
+        description="approve or decline; override: the opposite of an approve or decline recommendation"
+    )
     reason: str | None = Field(
-        None, min_length=1, max_length=4000, description="Why; required for an override"
+        None,
+        min_length=1,
+        max_length=4000,
+        description="Why; required for an override, and to approve a recommended decline or decline a "
+        "recommended approval",
     )
 
 
@@ -496,11 +502,18 @@ class ReviewOut(Out):
     created_at: dt.datetime
 
 
+Outcome = Literal["approve", "decline"]
+OUTCOME_DESCRIPTION = (
+    "The loan's decision after review (an override is the opposite of the recommendation); null while pending"
+)
+
+
 class ApplicationResponse(Out):
     id: str = Field(description="Id of the stored application")
     application_id: str = Field(description="The bank's application id (the record id when none was sent)")
     institution_id: int
     status: ApplicationStatus
+    outcome: Outcome | None = Field(description=OUTCOME_DESCRIPTION)
     created_at: dt.datetime
     enterprise_id: str
     valuation: BundleValuationOut
@@ -521,6 +534,10 @@ class ApplicationResponse(Out):
         description="Policy rules that declined the application whatever its PD (e.g. on the "
         "dishonest-debtor list, 失信被执行人); empty when the PD alone set the recommendation",
     )
+    request: dict[str, Any] = Field(
+        description="The application as decided: the body sent, with its ids filled in (the figures an "
+        "evaluator checks the decision against)"
+    )
     explanation: Explanation
     model_versions: dict[str, ModelVersion]
     reviews: list[ReviewOut]
@@ -531,6 +548,7 @@ class ApplicationSummary(Out):
     application_id: str | None
     institution_id: int
     status: ApplicationStatus
+    outcome: Outcome | None = Field(description=OUTCOME_DESCRIPTION)
     created_at: dt.datetime
     enterprise_id: str | None
     amount_cny: float | None

@@ -15,6 +15,7 @@ from api.schemas import (
     Language,
     ReviewOut,
 )
+from lending.records import outcome
 from lending.tables import Application
 
 
@@ -29,6 +30,7 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "id": record.id,
             "institution_id": record.institution_id,
             "status": record.status.value,
+            "outcome": outcome(record.status, result["recommendation"]),
             "created_at": record.created_at,
             "application_id": result["application_id"],
             "enterprise_id": result["enterprise_id"],
@@ -46,6 +48,7 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "interest_subsidy_cny": result["interest_subsidy_cny"],
             "reasons": _reasons(result["reasons"], lang),
             "declined_by": _reasons(result.get("declined_by", []), lang),  # none in records before it
+            "request": record.request,
             "explanation": record.explanation,
             "model_versions": record.model_versions,
             "reviews": [
@@ -68,6 +71,7 @@ def application_summary(record: Application) -> ApplicationSummary:
         application_id=result.get("application_id"),
         institution_id=record.institution_id,
         status=record.status.value,
+        outcome=outcome(record.status, result.get("recommendation")),
         created_at=record.created_at,
         enterprise_id=record.enterprise_id,
         amount_cny=record.amount_cny,

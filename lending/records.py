@@ -37,6 +37,7 @@ from lending.tables import Application, Decision, Review, Role, Status, Valuatio
 __all__ = [
     "MAX_PAGE_SIZE",
     "differences",
+    "outcome",
     "get_application",
     "get_valuation",
     "json_problems",
@@ -54,6 +55,10 @@ OUTCOME = {
     Decision.DECLINE: Status.DECLINED,
     Decision.OVERRIDE: Status.OVERRIDDEN,
 }
+# An override turns the recommendation to the other side: the loan's decision it makes.
+OVERRIDDEN_TO = {"approve": "decline", "decline": "approve"}
+# Decisions against the recommendation, which need a reason as an override does.
+AGAINST = {(Decision.APPROVE, "decline"): "approving", (Decision.DECLINE, "approve"): "declining"}
 JSON_VALUE = "a JSON value (object with string keys, list, string, finite number, true, false or null)"
 
 
@@ -282,6 +287,26 @@ def save_application(
     return application
 
 
+def _reviewed_already(application: Application) -> AlreadyReviewed:
+    return AlreadyReviewed(
+        f"application {application.id} is {application.status.value}; "
+        "only pending_review applications can be reviewed"
+    )
+
+
+def outcome(status: Status, recommendation: str | None) -> str | None:
+    """The loan's decision after review, "approve" or "decline"; None while pending.
+
+    >>> outcome(Status.OVERRIDDEN, "approve"), outcome(Status.APPROVED, "decline")
+    ('decline', 'approve')
+    >>> outcome(Status.PENDING_REVIEW, "approve") is None
+    True
+    """
+    if status is Status.OVERRIDDEN:
+        return OVERRIDDEN_TO.get(recommendation or "")
+    return {Status.APPROVED: "approve", Status.DECLINED: "decline"}.get(status)
+
+
 def _check_undecided(session: Session, principal: Principal, application_ref: str) -> None:
     stored = session.scalars(
         select(Application.id).where(
@@ -381,12 +406,16 @@ def review_application(
     decision: Decision | str,
     reason: str | None = None,
 ) -> Review:
-    """Decide a pending application: approve, decline or override (which needs a reason). Sets the status
-    (approved, declined, overridden) and stores the review, both in the caller's transaction.
+    """Decide a pending application: approve, decline or override. Sets the status (approved, declined,
+    overridden) and stores the review, both in the caller's transaction.
+
+    Going against the recommendation needs a written reason: an override (the opposite of an approve or
+    decline recommendation; a review recommendation has no side to override: approve or decline it), and
+    also an approval of a recommended decline or a decline of a recommended approval.
 
     Raises `PermissionDenied` for a bank key, `NotFound` for an unknown id, `AlreadyReviewed` when the
     application is no longer pending (two reviewers at once: the second gets this), `InvalidData` for an
-    unknown decision or an override without a reason.
+    unknown decision or a missing reason.
     """
     _require(principal, (Role.EVALUATOR, Role.ADMIN), "reviewing an application")
     problems: list[Problem] = []
@@ -411,7 +440,16 @@ def review_application(
     key = _uuid(application_id)
     application = None if key is None else session.get(Application, key)
     if application is None:
-        raise NotFound(f"no application with id {application_id!r}")
+        raise NotFound(f"no application {application_id!r}")
+    if application.status is not Status.PENDING_REVIEW:
+        raise _reviewed_already(application)
+    recommended = application.result.get("recommendation")
+    if chosen is Decision.OVERRIDE and recommended not in OVERRIDDEN_TO:
+        expected = f"approve or decline (the recommendation is {recommended}: there is no side to override)"
+        raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
+    if not text and (chosen, recommended) in AGAINST:
+        expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
+        raise InvalidData([Problem("reason", expected, reason)], what="review")
     # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
     changed = session.execute(
         update(Application)
@@ -421,10 +459,7 @@ def review_application(
     ).rowcount
     if changed != 1:
         session.refresh(application)
-        raise AlreadyReviewed(
-            f"application {key} is {application.status.value}; "
-            "only pending_review applications can be reviewed"
-        )
+        raise _reviewed_already(application)
     set_committed_value(application, "status", OUTCOME[chosen])  # as written by the update above
     review = Review(reviewer_key_id=principal.key_id, decision=chosen, reason=text or None)
     application.reviews.append(review)

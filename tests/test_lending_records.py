@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,6 +21,7 @@ from lending.records import (
     get_application,
     get_valuation,
     list_applications,
+    outcome,
     review_application,
     save_application,
     save_valuation,
@@ -69,7 +71,7 @@ def a_request(enterprise="91420700MA4F000001", amount=2_000_000.0):
     }
 
 
-def a_result(pd=0.0314, grade="BBB"):
+def a_result(pd=0.0314, grade="BBB", recommendation="review"):
     return {
         "valuation": {
             "value_cny": 3_400_000.0,
@@ -79,6 +81,7 @@ def a_result(pd=0.0314, grade="BBB"):
         "pd": pd,
         "score": 612.4,
         "grade": grade,
+        "recommendation": recommendation,
         "credit_line_cny": 1_500_000.0,
         "expected_loss": {"total_cny": 21_000.5, "bank_cny": 8400.2, "guarantee_cny": 12_600.3},
         "subsidy_cny": 9000.0,
@@ -202,7 +205,7 @@ def test_unknown_ids_are_none_for_reads_and_not_found_for_reviews(db, people, mi
     with transaction(db.factory) as session:
         assert get_application(session, people["admin"], missing) is None
         assert get_valuation(session, people["admin"], missing) is None
-        with pytest.raises(NotFound, match="no application with id"):
+        with pytest.raises(NotFound, match="no application "):
             review_application(session, people["evaluator"], missing, "approve")
 
 
@@ -296,7 +299,7 @@ def test_bad_listing_arguments_are_refused(db, people, filters, message):
     ],
 )
 def test_a_review_sets_the_status_and_is_stored(db, people, decision, reason, status):
-    saved = save(db, people["bank_a"])
+    saved = save(db, people["bank_a"], result=a_result(recommendation="approve"))
     with transaction(db.factory) as session:
         review = review_application(session, people["evaluator"], saved.id, decision, reason)
     with transaction(db.factory) as session:
@@ -306,7 +309,8 @@ def test_a_review_sets_the_status_and_is_stored(db, people, decision, reason, st
         (review.id, Decision(decision), people["evaluator"].key_id)
     ]
     assert back.reviews[0].reason == (reason.strip() if reason else None)
-    assert back.result == a_result()  # the model's outputs stay as they were
+    assert back.result == a_result(recommendation="approve")  # the model's outputs stay as they were
+    assert outcome(back.status, "approve") == ("decline" if status is Status.OVERRIDDEN else decision)
 
 
 @pytest.mark.parametrize(
@@ -325,6 +329,45 @@ def test_bad_reviews_are_refused_and_change_nothing(db, people, decision, reason
     with transaction(db.factory) as session:
         assert get_application(session, people["admin"], saved.id).status is Status.PENDING_REVIEW
         assert session.scalar(select(func.count()).select_from(Review)) == 0
+
+
+@pytest.mark.parametrize(
+    ("recommended", "decision", "message"),
+    [
+        (
+            "decline",
+            "approve",
+            "reason: expected a reason for approving against the recommendation to decline",
+        ),
+        (
+            "approve",
+            "decline",
+            "reason: expected a reason for declining against the recommendation to approve",
+        ),
+        (
+            "review",
+            "override",
+            "decision: expected approve or decline (the recommendation is review: there is",
+        ),
+    ],
+)
+def test_going_against_the_recommendation_needs_a_reason_and_a_side(
+    db, people, recommended, decision, message
+):
+    saved = save(db, people["bank_a"], result=a_result(recommendation=recommended))
+    with pytest.raises(InvalidData, match=re.escape(message)), transaction(db.factory) as session:
+        review_application(
+            session, people["evaluator"], saved.id, decision, "on file" if decision == "override" else None
+        )
+    with transaction(db.factory) as session:
+        assert get_application(session, people["admin"], saved.id).status is Status.PENDING_REVIEW
+        review_application(
+            session,
+            people["evaluator"],
+            saved.id,
+            decision if decision != "override" else "approve",
+            "on file",
+        )
 
 
 def test_an_application_is_reviewed_once(db, people):
@@ -351,7 +394,7 @@ def test_the_database_itself_refuses_an_override_without_reason(db, people):
 
 
 def test_status_and_review_land_together_or_not_at_all(db, people):
-    saved = save(db, people["bank_a"])
+    saved = save(db, people["bank_a"], result=a_result(recommendation="decline"))
     with pytest.raises(RuntimeError, match="after the review"), transaction(db.factory) as session:
         review_application(session, people["evaluator"], saved.id, "override", "collateral re-appraised")
         raise RuntimeError("failure after the review, before the commit")
