@@ -427,6 +427,11 @@ def test_malformed_json_is_a_422_not_a_500(service, content, kind):
         ({"is_valid": 1, "is_pending": 1}, "is_pending", "not both"),
         ({"nice_class": 9}, "nice_class", "null on a patent: nice_class is a trademark figure"),
         ({"status_as_of": "registered"}, "status_as_of", "a patent's status: one of"),
+        (
+            {"patent_type": "utility_model", "remaining_years": 50.0},
+            "remaining_years",
+            "at most the legal term of a utility_model patent (10 years)",
+        ),
     ],
 )
 def test_an_asset_s_figures_must_fit_together(service, bodies, changes, field, message):
@@ -580,6 +585,7 @@ def test_an_asset_pledged_twice_is_refused_and_nothing_is_stored(service, bodies
     [
         ({"status_as_of": "lapsed"}, "assets.status_as_of"),
         ({"is_valid": 0, "is_pending": 0}, "assets.is_valid"),
+        ({"remaining_years": 0.0}, "assets.remaining_years"),
     ],
 )
 def test_a_patent_that_has_lapsed_cannot_be_pledged(service, bodies, ended, field):

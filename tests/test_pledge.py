@@ -354,3 +354,19 @@ def test_a_patent_and_a_mark_may_share_a_number_and_an_unreadable_flag_is_refuse
         bundle_value(bundle({**asset(asset_id="P1"), "is_valid": "no"}), 12)
     (problem,) = err.value.problems
     assert (problem.field, problem.expected, problem.got) == ("is_valid", "0 or 1 (or missing)", "no")
+
+
+def test_an_expired_patent_cannot_be_pledged_and_a_mark_due_for_renewal_can():
+    assets = {
+        "asset_id": ["P1", "P2", "T1"],
+        "asset_kind": ["patent", "patent", "trademark"],
+        "patent_type": ["invention", "utility_model", None],
+        "value_cny": [1e6, 5e5, 3e5],
+        "remaining_years": [0.0, 4.0, 0.0],
+    }
+    with pytest.raises(InvalidData) as refused:
+        bundle_value(assets, 12)
+    assert [(p.field, p.row, p.record_id) for p in refused.value.problems] == [("remaining_years", 0, "P1")]
+    assert "an expired patent cannot be pledged" in str(refused.value)
+    kept = {k: v[1:] for k, v in assets.items()}
+    assert bundle_value(kept, 12).pledge_value_cny > 0

@@ -425,10 +425,12 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
 
 def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, str, Any]]:
     """(row, field, expected, value) of each asset whose given status (STATUS_COLUMNS) says its right has
-    ended (an ended status, a patent neither in force nor pending, a mark neither registered nor pending),
-    or cannot say (a flag that is not 0 or 1)."""
+    ended (an ended status, a patent neither in force nor pending, a mark neither registered nor pending,
+    a patent with no remaining term: a mark's registration is renewed), or cannot say (a flag that is not 0
+    or 1)."""
     ended = "a right in force or pending: one that has ended cannot be pledged"
     n = kinds.size
+    remaining = numbers_or_nan(np.asarray(asset_values["remaining_years"], dtype=object).reshape(-1))
     given = {
         c: np.asarray(asset_values[c], dtype=object).reshape(-1) if c in asset_values else np.full(n, None)
         for c in STATUS_COLUMNS
@@ -448,6 +450,8 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
             yield i, "status_as_of", ended, status
         elif kind == PATENT and flags["is_valid"] is False and flags["is_pending"] is False:
             yield i, "is_valid", ended, 0
+        elif kind == PATENT and remaining[i] == 0:
+            yield i, "remaining_years", "a remaining term above 0: an expired patent cannot be pledged", 0
         elif kind == TRADEMARK and flags["is_registered"] is False and status != "pending":
             yield i, "is_registered", ended, 0
 
