@@ -366,7 +366,13 @@ def list_applications(
     start = _aware(created_from, "created_from", problems)
     end = _aware(created_to, "created_to", problems)
     if start is not None and end is not None and start > end:
-        problems.append(Problem("created_to", f"a time at or after created_from ({start.isoformat()})", end))
+        problems.append(
+            Problem(
+                "created_to",
+                f"a time at or after created_from ({start.isoformat()})",
+                _Shown(end.isoformat()),
+            )
+        )
     if isinstance(page, bool) or not isinstance(page, int) or page < 1:
         problems.append(Problem("page", "an integer from 1", page))
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
