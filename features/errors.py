@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+# Rows are positions in the table or list given: a spreadsheet's line 2 (under the header) is row 0.
+ROWS_COUNTED = "\n  (rows count from 0: row 0 is the first row of data, under the header)"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One bad value: where it is, what was expected and what was got."""
@@ -35,11 +39,13 @@ class InvalidData(ValueError):
 
     def describe(self, limit: int | None = None, by_row: bool = False) -> str:
         """ "<what> refused, N problem(s):" and one line per problem: the first `limit` (all for None), in
-        row order with `by_row` (problems without a row first), else as found."""
+        row order with `by_row` (problems without a row first), else as found; a last line says how rows
+        are counted when a problem names one."""
         problems = (
             sorted(self.problems, key=lambda p: (p.row is not None, p.row or 0)) if by_row else self.problems
         )
         shown = "\n".join(f"  - {p}" for p in problems[:limit])
         hidden = len(problems) - len(problems[:limit])
         more = f"\n  ... and {hidden} more" if hidden else ""
-        return f"{self.what} refused, {len(problems)} problem(s):\n{shown}{more}"
+        rows = ROWS_COUNTED if any(p.row is not None for p in problems) else ""
+        return f"{self.what} refused, {len(problems)} problem(s):\n{shown}{more}{rows}"
