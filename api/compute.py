@@ -258,7 +258,11 @@ def decide_application(
         "policy": policy.to_dict(),
     }
     explanation = {
-        "score": {"base_points": decision["base_points"], "points": decision["points"]},
+        "score": {
+            "base_points": decision["base_points"],
+            "points": decision["points"],
+            "values": {feature: row.get(feature) for feature in decision["points"]},
+        },
         "assets": [
             {"asset_id": record["asset_id"], "factors": factors}
             for record, factors in zip(records, valued["factors"], strict=True)

@@ -494,6 +494,11 @@ class LossSplit(Out):
 class ScoreExplanation(Out):
     base_points: float = Field(description="Score of an average application")
     points: dict[str, float] = Field(description="SHAP score points per feature; base + sum = score")
+    values: dict[str, float | str | None] = Field(
+        default_factory=dict,
+        description="The application's value of each feature, as the model read it (null: unknown), so that "
+        "each feature's points can be checked against its value (none in records made before they were kept)",
+    )
 
 
 class AssetExplanation(Out):

@@ -156,6 +156,9 @@ def test_an_application_is_decided_explained_and_stored_pending_review(service, 
     assert answer["credit_line_cny"] <= bodies[0]["loan"]["amount_cny"] + 1e-6
     score = answer["explanation"]["score"]
     assert score["base_points"] + sum(score["points"].values()) == pytest.approx(answer["score"], abs=1e-6)
+    assert score["values"].keys() == score["points"].keys()  # each feature's points beside its value
+    assert score["values"]["overdue_count_24m"] == bodies[0]["enterprise"]["overdue_count_24m"]
+    assert answer["request"]["loan"]["amount_cny"] == bodies[0]["loan"]["amount_cny"]  # what was decided
     assert len(answer["explanation"]["assets"]) == len(bodies[0]["assets"])
     bundle = answer["valuation"]["bundle"]
     assert bundle["pledge_value_cny"] <= bundle["liquidation_value_cny"] <= bundle["bundle_value_cny"]
