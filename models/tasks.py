@@ -277,7 +277,9 @@ VALUATION = Task(
         "report (资产评估报告); a pledge above the bank's threshold still needs a licensed appraiser.",
         "Intervals are calibrated per asset kind on out-of-fold errors; an asset unlike the training data "
         "(a new industry, an unusual patent type) may fall outside them more often than the nominal rate.",
-        "Rows with values the model never saw in training are refused with a reason, never guessed.",
+        "A category the model never saw in training is refused with a reason, unless the spec lists it among "
+        "the feature's valid levels (the built-in spec lists every Nice class, IPC section and industry): it "
+        "is then valued as a category no split names, with its kind's interval, not widened for it.",
     ),
     shap_unit="SHAP value (log of value in CNY)",
     explain=_valuation_explain,
@@ -300,7 +302,9 @@ SCORING = Task(
         "PDs are calibrated to the default rate of the training book; a book with a different default rate "
         "or a different applicant mix needs recalibration (watch the drift report).",
         "The score supports, and does not replace, the credit officer's decision.",
-        "Rows with values the model never saw in training are refused with a reason, never guessed.",
+        "A category the model never saw in training is refused with a reason, unless the spec lists it among "
+        "the feature's valid levels (the built-in spec lists every industry): it is then scored as a "
+        "category no split names.",
     ),
     shap_unit="SHAP value (score points)",
     explain=_scoring_explain,
