@@ -246,14 +246,14 @@ def decide_application(
                 "code": r["code"],
                 "feature": r["feature"],
                 "points": r["points"],
-                "zh": reason_for(r["feature"]).zh,
-                "en": reason_for(r["feature"]).en,
+                "zh": reason_for(r["feature"], scorer.own_reasons).zh,
+                "en": reason_for(r["feature"], scorer.own_reasons).en,
             }
             for r in decision["reasons"]
         ],
         "declined_by": [
             {"code": rule.code, "feature": rule.feature, "zh": rule.zh, "en": rule.en}
-            for rule in map(reason_for, decision["declined_by"])
+            for rule in (reason_for(feature, scorer.own_reasons) for feature in decision["declined_by"])
         ],
         "policy": policy.to_dict(),
     }

@@ -9,6 +9,7 @@ The format banks write (more top-level keys may be added; they are kept in ``ext
       - {name: <column>, type: categorical}
       - {name: <column>, type: numeric, monotone: increasing}   # or decreasing
       - {name: <column>, type: categorical, levels: [a, b, c]}  # every valid value, seen in training or not
+      - {name: <column>, type: numeric, reason: {code: B01, zh: <中文>, en: <English>}}  # its reason code
 
 Every refusal is an ``InvalidData`` that lists all problems found, never only the first.
 
@@ -31,6 +32,7 @@ import copy
 import difflib
 import logging
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -53,7 +55,10 @@ TASKS = ("scoring", "valuation")
 KNOWN_TOP_LEVEL_KEYS = ("target", "id", "task", "features")
 # Keys of one feature entry. Unknown ones are refused: a typo such as `monotonic:` would otherwise
 # silently drop a monotone constraint the bank relies on.
-KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max", "required", "levels")
+KNOWN_FEATURE_KEYS = ("name", "type", "monotone", "min", "max", "required", "levels", "reason")
+REASON_KEYS = ("code", "zh", "en")
+REASON_CODE = re.compile(r"^[A-Z][A-Z0-9]{1,7}$")  # R03, B01, BANK12
+MAX_REASON_TEXT = 200
 SCORING_TARGET_VALUES = (0, 1)
 _MONOTONE_SIGN = {"increasing": 1, "decreasing": -1, None: 0}
 
@@ -122,6 +127,26 @@ def _levels_problems(type_: object, levels: object, where: str) -> list[Problem]
     return [Problem(f"{where}.levels", "each level listed once", repeated)] if repeated else []
 
 
+def _reason_problems(reason: object, where: str) -> list[Problem]:
+    """`reason` is optional: the feature's reason code and its texts in Chinese and English, for the
+    reasons a score gives (a bank's own column would otherwise be "R99 other factor")."""
+    if reason is None:
+        return []
+    expected = f"a mapping of {', '.join(REASON_KEYS)}"
+    if not isinstance(reason, Mapping) or set(map(str, reason)) != set(REASON_KEYS):
+        return [Problem(f"{where}.reason", expected, reason)]
+    problems = []
+    if not (isinstance(reason["code"], str) and REASON_CODE.match(reason["code"])):
+        expected = "a code of a capital letter and 1 to 7 capitals or digits (e.g. B01)"
+        problems.append(Problem(f"{where}.reason.code", expected, reason["code"]))
+    for language in ("zh", "en"):
+        text = reason[language]
+        if not (isinstance(text, str) and text.strip() and len(text) <= MAX_REASON_TEXT):
+            expected = f"a text of 1 to {MAX_REASON_TEXT} characters"
+            problems.append(Problem(f"{where}.reason.{language}", expected, text))
+    return problems
+
+
 def _column_problems(name: object, type_: object, monotone: object, where: str) -> list[Problem]:
     """Problems of one feature entry; `where` names it in messages (e.g. "features[2]")."""
     problems = _name_problems(name, f"{where}.name")
@@ -139,7 +164,12 @@ def _column_problems(name: object, type_: object, monotone: object, where: str) 
 
 
 def _spec_problems(
-    target: object, names: list[object], id_: object, task: object, extra: Mapping[str, Any]
+    target: object,
+    names: list[object],
+    id_: object,
+    task: object,
+    extra: Mapping[str, Any],
+    codes: list[object] | None = None,
 ) -> list[Problem]:
     """Problems of the spec as a whole, beyond the target's own name and the feature entries themselves
     (callers check those, so that a missing key is reported once, as missing)."""
@@ -159,6 +189,11 @@ def _spec_problems(
             problems.append(Problem(f"features[{position}].name", "the id not listed as a feature", name))
     if id_ is not None and id_ == target:
         problems.append(Problem("id", "a column other than the target", id_))
+    given: dict[object, int] = {}
+    for position, code in enumerate(codes or []):
+        if code is not None and given.setdefault(code, position) != position:
+            expected = f"reason codes used once (features[{given[code]}] has it)"
+            problems.append(Problem(f"features[{position}].reason.code", expected, code))
     clashing = sorted(set(extra) & set(KNOWN_TOP_LEVEL_KEYS))
     if clashing:
         problems.append(Problem("extra", "no key that is a spec field", clashing))
@@ -182,18 +217,22 @@ class FeatureColumn:
     max: float | None = None
     required: bool = False  # a row without a value here is refused; other features may be missing
     levels: tuple[str, ...] | None = None
+    reason: dict[str, str] | None = field(default=None, hash=False)  # {"code", "zh", "en"}
 
     def __post_init__(self) -> None:
         where = f"feature {self.name!r}"
         problems = _column_problems(self.name, self.type, self.monotone, where)
         problems += _bound_problems(self.type, self.min, self.max, where)
         problems += _levels_problems(self.type, self.levels, where)
+        problems += _reason_problems(self.reason, where)
         if not isinstance(self.required, bool):
             problems.append(Problem(f"{where}.required", "true or false", self.required))
         if problems:
             raise InvalidData(problems, what="feature column")
         if self.levels is not None:  # frozen: normalised through object.__setattr__
             object.__setattr__(self, "levels", tuple(category_of(v) for v in self.levels))
+        if self.reason is not None:
+            object.__setattr__(self, "reason", {k: self.reason[k].strip() for k in REASON_KEYS})
 
     def to_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {"name": self.name, "type": self.type}
@@ -204,6 +243,8 @@ class FeatureColumn:
             entry["required"] = True
         if self.levels is not None:
             entry["levels"] = list(self.levels)
+        if self.reason is not None:
+            entry["reason"] = dict(self.reason)
         return entry
 
 
@@ -228,10 +269,11 @@ class FeatureSpec:
             if not isinstance(column, FeatureColumn)
         ]
         names = [getattr(column, "name", None) for column in self.features]
+        codes = [(getattr(column, "reason", None) or {}).get("code") for column in self.features]
         problems += _name_problems(self.target, "target")
         if not names:
             problems.append(Problem("features", "at least one feature", "none"))
-        problems += _spec_problems(self.target, names, self.id, self.task, self.extra)
+        problems += _spec_problems(self.target, names, self.id, self.task, self.extra, codes)
         if problems:
             raise InvalidData(problems, what="feature spec")
 
@@ -289,6 +331,7 @@ class FeatureSpec:
         elif "features" in d and not raw_features:
             problems.append(Problem("features", "at least one feature", "none"))
         names: list[object] = []
+        codes: list[object] = []
         for position, entry in enumerate(raw_features):
             where = f"features[{position}]"
             if not isinstance(entry, Mapping):
@@ -301,11 +344,14 @@ class FeatureSpec:
             problems += _column_problems(entry.get("name"), entry.get("type"), entry.get("monotone"), where)
             problems += _bound_problems(entry.get("type"), entry.get("min"), entry.get("max"), where)
             problems += _levels_problems(entry.get("type"), entry.get("levels"), where)
+            problems += _reason_problems(entry.get("reason"), where)
+            reason = entry.get("reason")
+            codes.append(reason.get("code") if isinstance(reason, Mapping) else None)
             if not isinstance(entry.get("required", False), bool):
                 problems.append(Problem(f"{where}.required", "true or false", entry.get("required")))
             names.append(entry.get("name"))
         extra = {key: value for key, value in d.items() if key not in KNOWN_TOP_LEVEL_KEYS}
-        problems += _spec_problems(d.get("target"), names, d.get("id"), d.get("task"), extra)
+        problems += _spec_problems(d.get("target"), names, d.get("id"), d.get("task"), extra, codes)
         if problems:
             raise InvalidData(problems, what="feature spec")
         if extra:
@@ -324,6 +370,7 @@ class FeatureSpec:
                 entry.get("max"),
                 entry.get("required", False),
                 entry.get("levels"),
+                entry.get("reason"),
             )
             for entry in raw_features
         )

@@ -46,7 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
-from scoring.reasons import MAX_REASONS, reason_codes, reasons_of_points
+from scoring.reasons import MAX_REASONS, Reason, reason_codes, reasons_of_points, spec_reasons
 from scoring.scale import DecisionPolicy, ScoreScale, grade
 from valuation.model import SpecEncoder
 
@@ -345,6 +345,11 @@ class PDModelMixin:
     points and base; points + base = score).
     """
 
+    @property
+    def own_reasons(self) -> dict[str, Reason]:
+        """The reason codes and texts the model's spec gives its features (scoring.reasons.reason_for)."""
+        return spec_reasons(self.spec)
+
     def _checked(self, df: pd.DataFrame, what: str = "table to score"):
         check_is_fitted(self, "encoder_")
         problems = self.encoder_.row_problems(df)
@@ -381,7 +386,7 @@ class PDModelMixin:
         self, df: pd.DataFrame, top: int = MAX_REASONS, language: str = "zh"
     ) -> list[list[dict]]:
         """Per row, the up to `top` features that lowered the score most (scoring.reasons)."""
-        return reason_codes(self.contributions(df), top=top, language=language)
+        return reason_codes(self.contributions(df), top=top, language=language, own=self.own_reasons)
 
     def decide(
         self,
@@ -403,7 +408,7 @@ class PDModelMixin:
         pd_, score, points, base = self._points(prepared)
         frame = pd.DataFrame(points, columns=list(self.spec.feature_names), index=df.index)
         frame["base"] = base
-        reasons = reason_codes(frame, top=top, language=language)
+        reasons = reason_codes(frame, top=top, language=language, own=self.own_reasons)
         out = pd.DataFrame(index=df.index)
         if self.spec.id is not None and self.spec.id in df.columns:
             out[self.spec.id] = df[self.spec.id].to_numpy()
@@ -608,7 +613,7 @@ class ScoringModel(PDModelMixin, BaseEstimator):
             raise InvalidData(problems, "application")
         pd_, score, points, base = self._points(x[None, :])
         names = list(self.spec.feature_names)
-        reasons = reasons_of_points(points, names, top=top, language=language)[0]
+        reasons = reasons_of_points(points, names, top=top, language=language, own=self.own_reasons)[0]
         policy = policy if policy is not None else DecisionPolicy()
         flags = {f: [record[f]] for f in policy.rule_features if f in record}
         recommendation, declined_by = policy.recommend_with_flags(pd_, flags)

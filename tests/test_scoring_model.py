@@ -5,6 +5,7 @@ decision and reason-code tables it uses."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import joblib
@@ -326,6 +327,30 @@ def test_a_decline_limit_declines_at_or_above_it_whatever_the_pd():
     # a policy stored before the limits existed re-runs without them, as it was made
     before = {k: v for k, v in stored.items() if k != "decline_limits"}
     assert DecisionPolicy.from_dict(before).decline_limits == ()
+
+
+def test_a_banks_own_reason_texts_from_its_spec_come_before_the_table(german):
+    """A bank's spec names the reasons of its own columns: its codes and texts, in both languages, in
+    the reasons of every path (reason_codes, decide, decide_one), ahead of the built-in table."""
+    own = {
+        f.name: {"code": f"B{i:02d}", "zh": f"本行因素{i}", "en": f"Our factor {i}"}
+        for i, f in enumerate(GERMAN_CREDIT_SPEC.features, start=1)
+    }
+    spec = dataclasses.replace(
+        GERMAN_CREDIT_SPEC,
+        features=tuple(dataclasses.replace(f, reason=own[f.name]) for f in GERMAN_CREDIT_SPEC.features),
+    )
+    fitted = ScoringModel(spec, random_state=0).fit(german[0])
+    rows = german[1].head(20)
+    given = {r["code"]: (r["zh"], r["en"]) for r in own.values()}
+    decided = fitted.decide(rows, language="en")
+    codes = [c for row in decided["reason_codes"] for c in row]
+    assert codes and set(codes) <= set(given)
+    for row_codes, texts in zip(decided["reason_codes"], decided["reasons"], strict=True):
+        assert texts == [given[c][1] for c in row_codes]
+    one = fitted.decide_one(rows.iloc[0].to_dict())
+    assert [r["text"] for r in one["reasons"]] == [given[c][0] for c in one["reason_codes"]]
+    assert {r["code"] for row in fitted.reason_codes(rows) for r in row} <= set(given)
 
 
 def test_decide_applies_the_policy_and_gives_reasons(german, model):

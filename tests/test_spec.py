@@ -391,3 +391,34 @@ def test_a_training_value_outside_the_levels_is_refused_by_row_and_id():
     with pytest.raises(InvalidData) as refused:
         spec.check(table, task="scoring")
     assert [str(p) for p in refused.value.problems] == ["c: expected one of 1, 2, 3; got 7.0 (row 1, id b)"]
+
+
+def test_a_feature_may_give_its_reason_code_and_texts():
+    spec = FeatureSpec.from_yaml(
+        "target: y\nfeatures:\n"
+        "  - {name: late_days, type: numeric,\n"
+        "     reason: {code: B01, zh: ' 近期逾期天数较多 ', en: Recent late days}}\n"
+        "  - {name: city, type: categorical}\n"
+    )
+    assert spec.features[0].reason == {"code": "B01", "zh": "近期逾期天数较多", "en": "Recent late days"}
+    assert FeatureSpec.from_dict(spec.to_dict()) == spec and hash(spec) == hash(
+        FeatureSpec.from_dict(spec.to_dict())
+    )
+
+
+@pytest.mark.parametrize(
+    "reasons, message",
+    [
+        (["{code: B01, zh: 逾期}"], r"features\[0\]\.reason: expected a mapping of code, zh, en"),
+        (["{code: b1, zh: 逾期, en: Late}"], r"features\[0\]\.reason\.code: expected a code of a capital"),
+        (["{code: B01, zh: '', en: Late}"], r"features\[0\]\.reason\.zh: expected a text of 1 to 200"),
+        (
+            ["{code: B01, zh: 逾期, en: Late}", "{code: B01, zh: 负债, en: Debt}"],
+            r"features\[1\]\.reason\.code: expected reason codes used once \(features\[0\] has it\)",
+        ),
+    ],
+)
+def test_bad_reasons_are_refused(reasons, message):
+    entries = "".join(f"  - {{name: f{i}, type: numeric, reason: {r}}}\n" for i, r in enumerate(reasons))
+    with pytest.raises(InvalidData, match=message):
+        FeatureSpec.from_yaml(f"target: y\nfeatures:\n{entries}")
