@@ -40,6 +40,18 @@ with warnings.catch_warnings():
 
 log = logging.getLogger(__name__)
 
+
+class _NoCloudPickleNotice(logging.Filter):
+    """MLflow warns, on every model logged, that a Python object given as `python_model` is pickled. Ours
+    is a stateless wrapper, and the fitted object is a joblib artifact, a pickle either way: the notice
+    tells the person training nothing they can act on, and buried the training's own output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+
+logging.getLogger("mlflow.pyfunc").addFilter(_NoCloudPickleNotice())
+
 FITTED_KEY = "fitted"  # the artifact's key in `artifacts=` and in `context.artifacts`
 FITTED_FILE = "fitted.joblib"
 # Project packages a loaded model imports (the joblib pickle refers to their classes by module path).

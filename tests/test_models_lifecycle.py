@@ -508,3 +508,17 @@ def test_the_gate_uses_every_row_for_a_champion_that_kept_no_keys_and_the_unseen
             mlflow.log_artifact(str(path), "data")
     unseen = lifecycle._unseen_by(partial.info.run_id, table.head(30), spec)
     assert list(unseen) == [False] * 10 + [True] * 20
+
+
+def test_mlflows_notice_that_the_wrapper_is_pickled_is_not_shown_and_its_other_warnings_are(caplog):
+    import logging
+
+    import models.pyfunc  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("mlflow.pyfunc")
+    with caplog.at_level(logging.WARNING, logger="mlflow.pyfunc"):
+        logger.warning(
+            "Passing a Python object as `python_model` causes it to be serialized using CloudPickle, ..."
+        )
+        logger.warning("some other warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other warning"]
