@@ -350,11 +350,13 @@ def list_applications(
     page_size: int = 50,
     *,
     enterprise_id: str | None = None,
+    application_ref: str | None = None,
 ) -> tuple[list[Application], int]:
     """One page of the applications the caller may see, newest first, and how many there are in all.
 
     Filters: `status`; `created_from` (inclusive) and `created_to` (exclusive), timezone-aware;
-    `enterprise_id`. Pages count from 1; `page_size` above 200 is capped to 200.
+    `enterprise_id`; `application_ref` (the bank's own application id). Pages count from 1; `page_size`
+    above 200 is capped to 200.
     """
     problems: list[Problem] = []
     wanted = None
@@ -391,6 +393,8 @@ def list_applications(
         conditions.append(Application.created_at < end)
     if enterprise_id is not None:
         conditions.append(Application.enterprise_id == str(enterprise_id))
+    if application_ref is not None:
+        conditions.append(Application.application_ref == str(application_ref))
 
     size = min(page_size, MAX_PAGE_SIZE)
     total = session.scalar(select(func.count()).select_from(Application).where(*conditions)) or 0

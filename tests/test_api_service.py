@@ -336,6 +336,20 @@ def test_listing_filters_by_status_and_time_and_pages(service, bodies):
         assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", field]
 
 
+def test_a_bank_finds_its_applications_by_its_own_id_and_by_applicant(service, bodies):
+    reference = f"BOE-FIND-{uuid.uuid4().hex[:8]}"
+    mine = _applied(service, {**bodies[2], "application_id": reference})
+    found = service.get("/v1/applications", "bank_a", params={"application_id": reference}).json()
+    assert [a["id"] for a in found["items"]] == [mine["id"]] and found["total"] == 1
+    theirs = service.get("/v1/applications", "bank_b", params={"application_id": reference}).json()
+    assert theirs["total"] == 0  # another bank's reference finds nothing
+    by_applicant = service.get(
+        "/v1/applications", "bank_a", params={"enterprise_id": mine["enterprise_id"], "page_size": 200}
+    ).json()["items"]
+    assert mine["id"] in {a["id"] for a in by_applicant}
+    assert {a["enterprise_id"] for a in by_applicant} == {mine["enterprise_id"]}
+
+
 def test_a_language_other_than_zh_or_en_is_refused(service):
     response = service.get(f"/v1/applications/{uuid.uuid4()}", params={"lang": "fr"})
     assert response.status_code == 422 and response.json()["detail"][0]["loc"] == ["query", "lang"]

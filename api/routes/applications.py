@@ -97,13 +97,26 @@ def list_applications(
     status: ApplicationStatus | None = None,
     created_from: Annotated[AwareDatetime | None, Query(description="From this time on (inclusive)")] = None,
     created_to: Annotated[AwareDatetime | None, Query(description="Before this time (exclusive)")] = None,
+    enterprise_id: Annotated[str | None, Query(max_length=64, description="The applicant's id")] = None,
+    application_id: Annotated[
+        str | None, Query(max_length=64, description="The bank's own application id, as it sent it")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 50,
 ) -> ApplicationPage:
-    """The applications the caller may see, newest first, filtered by status and creation time
-    (ISO 8601 with a zone, e.g. 2026-01-01T00:00:00Z), a page at a time."""
+    """The applications the caller may see, newest first, filtered by status, creation time (ISO 8601
+    with a zone, e.g. 2026-01-01T00:00:00Z), applicant and the bank's own application id, a page at a
+    time."""
     items, total = records.list_applications(
-        session, principal, status, created_from, created_to, page=page, page_size=page_size
+        session,
+        principal,
+        status,
+        created_from,
+        created_to,
+        page=page,
+        page_size=page_size,
+        enterprise_id=enterprise_id,
+        application_ref=application_id,
     )
     return ApplicationPage(
         items=[views.application_summary(a) for a in items], total=total, page=page, page_size=page_size
