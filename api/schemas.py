@@ -33,7 +33,6 @@ from features.schema import (
     PatentType,
     TrademarkStatus,
 )
-from features.transformers import TERM_YEARS
 
 # Figures of one kind of asset only: null on the other kind.
 PATENT_ONLY = (
@@ -249,16 +248,6 @@ class AssetIn(Body):
         claims = info.data.get("claims")
         if value is not None and claims is not None and value > claims:
             raise ValueError(f"at most the number of claims ({claims:g})")
-        return value
-
-    @field_validator("remaining_years", mode="after")
-    @classmethod
-    def _remaining_within_the_legal_term(cls, value: float | None, info: ValidationInfo) -> float | None:
-        kind, patent_type = info.data.get("asset_kind"), info.data.get("patent_type")
-        if value is not None and kind == AssetKind.PATENT and patent_type in TERM_YEARS:
-            term = TERM_YEARS[patent_type]
-            if value > term:
-                raise ValueError(f"at most the legal term of a {patent_type} patent ({term} years)")
         return value
 
     @field_validator("is_pending", mode="after")

@@ -156,7 +156,8 @@ def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[s
         "economic_score_mean": over(group["economic_score"][patents], np.mean),
         "stars_max": over(group["stars"], np.max),
         "trademark_strength": over(group["total_score"][marks], np.max),
-        "income_value_cny": float(np.nansum(group["income_value_cny"])),
+        # unknown when any asset's is: a sum over some of the assets would read as a smaller bundle
+        "income_value_cny": float(np.sum(group["income_value_cny"])),
     }
 
 

@@ -444,11 +444,6 @@ def test_malformed_json_is_a_422_not_a_500(service, content, kind):
         ({"is_valid": 1, "is_pending": 1}, "is_pending", "not both"),
         ({"nice_class": 9}, "nice_class", "null on a patent: nice_class is a trademark figure"),
         ({"status_as_of": "registered"}, "status_as_of", "a patent's status: one of"),
-        (
-            {"patent_type": "utility_model", "remaining_years": 50.0},
-            "remaining_years",
-            "at most the legal term of a utility_model patent (10 years)",
-        ),
     ],
 )
 def test_an_asset_s_figures_must_fit_together(service, bodies, changes, field, message):
@@ -595,6 +590,21 @@ def test_an_asset_pledged_twice_is_refused_and_nothing_is_stored(service, bodies
         (problem,) = response.json()["detail"]
         assert (problem["field"], problem["row"]) == ("assets.asset_id", len(body["assets"]) - 1)
     assert service.get("/v1/applications").json()["total"] == before
+
+
+def test_a_patent_s_remaining_term_is_at_most_the_legal_term_of_its_type(service, bodies):
+    assets = [dict(a) for a in bodies[0]["assets"]]
+    patent = next(i for i, a in enumerate(assets) if a["asset_kind"] == "patent")
+    assets[patent].update(patent_type="utility_model", remaining_years=50.0)
+    response = service.post("/v1/valuations", json={"assets": assets})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert (problem["field"], problem["row"], problem["id"]) == (
+        "assets.remaining_years",
+        patent,
+        assets[patent]["asset_id"],
+    )
+    assert problem["expected"] == "at most the legal term of a utility_model patent (10 years)"
 
 
 @pytest.mark.parametrize(

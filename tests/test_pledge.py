@@ -363,6 +363,7 @@ def test_an_expired_patent_cannot_be_pledged_and_a_mark_due_for_renewal_can():
         "patent_type": ["invention", "utility_model", None],
         "value_cny": [1e6, 5e5, 3e5],
         "remaining_years": [0.0, 4.0, 0.0],
+        "status_as_of": ["valid", "valid", "registered"],  # as a request states them
     }
     with pytest.raises(InvalidData) as refused:
         bundle_value(assets, 12)
@@ -370,3 +371,6 @@ def test_an_expired_patent_cannot_be_pledged_and_a_mark_due_for_renewal_can():
     assert "an expired patent cannot be pledged" in str(refused.value)
     kept = {k: v[1:] for k, v in assets.items()}
     assert bundle_value(kept, 12).pledge_value_cny > 0
+    # a portfolio's pledges (no status given) are taken as recorded, as training takes them
+    recorded = {k: v for k, v in assets.items() if k != "status_as_of"}
+    assert bundle_value(recorded, 12).pledge_value_cny > 0

@@ -190,6 +190,7 @@ def test_a_patent_without_its_owners_patent_count_has_no_income_value(valuer, ro
     assert problems == [] and values["value_cny"].iat[patents[4]] > 0
     assert np.isnan(values["income_value_cny"].iat[patents[4]])
     assert np.isnan(values["income_ratio"].iat[patents[4]])  # no cross-check, rather than agreement
+    assert values["cross_check_flag"].isna().tolist() == [i == patents[4] for i in range(len(part))]
     others = np.arange(len(part)) != patents[4]
     pd.testing.assert_frame_equal(values[others], clean[others], check_exact=True)
     labelled = part.set_axis([f"a{i}" for i in range(len(part))])
@@ -314,3 +315,20 @@ def _same(got: np.ndarray, expected: np.ndarray) -> None:
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert [type(v) for v in got] == [type(v) for v in expected]
     assert all(a is b or a == b or (pd.isna(a) and pd.isna(b)) for a, b in zip(got, expected, strict=True))
+
+
+def test_a_patent_left_longer_than_its_legal_term_is_refused_on_both_paths(valuer, rows):
+    """A utility model lasts 10 years: 50 left is no patent's figure, and the value (monotone in the
+    remaining term) would take it at its word. Refused by row on the table and the record paths."""
+    part = rows.drop(index=list(BAD)).head(12).reset_index(drop=True)
+    at = int(np.flatnonzero(part["asset_kind"].eq("patent").to_numpy())[0])
+    part.loc[at, ["patent_type", "remaining_years"]] = ["utility_model", 50.0]
+    table_values, table_problems = valuer.value(part)
+    _, record_problems = valuer.value_records(part.to_dict("records"))
+    for problems in (table_problems, record_problems):
+        assert [(p.field, p.row, p.expected) for p in problems] == [
+            ("remaining_years", at, "at most the legal term of a utility_model patent (10 years)")
+        ]
+    assert (
+        np.isnan(table_values["value_cny"].iat[at]) and table_values["value_cny"].drop(index=at).notna().all()
+    )

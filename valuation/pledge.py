@@ -430,6 +430,8 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
     or 1)."""
     ended = "a right in force or pending: one that has ended cannot be pledged"
     n = kinds.size
+    # Only a request states its rights' status; a portfolio's pledges are taken as it records them.
+    stated = any(c in asset_values for c in STATUS_COLUMNS)
     remaining = numbers_or_nan(np.asarray(asset_values["remaining_years"], dtype=object).reshape(-1))
     given = {
         c: np.asarray(asset_values[c], dtype=object).reshape(-1) if c in asset_values else np.full(n, None)
@@ -450,7 +452,7 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
             yield i, "status_as_of", ended, status
         elif kind == PATENT and flags["is_valid"] is False and flags["is_pending"] is False:
             yield i, "is_valid", ended, 0
-        elif kind == PATENT and remaining[i] == 0:
+        elif kind == PATENT and stated and remaining[i] == 0:
             yield i, "remaining_years", "a remaining term above 0: an expired patent cannot be pledged", 0
         elif kind == TRADEMARK and flags["is_registered"] is False and status != "pending":
             yield i, "is_registered", ended, 0

@@ -18,6 +18,7 @@ import pandas as pd
 
 from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
+from features.transformers import TERM_YEARS
 from valuation import income
 from valuation._common import Columns, raw, set_flags, text
 from valuation.data import INCOME_COLUMNS
@@ -80,6 +81,7 @@ class Valuer:
         table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
         columns = Columns(table)
+        problems += _beyond_legal_term(columns, self.spec.id)
         figures = self._figures(columns, X, self.model._groups(columns), problems, level)
         return pd.DataFrame(figures), problems
 
@@ -118,7 +120,8 @@ class Valuer:
                     if c in scores:
                         figures[c][kept[at]] = scores[c]
         out.update(figures)
-        out["cross_check_flag"] = pd.arrays.BooleanArray(flag, ~good)
+        # missing, not false, where there is nothing to compare: no income value, or a refused row
+        out["cross_check_flag"] = pd.arrays.BooleanArray(flag, ~good | np.isnan(figures["income_value_cny"]))
         out["error"] = _errors(problems, n)
         return out
 
@@ -233,6 +236,7 @@ class Valuer:
         names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
         X, problems = self.model.encoder_.encode_records(records)
         columns = Columns.of_records(records, names)
+        problems += _beyond_legal_term(columns, self.spec.id)
         groups = self.model._groups(columns)
         refused = {p.row for p in problems}
         good = [i for i in range(len(records)) if i not in refused]
@@ -276,6 +280,30 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
         if name not in frame:
             frame[name] = np.nan
     return frame
+
+
+ONE_DAY_YEARS = 1 / 365.25  # dates counted in days: a term's end may fall a fraction of a day past it
+
+
+def _beyond_legal_term(rows: Columns, id_column: str | None) -> list[Problem]:
+    """Patents whose remaining term is longer than the legal term of their type (TERM_YEARS): a figure
+    no patent can have, which the value (monotone in the remaining term) would take at its word."""
+    if not all(c in rows for c in ("asset_kind", "patent_type", "remaining_years")):
+        return []
+    kinds, types = rows.get("asset_kind", text), rows.get("patent_type", text)
+    remaining = rows.get("remaining_years")
+    ids = rows.get(id_column, text) if id_column and id_column in rows else None
+    return [
+        Problem(
+            "remaining_years",
+            f"at most the legal term of a {types[i]} patent ({TERM_YEARS[types[i]]} years)",
+            float(remaining[i]),
+            int(i),
+            None if ids is None else str(ids[i]),
+        )
+        for i in np.flatnonzero(kinds == "patent")
+        if types[i] in TERM_YEARS and remaining[i] > TERM_YEARS[types[i]] + ONE_DAY_YEARS
+    ]
 
 
 def _check_records(records: Sequence[Mapping]) -> None:
