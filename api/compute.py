@@ -197,7 +197,7 @@ def decide_application(
     policy: DecisionPolicy | None = None,
 ) -> Decision:
     """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
-    policy's decline flags that set it, `declined_by`), credit line, expected loss and its split, subsidy
+    policy's decline rules that set it, `declined_by`), credit line, expected loss and its split, subsidy
     and reasons (result), with the SHAP points of the score and the factors of each asset's value
     (explanation). Reason texts are kept in both languages.
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Rows are positions in the table or list given: a spreadsheet's line 2 (under the header) is row 0.
-ROWS_COUNTED = "\n  (rows count from 0: row 0 is the first row of data, under the header)"
+# Rows are positions in the table or list given: in a file with a header line, line 2 is row 0.
+ROWS_COUNTED = "\n  (rows count from 0: row 0 is the first row of data)"
 
 
 @dataclass(frozen=True)

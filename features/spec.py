@@ -119,9 +119,9 @@ def _levels_problems(type_: object, levels: object, where: str) -> list[Problem]
     if (
         not isinstance(levels, list | tuple)
         or not levels
-        or not all(isinstance(v, str | int | float) and not isinstance(v, bool) for v in levels)
+        or not all(isinstance(v, str) or (_is_number(v) and math.isfinite(v)) for v in levels)
     ):
-        return [Problem(f"{where}.levels", "a non-empty list of values (text or numbers)", levels)]
+        return [Problem(f"{where}.levels", "a non-empty list of values (text or finite numbers)", levels)]
     texts = [category_of(v) for v in levels]
     repeated = sorted({t for t in texts if texts.count(t) > 1})
     return [Problem(f"{where}.levels", "each level listed once", repeated)] if repeated else []

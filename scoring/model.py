@@ -400,7 +400,7 @@ class PDModelMixin:
         Columns: the spec's id (when the table has it), pd, score, grade, recommendation
         (approve / review / decline), recommendation_label (批准 / 复核 / 拒绝 in Chinese),
         reason_codes (list of codes), reasons (list of texts in `language`) and declined_by (the policy's
-        decline flags set on the row: declined whatever the PD).
+        decline rules (flags set, limits reached) on the row: declined whatever the PD).
         Refuses the whole table if any row is unusable; `score_batch` scores the good rows instead.
         """
         policy = policy if policy is not None else DecisionPolicy()
@@ -444,6 +444,7 @@ def training_rows(spec: FeatureSpec, df: pd.DataFrame) -> tuple[SpecEncoder, np.
     """Check a scoring table, learn its encoder and return it with the 0/1 target, or refuse it
     with every problem found (bad values, or too few defaults or repaid loans to learn from)."""
     spec.check(df, task="scoring")
+    spec_reasons(spec)  # a reason code the built-in table gives another feature is refused here
     encoder = SpecEncoder(spec).fit(df)
     problems = encoder.row_problems(df)
     y = df[spec.target].to_numpy(dtype="float64").astype("int64")
@@ -703,8 +704,8 @@ def score_batch(
 
     One output row per input row, in input order. Columns: the spec's id (when the table has it),
     pd, score, grade, reason_codes (codes joined by ';'), then recommendation and declined_by (the
-    policy's decline flags set, joined by ';'; both only when a policy is given), reasons (texts joined by
-    '; ') and error (this row's problems, '' when scored). A table
+    policy's decline rules that applied, joined by ';'; both only when a policy is given), reasons
+    (texts joined by '; ') and error (this row's problems, '' when scored). A table
     missing a feature column is refused as a whole (InvalidData).
     """
     check_is_fitted(model, "encoder_")

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from features.adapters import POLISH_ATTRIBUTE_MEANINGS
+from features.errors import InvalidData, Problem
 from features.spec import FeatureSpec
 
 LANGUAGES = ("zh", "en")
@@ -379,6 +380,7 @@ def _build_table() -> dict[str, Reason]:
 
 # feature name -> Reason; read-only by convention (build a new table rather than change this one).
 REASONS: dict[str, Reason] = _build_table()
+_CODE_OWNER = {reason.code: feature for feature, reason in REASONS.items()}
 
 
 def _check_language(language: str) -> None:
@@ -387,12 +389,25 @@ def _check_language(language: str) -> None:
 
 
 def spec_reasons(spec: FeatureSpec) -> dict[str, Reason]:
-    """The reasons a feature spec gives its features (feature name -> Reason, source "spec")."""
-    return {
+    """The reasons a feature spec gives its features (feature name -> Reason, source "spec"). A code the
+    built-in table gives another feature, or R99, is refused: one code names one factor in a loan file."""
+    own = {
         f.name: Reason(f.reason["code"], f.name, f.reason["zh"], f.reason["en"], "spec")
         for f in spec.features
         if f.reason is not None
     }
+    problems = [
+        Problem(
+            f"features[{spec.feature_names.index(name)}].reason.code",
+            f"a code of no other factor ({reason.code} is {_CODE_OWNER.get(reason.code, 'any other')})",
+            reason.code,
+        )
+        for name, reason in own.items()
+        if reason.code == FALLBACK_CODE or _CODE_OWNER.get(reason.code, name) != name
+    ]
+    if problems:
+        raise InvalidData(problems, what="feature spec")
+    return own
 
 
 def reason_for(feature: str, own: Mapping[str, Reason] | None = None) -> Reason:

@@ -230,8 +230,8 @@ class DecisionPolicy:
                 and len(pair) == 2
                 and isinstance(pair[0], str)
                 and pair[0]
-                and isinstance(pair[1], int | float)
-                and not isinstance(pair[1], bool)
+                and isinstance(pair[1], numbers.Real)
+                and not isinstance(pair[1], bool | np.bool_)
                 and math.isfinite(pair[1])
                 for pair in limits
             )
@@ -307,7 +307,7 @@ class DecisionPolicy:
                 raise ValueError(f"flags[{name!r}]: expected {n} values, one per PD; got {len(values)}")
             for i, value in enumerate(values):
                 try:
-                    if applies(value):
+                    if applies(value) and name not in found[i]:  # a feature both flag and limit: once
                         found[i].append(name)
                 except ValueError as e:  # a dishonest debtor must not pass unseen as a "Y"
                     raise ValueError(f"{kind} {name!r} (row {i}): {e}") from None

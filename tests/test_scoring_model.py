@@ -24,7 +24,14 @@ from features.spec import FeatureColumn, FeatureSpec
 from features.synth import synthesize
 from features.transformers import ENTERPRISE_MONOTONE
 from scoring.model import BOOSTER_SETTINGS, DEFAULT_PARAMS, ScoringModel, exact_points, score_batch
-from scoring.reasons import FALLBACK_CODE, REASONS, reason_codes, reason_for, reason_table_markdown
+from scoring.reasons import (
+    FALLBACK_CODE,
+    REASONS,
+    reason_codes,
+    reason_for,
+    reason_table_markdown,
+    spec_reasons,
+)
 from scoring.scale import GRADE_NAMES, GRADES, DecisionPolicy, ScoreScale, grade, grade_table_markdown
 
 TARGET = "default"
@@ -613,3 +620,22 @@ def test_the_doc_prints_the_tables_the_code_uses():
     text = DOC.read_text(encoding="utf-8")
     assert reason_table_markdown() in text
     assert grade_table_markdown() in text
+
+
+def test_a_spec_may_not_give_a_code_the_built_in_table_gives_another_factor(german):
+    def with_reason(code: str) -> FeatureSpec:
+        first = GERMAN_CREDIT_SPEC.features[0]
+        reason = {"code": code, "zh": "本行因素", "en": "Our factor"}
+        return dataclasses.replace(
+            GERMAN_CREDIT_SPEC,
+            features=(dataclasses.replace(first, reason=reason), *GERMAN_CREDIT_SPEC.features[1:]),
+        )
+
+    for code, owner in (("R02", "max_overdue_days_24m"), ("R99", "any other")):
+        with pytest.raises(
+            InvalidData,
+            match=rf"features\[0\]\.reason\.code: expected a code of no other factor \({code} is {owner}\)",
+        ):
+            ScoringModel(with_reason(code), random_state=0).fit(german[0])
+    own_code = REASONS[GERMAN_CREDIT_SPEC.features[0].name].code  # its own built-in code: allowed
+    assert spec_reasons(with_reason(own_code))[GERMAN_CREDIT_SPEC.features[0].name].text("en") == "Our factor"
