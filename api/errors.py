@@ -6,6 +6,9 @@
 - `lending.errors.NotFound` (no such record, or none the caller may see): 404.
 - `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
 - `lending.errors.AlreadyDecided` (the bank's application_id was decided before): 409.
+- the records database not answering (SQLAlchemy's `OperationalError`, `InterfaceError`): 503 with
+  ``{"detail": "the records database is unavailable: ..."}``, logged as one line (not a trace); nothing is
+  stored, and the next request tries again (the pool pings its connections).
 
 A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field), with
 each echoed ``input`` made safe to send back: a number JSON cannot hold (NaN, Infinity: Python's JSON reader
@@ -15,6 +18,7 @@ accepts them) is shown as text, and long text or a large object is cut short rat
 from __future__ import annotations
 
 import json
+import logging
 import math
 from typing import Any
 
@@ -22,11 +26,14 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.compute import plain
 from api.schemas import ErrorResponse, InvalidDataResponse
 from features.errors import InvalidData, Problem
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
+
+log = logging.getLogger(__name__)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No API key, or one that is not valid"},
@@ -36,6 +43,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "Refused input: the problems found, each with its field, row, id, expected and got "
         "(a body that does not match the schema gets FastAPI's list of loc, msg and type instead)",
     },
+    503: {"model": ErrorResponse, "description": "The records database does not answer (see /ready)"},
 }
 NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record, or none the caller may see"}}
 FORBIDDEN = {403: {"model": ErrorResponse, "description": "The key's role may not do this"}}
@@ -46,7 +54,12 @@ ALREADY_DECIDED = {
         "description": "The bank's application_id was decided before (the record named)",
     }
 }
-UNAVAILABLE = {503: {"model": ErrorResponse, "description": "The models are not loaded (see /ready)"}}
+UNAVAILABLE = {
+    503: {
+        "model": ErrorResponse,
+        "description": "The models are not loaded, or the records database does not answer (see /ready)",
+    }
+}
 
 
 def problem_document(problem: Problem) -> dict[str, Any]:
@@ -93,6 +106,14 @@ def _schema_refused(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+    log.warning("the records database is unavailable: %s", cause)
+    return JSONResponse(
+        {"detail": f"the records database is unavailable: {cause}"}, status.HTTP_503_SERVICE_UNAVAILABLE
+    )
+
+
 def _status(code: int):
     def handler(_request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, code)
@@ -107,3 +128,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AlreadyDecided, _status(status.HTTP_409_CONFLICT))
+    for unavailable in (OperationalError, InterfaceError):
+        app.add_exception_handler(unavailable, _database_unavailable)

@@ -5,13 +5,20 @@ At startup (the lifespan, never at import): the records' engine is opened and mi
 schema (lending.db), then both models are loaded from the registry and pinned to the versions their
 URIs resolve to (api.serving). A database that cannot be opened stops the start; models that cannot be
 loaded leave the service up but not ready (/ready answers 503 with the reason, every route that needs
-them 503). Nothing reloads later: if the registry becomes unreachable the loaded versions keep serving.
+them 503), and it tries again every `model_retry_seconds` (30 s) until they load: a registry that was down,
+or a champion promoted since, makes it ready without a restart. Once loaded, nothing reloads: if the
+registry becomes unreachable the loaded versions keep serving.
+
+A registry server that does not answer costs the start seconds, not minutes (models.config sets MLflow's
+retries), and the service keeps trying in the background.
 
 Run it with ``ipcredit serve`` (api.server) or ``uvicorn --factory api.main:create_app``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import gc
 import logging
@@ -19,13 +26,15 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from pydantic import Field, field_validator
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field, field_validator, model_validator
 
 from api import errors
 from api.routes import applications, health, models, valuations
 from api.serving import ServedModels, load_models
 from lending.db import make_engine, migrate, session_factory
 from lending.settings import Settings
+from models.registry import ModelNotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +46,14 @@ _DEFAULT_URIS = {"valuation_uri": VALUATION_URI, "scoring_uri": SCORING_URI}
 class ServiceSettings(Settings):
     """The records' settings (lending.settings: DATABASE_URL, IPCREDIT_HOME, IPCREDIT_ENV) and the models
     to serve: ``IPCREDIT_VALUATION_URI`` and ``IPCREDIT_SCORING_URI`` (default: the champions). Where the
-    registry is comes from models.config (``MLFLOW_TRACKING_URI``, else the store under the home)."""
+    registry is comes from models.config (``MLFLOW_TRACKING_URI``, else the store under the home; with
+    IPCREDIT_ENV=prod it must be set, as DATABASE_URL must). ``IPCREDIT_MODEL_RETRY_SECONDS`` (30): how long
+    a service whose models could not be loaded waits before it tries again."""
 
     valuation_uri: str = Field(default=VALUATION_URI, validation_alias="IPCREDIT_VALUATION_URI")
     scoring_uri: str = Field(default=SCORING_URI, validation_alias="IPCREDIT_SCORING_URI")
+    model_retry_seconds: float = Field(default=30.0, gt=0, validation_alias="IPCREDIT_MODEL_RETRY_SECONDS")
+    mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
@@ -52,8 +65,21 @@ class ServiceSettings(Settings):
             "DATABASE_URL",
             "IPCREDIT_VALUATION_URI",
             "IPCREDIT_SCORING_URI",
+            "MLFLOW_TRACKING_URI",
         )
-        return cls(**{name: env.get(name, "") for name in names})
+        given = {name: env.get(name, "") for name in names}
+        if env.get("IPCREDIT_MODEL_RETRY_SECONDS"):
+            given["IPCREDIT_MODEL_RETRY_SECONDS"] = env["IPCREDIT_MODEL_RETRY_SECONDS"]
+        return cls(**given)
+
+    @model_validator(mode="after")
+    def _registry_set_in_prod(self) -> ServiceSettings:
+        if self.environment == "prod" and not self.mlflow_tracking_uri.strip():
+            raise ValueError(
+                "MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store "
+                "under IPCREDIT_HOME is for one machine: point the service at the bank's MLflow server)"
+            )
+        return self
 
     @field_validator("valuation_uri", "scoring_uri", mode="before")
     @classmethod
@@ -67,9 +93,26 @@ def _load(settings: ServiceSettings) -> tuple[ServedModels | None, str | None]:
     """The models, or None with the reason they could not be loaded (logged, and shown by /ready)."""
     try:
         return load_models(settings.valuation_uri, settings.scoring_uri), None
+    except (ModelNotFound, RegistryUnavailable) as e:  # expected while the registry is down or empty
+        log.warning("the models could not be loaded; the service is not ready: %s", e)
+        return None, f"{type(e).__name__}: {e}"
     except Exception as e:  # any failure leaves the service up and not ready, saying why
         log.exception("the models could not be loaded; the service is not ready")
         return None, f"{type(e).__name__}: {e}"
+
+
+async def _load_until_loaded(app: FastAPI, settings: ServiceSettings) -> None:
+    """Try again, every `model_retry_seconds`, until the models load; then serve them (and stop)."""
+    while app.state.models is None:
+        await asyncio.sleep(settings.model_retry_seconds)
+        models, reason = await run_in_threadpool(_load, settings)
+        if models is None:
+            app.state.not_ready = reason
+            continue
+        app.state.models = models
+        log.info("the models are loaded; the service is ready")
+        gc.collect()
+        gc.freeze()  # as at startup: keep the long-lived models out of later collections
 
 
 @asynccontextmanager
@@ -77,6 +120,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings if app.state.settings is not None else ServiceSettings()
     app.state.settings = settings
     engine = make_engine(settings.database_url)
+    retrying: asyncio.Task | None = None
     try:
         revision = migrate(engine)
         log.info("records at %s, schema %s", engine.url.render_as_string(hide_password=True), revision)
@@ -87,8 +131,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # collection, which would otherwise walk them all on each full collection during requests.
         gc.collect()
         gc.freeze()
+        retrying = (
+            None if app.state.models is not None else asyncio.create_task(_load_until_loaded(app, settings))
+        )
         yield
     finally:
+        if retrying is not None:
+            retrying.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await retrying
         gc.unfreeze()
         engine.dispose()
 

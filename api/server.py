@@ -56,8 +56,13 @@ def serve(
     must then be None)."""
     import uvicorn
 
+    from lending.db import migrate
+
     if workers < 1:
         raise ValueError(f"workers must be at least 1; got {workers}")
+    # Settings and the records database checked here, before the server starts: a refusal is one line
+    # (ipcredit's), not a server's trace.
+    migrate((settings or ServiceSettings()).database_url)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return

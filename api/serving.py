@@ -78,6 +78,7 @@ def pin(uri: str) -> tuple[str, str | None, str | None, str]:
             else client.get_model_version(name, version)
         )
     except MlflowException as e:
+        registry.unless_absent(e)
         where = "alias " + alias if alias is not None else "version " + str(version)
         raise registry.ModelNotFound(
             f"no model at {uri}: the registry has no {where} of {name!r} "

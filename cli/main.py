@@ -30,8 +30,39 @@ console = Console(stderr=True, soft_wrap=True)  # long messages stay whole lines
 DEFAULT_DATA = Path("data/portfolio")
 
 
+# A service the command needs (the model registry, the records database) did not answer.
+UNAVAILABLE_EXIT = 4
+
+
+def _unavailable(e: Exception) -> str | None:
+    """What did not answer, for an error that says a service is down rather than a fault of ours."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    from models.registry import RegistryUnavailable
+
+    if isinstance(e, RegistryUnavailable):
+        return str(e)
+    if isinstance(e, OperationalError | InterfaceError):
+        cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return f"the records database (DATABASE_URL) could not be reached: {cause}"
+    return None
+
+
+def _text(e: Exception) -> str:
+    """A refusal's text: every problem by row for refused input (its own text stops at 50), the messages
+    of refused settings without pydantic's framing."""
+    from pydantic import ValidationError
+
+    if isinstance(e, InvalidData):
+        return e.describe(by_row=True)
+    if isinstance(e, ValidationError):
+        return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())
+    return str(e)
+
+
 def user_errors(command):
-    """Turn refused input and missing files into a message and exit code 2."""
+    """Turn refused input, settings and missing files into a message and exit code 2, and a service that
+    does not answer into one and exit code 4."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -39,13 +70,15 @@ def user_errors(command):
             return command(*args, **kwargs)
         except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
             # markup off: file names and data values may hold square brackets
-            # refused input lists every problem, by row (the exception's own text stops at 50)
-            text = e.describe(by_row=True) if isinstance(e, InvalidData) else str(e)
-            console.print(f"error: {text}", markup=False, highlight=False)
+            console.print(f"error: {_text(e)}", markup=False, highlight=False)
             raise typer.Exit(2) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # a fault of ours, not of the input: say so, trace only with --verbose
+            down = _unavailable(e)
+            if down is not None:
+                console.print(f"error: {down}", markup=False, highlight=False)
+                raise typer.Exit(UNAVAILABLE_EXIT) from None
             if logging.getLogger().isEnabledFor(logging.INFO):
                 raise
             console.print(

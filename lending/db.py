@@ -54,6 +54,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+CONNECT_TIMEOUT_S = 10  # PostgreSQL
 MIGRATION_LOCK_ID = 0x1BC_0001  # pg_advisory_xact_lock key: one migrating process at a time
 
 
@@ -69,12 +70,15 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     keys, waits up to 10 s for a lock instead of failing at once, and (file databases) uses write-ahead
     logging so that readers do not block the writer, with synchronous FULL (each commit reaches the disk
     before it returns). Transactions begin with BEGIN IMMEDIATE: a writer takes the write lock at the
-    start and never fails half-way on a lock upgrade.
+    start and never fails half-way on a lock upgrade. PostgreSQL: connections are pinged before use and
+    time out after 10 s (`connect_timeout`, overridable in ``connect_args``).
     """
     url = make_url(normalise_url(url) if isinstance(url, str) else url)
     kwargs.setdefault("json_serializer", _json_dumps)
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        # a server that does not answer fails a connection in seconds, not after the OS's TCP timeout
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
         return create_engine(url, **kwargs)
 
     database = url.database or ""

@@ -7,6 +7,10 @@ Read from the environment when asked, never at import:
 - ``MLFLOW_TRACKING_URI``: honoured when set; otherwise ``sqlite:///<home>/mlflow.db``.
 - ``MLFLOW_REGISTRY_URI``: honoured when set; otherwise the tracking URI.
 
+A registry server that does not answer fails a call in seconds: MLflow's own defaults (7 retries with
+growing waits, 120 s each) would hold a command or a service's start for minutes. Unless the environment
+says otherwise, ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` is 2 and ``MLFLOW_HTTP_REQUEST_TIMEOUT`` 10 s.
+
 Artifacts (models, plots, cards) of a local store (a ``sqlite:`` or ``file:`` URI, or a plain path) go to
 ``<home>/mlartifacts``: MLflow's own default for a SQLite store is ``./mlruns`` under whatever directory the
 command started in. With a tracking server (``http(s)://``) the server decides where artifacts go.
@@ -33,6 +37,7 @@ log = logging.getLogger(__name__)
 DEFAULT_HOME = ".ipcredit"
 LOCAL_SCHEMES = ("", "file", "sqlite")
 ENV_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+REQUEST_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ def configure(settings: TrackingSettings | None = None) -> TrackingSettings:
         else:
             os.environ[key] = value
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in logs
+    for name, value in REQUEST_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     return settings
 
 

@@ -275,7 +275,11 @@ def evaluate_gate(
     new_model = registry.load(f"models:/{name}/{version}", task.name)
     predicted = registry.predict(new_model, held_out, predict_params)  # one row per held-out row, in order
     new = gate.figures(held_out, predicted, spec, level)
-    champion = registry.current_champion(name)
+    try:
+        champion = registry.current_champion(name)
+    except registry.RegistryUnavailable as e:  # unknown is not "no champion": promote nothing
+        log.warning("%s: %s", name, e)
+        return Verdict("refused" if promote else "not requested", False, (str(e),), new, None, None)
     if champion is not None:
         # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
         # another seed, holds out rows the champion was trained on: its in-sample figures would win).

@@ -48,6 +48,25 @@ class ModelCorrupt(RuntimeError):
     """The registry knows the model, but its files are missing or unreadable."""
 
 
+class RegistryUnavailable(RuntimeError):
+    """The registry did not answer (unreachable, timing out, failing): unknown, which is not "no model"."""
+
+
+# What the registry answers for no such model, version or alias; any other failure leaves it unknown.
+_ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
+# What it answers when it cannot be reached or fails; other errors while loading are the model's own.
+_UNREACHABLE = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED")
+
+
+def unless_absent(e: Exception) -> None:
+    """Return when `e` (an MlflowException) says there is no such model, version or alias; otherwise
+    raise RegistryUnavailable: a failure to look is never read as "none"."""
+    if getattr(e, "error_code", None) in _ABSENT:
+        return
+    where = config.TrackingSettings.from_env().registry_uri
+    raise RegistryUnavailable(f"the model registry at {where} did not answer: {_cause(e)}") from e
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -69,6 +88,8 @@ def load(uri: str, task: str | None = None):
     except MlflowException as e:
         if described is None and e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise ModelNotFound(f"no model at {uri}: {e.message}") from e
+        if e.error_code in _UNREACHABLE:
+            unless_absent(e)
         raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {_cause(e)}") from e
     except FileNotFoundError as e:
         if (
@@ -180,6 +201,7 @@ def _describe(uri: str) -> str | None:
     try:
         registered = client.get_registered_model(name)
     except MlflowException as e:
+        unless_absent(e)
         where = config.TrackingSettings.from_env().registry_uri
         raise ModelNotFound(
             f"no model at {uri}: there is no registered model {name!r} in {where} "
@@ -196,6 +218,7 @@ def _describe(uri: str) -> str | None:
     try:
         client.get_model_version(name, version)
     except MlflowException as e:
+        unless_absent(e)
         raise ModelNotFound(f"no model at {uri}: {name!r} has no version {version!r}") from e
     return ""
 
@@ -244,9 +267,15 @@ class Champion:
 
 def registered_names() -> list[str]:
     """Every registered model's name (a bank's own models beside the built-in ones), sorted."""
+    from mlflow.exceptions import MlflowException
+
     client, names, token = mlflow_client(), [], None
     while True:
-        page = client.search_registered_models(max_results=1000, page_token=token)
+        try:
+            page = client.search_registered_models(max_results=1000, page_token=token)
+        except MlflowException as e:
+            unless_absent(e)
+            raise
         names += [m.name for m in page]
         token = page.token
         if not token:
@@ -262,7 +291,8 @@ def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champio
     for name in names:
         try:
             mv = client.get_model_version_by_alias(name, CHAMPION)
-        except MlflowException:
+        except MlflowException as e:
+            unless_absent(e)
             continue  # no such model or no champion yet: the caller sees it missing from the answer
         out[name] = Champion(
             name, str(mv.version), mv.run_id, mv.tags.get("champion_from"), f"models:/{name}/{mv.version}"
@@ -271,13 +301,15 @@ def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champio
 
 
 def current_champion(name: str):
-    """The ModelVersion that holds the champion alias, or None."""
+    """The ModelVersion that holds the champion alias, or None when there is none (RegistryUnavailable when
+    the registry cannot say)."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow_client()
     try:
         registered = client.get_registered_model(name)
-    except MlflowException:  # not registered yet: no champion
+    except MlflowException as e:  # not registered yet: no champion
+        unless_absent(e)
         return None
     version = (registered.aliases or {}).get(CHAMPION)
     return None if version is None else client.get_model_version(name, version)
@@ -290,6 +322,7 @@ def model_version(name: str, version: str):
     try:
         return mlflow_client().get_model_version(name, str(version))
     except MlflowException as e:
+        unless_absent(e)
         raise ModelNotFound(
             f"no model at models:/{name}/{version}: the registry has no version {version} of {name!r} "
             "(`ipcredit models history NAME` lists them)"
@@ -350,6 +383,7 @@ def history(name: str) -> pd.DataFrame:
     try:
         client.get_registered_model(name)
     except MlflowException as e:
+        unless_absent(e)
         raise ModelNotFound(f"no registered model {name!r}") from e
     rows = []
     for mv in client.search_model_versions(f"name = '{name}'"):

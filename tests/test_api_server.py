@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -59,5 +60,56 @@ def test_up_reuses_the_champions_issues_a_demo_key_once_and_prints_an_example(st
 def test_up_refuses_production(monkeypatch):
     monkeypatch.setenv("IPCREDIT_ENV", "prod")
     monkeypatch.setenv("DATABASE_URL", "postgresql://u:p@127.0.0.1/db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.bank.internal:5000")
     with pytest.raises(ValueError, match="ipcredit serve"):
         server.up(8124, run=lambda **kwargs: None)
+
+
+def test_production_needs_the_registry_named_as_it_needs_the_database():
+    prod = {"IPCREDIT_ENV": "prod", "DATABASE_URL": "postgresql://u:p@127.0.0.1/db"}
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod"):
+        ServiceSettings.from_env(prod)
+    named = ServiceSettings.from_env({**prod, "MLFLOW_TRACKING_URI": "http://mlflow.bank.internal:5000"})
+    assert named.environment == "prod" and named.model_retry_seconds == 30.0
+
+
+def test_a_service_without_its_models_tries_again_and_becomes_ready(store, tmp_path, monkeypatch):
+    """The registry was down at the start: /ready says why, and the service loads the models on a later
+    try, without a restart."""
+    import api.main
+
+    real, calls = api.main._load, []
+
+    def registry_down_once(settings):
+        calls.append(settings)
+        return (None, "RegistryUnavailable: down for the test") if len(calls) == 1 else real(settings)
+
+    monkeypatch.setattr(api.main, "_load", registry_down_once)
+    settings = ServiceSettings.from_env(
+        {"DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}", "IPCREDIT_MODEL_RETRY_SECONDS": "0.05"}
+    )
+    with TestClient(create_app(settings)) as client:
+        first = client.get("/ready")
+        assert first.status_code == 503 and "down for the test" in first.json()["reason"]
+        for _ in range(400):  # the retry runs on the app's event loop, beside the requests
+            if client.get("/ready").status_code == 200:
+                break
+            time.sleep(0.05)
+        ready = client.get("/ready")
+        assert ready.status_code == 200, ready.text
+        assert set(ready.json()["models"]) == {"valuation", "scoring"} and len(calls) >= 2
+
+
+def test_a_records_database_that_stops_answering_is_a_503_not_a_500(store, tmp_path):
+    from lending.db import make_engine, session_factory
+
+    settings = ServiceSettings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}"})
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/ready").status_code == 200
+        gone = make_engine("postgresql://ipcredit:x@127.0.0.1:1/none")  # nothing listens on port 1
+        client.app.state.sessions = session_factory(gone)
+        ready = client.get("/ready")
+        assert ready.status_code == 503 and "the records database is unavailable" in ready.json()["reason"]
+        listed = client.get("/v1/applications", headers={"X-API-Key": "ipc_00000000_" + "x" * 43})
+        assert listed.status_code == 503
+        assert listed.json()["detail"].startswith("the records database is unavailable: ")

@@ -222,3 +222,32 @@ def test_serve_passes_host_port_and_workers_and_refuses_zero_workers(monkeypatch
     assert calls == [{"host": "127.0.0.1", "port": 8765, "workers": 2}]
     result = runner.invoke(app, ["serve", "--workers", "0"])
     assert result.exit_code != 0 and "workers" in result.output and len(calls) == 1
+
+
+def test_serve_refuses_bad_settings_in_one_line_before_any_server_starts(tmp_path, monkeypatch):
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("a server was started"))
+    monkeypatch.setenv("IPCREDIT_ENV", "prod")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ipcredit:x@127.0.0.1:1/none")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert result.output.strip() == (
+        "error: MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store under "
+        "IPCREDIT_HOME is for one machine: point the service at the bank's MLflow server)"
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")  # nothing listens on port 1
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 4  # a service it needs did not answer: not refused input, not our fault
+    assert result.output.startswith("error: the records database (DATABASE_URL) could not be reached: ")
+    assert "Traceback" not in result.output and "\n" not in result.output.strip()
+
+
+def test_a_registry_that_does_not_answer_is_not_taken_for_an_empty_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # refused at once: no waiting in a test
+    for command in (["models", "champions"], ["models", "history", "ipcredit-scoring"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 4, result.output
+        assert result.output.startswith("error: the model registry at http://127.0.0.1:1 did not answer")

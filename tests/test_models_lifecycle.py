@@ -522,3 +522,27 @@ def test_mlflows_notice_that_the_wrapper_is_pickled_is_not_shown_and_its_other_w
         )
         logger.warning("some other warning")
     assert [r.getMessage() for r in caplog.records] == ["some other warning"]
+
+
+def test_a_registry_that_cannot_say_who_the_champion_is_promotes_nothing(versions, table, monkeypatch):
+    """A failure to look up the champion is not "no champion": the gate refuses, and the champion stays."""
+    before = champion_version()
+
+    def cannot_say(name):
+        raise registry.RegistryUnavailable("the model registry at http://mlflow:5000 did not answer: 503")
+
+    monkeypatch.setattr(registry, "current_champion", cannot_say)
+    result = lifecycle.train_and_log(
+        "valuation",
+        table,
+        default_spec(table),
+        trainer(60),
+        data_source={"path": "synthesize(1200, seed=3)", "acquired": "2026-06-30"},
+        seed=1,
+        promote=True,
+        params={"n_estimators": 60},
+        shap_rows=50,
+    )
+    assert result.verdict.decision == "refused" and not result.verdict.passed
+    assert "did not answer" in result.verdict.reasons[0]
+    assert champion_version() == before

@@ -1,10 +1,12 @@
 """Liveness and readiness: /health answers whenever the process serves; /ready only when both models are
-loaded (503 with the reason otherwise). Neither needs a key."""
+loaded and the records database answers (503 with the reason otherwise). Neither needs a key."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.schemas import Health, Readiness
 
@@ -20,12 +22,25 @@ def health() -> Health:
 @router.get(
     "/ready",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Not ready: the models are not loaded"}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: the models are not loaded, or the records database does not answer",
+        }
+    },
 )
 def ready(request: Request):
-    """Ready when the valuation and scoring models are loaded (their versions are listed)."""
+    """Ready when the valuation and scoring models are loaded (their versions are listed) and the records
+    database answers."""
     models = request.app.state.models
-    if models is None:
-        body = Readiness(status="not_ready", reason=request.app.state.not_ready)
+    reason = None if models is not None else request.app.state.not_ready
+    if reason is None:
+        try:
+            with request.app.state.sessions() as session:
+                session.execute(text("SELECT 1"))
+        except (OperationalError, InterfaceError) as e:
+            reason = f"the records database is unavailable: {str(e.orig or e).strip().splitlines()[0][:300]}"
+    if reason is not None:
+        body = Readiness(status="not_ready", reason=reason)
         return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)
     return Readiness(status="ready", models=models.versions())
