@@ -394,12 +394,19 @@ class ModelVersion(Out):
     source_uri: str = Field(description="URI the service was configured with (e.g. the champion alias)")
 
 
+CODE_DESCRIPTION = (
+    "The service's code that made it: package version, git commit (and whether the checkout had changes) "
+    "and the SHA-256 of its Python files; null for records made before it was kept"
+)
+
+
 class ValuationResponse(Out):
     id: str = Field(description="Id of the stored valuation")
     created_at: dt.datetime
     level: float
     assets: list[AssetValue]
     model_versions: dict[str, ModelVersion]
+    code: dict[str, Any] | None = Field(default=None, description=CODE_DESCRIPTION)
 
 
 class BundleAssetFigures(Out):
@@ -450,6 +457,7 @@ class BundleResponse(BundleValuationOut):
     id: str = Field(description="Id of the stored valuation")
     created_at: dt.datetime
     model_versions: dict[str, ModelVersion]
+    code: dict[str, Any] | None = Field(default=None, description=CODE_DESCRIPTION)
 
 
 class Reason(Out):
@@ -545,6 +553,7 @@ class ApplicationResponse(Out):
     )
     explanation: Explanation
     model_versions: dict[str, ModelVersion]
+    code: dict[str, Any] | None = Field(default=None, description=CODE_DESCRIPTION)
     reviews: list[ReviewOut]
 
 

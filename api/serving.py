@@ -47,6 +47,7 @@ class ServedModels:
     valuation: ServedModel
     scoring: ServedModel
     loaded_at: dt.datetime
+    code: dict[str, Any]  # the service's own code (models.lifecycle.code_version), kept with every record
 
     @property
     def valuer(self) -> Any:
@@ -97,8 +98,11 @@ def load_model(uri: str, task: str) -> ServedModel:
 
 
 def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
+    from models.lifecycle import code_version
+
     return ServedModels(
         load_model(valuation_uri, "valuation"),
         load_model(scoring_uri, "scoring"),
         dt.datetime.now(dt.UTC),
+        code_version(),
     )

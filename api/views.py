@@ -51,6 +51,7 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "request": record.request,
             "explanation": record.explanation,
             "model_versions": record.model_versions,
+            "code": record.code,
             "reviews": [
                 ReviewOut(
                     decision=review.decision.value,

@@ -218,6 +218,7 @@ def save_application(
     amount_cny: float | None = None,
     grade: str | None = None,
     pd: float | None = None,
+    code: dict[str, Any] | None = None,
 ) -> Application:
     """Store a decision as an application pending review, for the caller's institution.
 
@@ -227,7 +228,8 @@ def save_application(
     The filter columns default to ``request["enterprise_id"]``, ``request["amount_cny"]``,
     ``result["grade"]`` and ``result["pd"]`` (or the same key one object down, e.g.
     ``request["loan"]["amount_cny"]``); pass them to say otherwise. `application_id` (a UUID) defaults to
-    a new random one.
+    a new random one. `code`: the code that decided (models.lifecycle.code_version), kept beside the model
+    versions.
     """
     _require(principal, (Role.BANK, Role.ADMIN), "saving an application")
     _documents(
@@ -236,6 +238,7 @@ def save_application(
         result=result,
         explanation=explanation,
         model_versions=model_versions,
+        **({"code": code} if code is not None else {}),
     )
     problems: list[Problem] = []
     record_id = str(uuid.uuid4()) if application_id is None else _uuid(application_id)
@@ -276,6 +279,7 @@ def save_application(
         pd=probability,
         reviews=[],
         application_ref=application_ref,
+        code=code,
     )
     session.add(application)
     try:
@@ -485,9 +489,17 @@ def save_valuation(
     model_versions: dict[str, Any],
     *,
     valuation_id: str | None = None,
+    code: dict[str, Any] | None = None,
 ) -> Valuation:
-    """Store a valuation (any role may value assets) for the caller's institution."""
-    _documents("valuation record", request=request, result=result, model_versions=model_versions)
+    """Store a valuation (any role may value assets) for the caller's institution, with the code that made
+    it when given (as save_application)."""
+    _documents(
+        "valuation record",
+        request=request,
+        result=result,
+        model_versions=model_versions,
+        **({"code": code} if code is not None else {}),
+    )
     record_id = str(uuid.uuid4()) if valuation_id is None else _uuid(valuation_id)
     if record_id is None:
         raise InvalidData([Problem("valuation_id", "a UUID", valuation_id)], what="valuation record")
@@ -497,6 +509,7 @@ def save_valuation(
         request=request,
         result=result,
         model_versions=model_versions,
+        code=code,
     )
     session.add(valuation)
     session.flush()

@@ -158,6 +158,7 @@ class Application(Base):
     result: Mapped[dict[str, Any]]  # valuation, PD, score, grade, credit line, EL and split, subsidy, reasons
     explanation: Mapped[dict[str, Any]]  # SHAP
     model_versions: Mapped[dict[str, Any]]  # registered model name -> version (and run id)
+    code: Mapped[dict[str, Any] | None]  # the service's code: package version, git commit, code hash
     # Copies for filtering and sorting; the JSON above is the record.
     application_ref: Mapped[str | None] = mapped_column(String(64))  # the bank's id: once per institution
     enterprise_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -205,6 +206,7 @@ class Valuation(Base):
     request: Mapped[dict[str, Any]]
     result: Mapped[dict[str, Any]]
     model_versions: Mapped[dict[str, Any]]
+    code: Mapped[dict[str, Any] | None]
 
     def __repr__(self) -> str:
         return f"Valuation(id={self.id!r}, institution_id={self.institution_id!r})"

@@ -159,6 +159,8 @@ def test_an_application_is_decided_explained_and_stored_pending_review(service, 
     assert score["values"].keys() == score["points"].keys()  # each feature's points beside its value
     assert score["values"]["overdue_count_24m"] == bodies[0]["enterprise"]["overdue_count_24m"]
     assert answer["request"]["loan"]["amount_cny"] == bodies[0]["loan"]["amount_cny"]  # what was decided
+    assert {"commit", "package_version", "code_sha256"} <= answer["code"].keys()  # the code that decided it
+    assert answer["code"] == service.client.app.state.models.code
     assert len(answer["explanation"]["assets"]) == len(bodies[0]["assets"])
     bundle = answer["valuation"]["bundle"]
     assert bundle["pledge_value_cny"] <= bundle["liquidation_value_cny"] <= bundle["bundle_value_cny"]

@@ -515,3 +515,18 @@ def test_the_database_itself_refuses_a_second_decision_on_one_id(db, people, mon
     assert caught.value.record_id is None
     with transaction(db.factory) as session:
         assert list_applications(session, people["admin"])[1] == 1
+
+
+def test_the_code_that_decided_is_kept_with_the_record(db, people):
+    code = {"commit": "0" * 40, "dirty": False, "package_version": "0.1.0", "code_sha256": "f" * 64}
+    saved, before = save(db, people["bank_a"], code=code), save(db, people["bank_a"])
+    with transaction(db.factory) as session:
+        assert get_application(session, people["bank_a"], saved.id).code == code
+        assert get_application(session, people["bank_a"], before.id).code is None  # none given: null
+        valued = save_valuation(
+            session, people["bank_a"], {"assets": []}, {"assets": []}, VERSIONS, code=code
+        )
+    with transaction(db.factory) as session:
+        assert get_valuation(session, people["bank_a"], valued.id).code == code
+    with pytest.raises(InvalidData, match=r"code\.commit: expected a finite number"):
+        save(db, people["bank_a"], code={"commit": float("nan")})

@@ -86,6 +86,7 @@ def create_application(
         amount_cny=decided.loan.amount_cny,
         grade=decision.result["grade"],
         pd=decision.result["pd"],
+        code=models.code,
     )
     return views.application_response(record, lang)
 

@@ -28,9 +28,16 @@ def value_assets(
     result = compute.value_assets(models.valuer, body.assets, body.level)
     versions = {"valuation": models.versions()["valuation"]}
     record = records.save_valuation(
-        session, principal, {"kind": "assets", **body.model_dump(mode="json")}, result, versions
+        session,
+        principal,
+        {"kind": "assets", **body.model_dump(mode="json")},
+        result,
+        versions,
+        code=models.code,
     )
-    return ValuationResponse(id=record.id, created_at=record.created_at, model_versions=versions, **result)
+    return ValuationResponse(
+        id=record.id, created_at=record.created_at, model_versions=versions, code=models.code, **result
+    )
 
 
 @router.post("/bundle", status_code=status.HTTP_201_CREATED, response_model=BundleResponse)
@@ -43,6 +50,13 @@ def value_bundle(
     result = compute.value_bundle(models.valuer, body.assets, body.loan_term_months)
     versions = {"valuation": models.versions()["valuation"]}
     record = records.save_valuation(
-        session, principal, {"kind": "bundle", **body.model_dump(mode="json")}, result, versions
+        session,
+        principal,
+        {"kind": "bundle", **body.model_dump(mode="json")},
+        result,
+        versions,
+        code=models.code,
     )
-    return BundleResponse(id=record.id, created_at=record.created_at, model_versions=versions, **result)
+    return BundleResponse(
+        id=record.id, created_at=record.created_at, model_versions=versions, code=models.code, **result
+    )
