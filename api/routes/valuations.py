@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, status
+from sqlalchemy.orm import Session
 
 from api import compute
 from api.deps import ModelsDep, PrincipalDep, SessionDep, json_body
 from api.errors import ERROR_RESPONSES, UNAVAILABLE
 from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
+from api.serving import ServedModels
 from lending import records
+from lending.keys import Principal
 
 router = APIRouter(
     prefix="/v1/valuations",
@@ -26,18 +31,7 @@ def value_assets(
     GB/T 42748 sub-scores and stars, and the factors that explain the value. Any refused asset refuses
     the request (422, every problem listed with its row)."""
     result = compute.value_assets(models.valuer, body.assets, body.level)
-    versions = {"valuation": models.versions()["valuation"]}
-    record = records.save_valuation(
-        session,
-        principal,
-        {"kind": "assets", **body.model_dump(mode="json")},
-        result,
-        versions,
-        code=models.code,
-    )
-    return ValuationResponse(
-        id=record.id, created_at=record.created_at, model_versions=versions, code=models.code, **result
-    )
+    return ValuationResponse(**_stored(session, principal, models, "assets", body, result), **result)
 
 
 @router.post("/bundle", status_code=status.HTTP_201_CREATED, response_model=BundleResponse)
@@ -48,15 +42,21 @@ def value_bundle(
     after concentration and remaining-life cuts, the liquidation value by disposal route and the pledge
     value a bank lends against."""
     result = compute.value_bundle(models.valuer, body.assets, body.loan_term_months)
+    return BundleResponse(**_stored(session, principal, models, "bundle", body, result), **result)
+
+
+def _stored(
+    session: Session,
+    principal: Principal,
+    models: ServedModels,
+    kind: str,
+    body: ValuationRequest | BundleRequest,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """Store a valuation with the valuation model's version and the service's code; the answer's record
+    fields (id, created_at, model_versions, code)."""
     versions = {"valuation": models.versions()["valuation"]}
     record = records.save_valuation(
-        session,
-        principal,
-        {"kind": "bundle", **body.model_dump(mode="json")},
-        result,
-        versions,
-        code=models.code,
+        session, principal, {"kind": kind, **body.model_dump(mode="json")}, result, versions, code=models.code
     )
-    return BundleResponse(
-        id=record.id, created_at=record.created_at, model_versions=versions, code=models.code, **result
-    )
+    return {"id": record.id, "created_at": record.created_at, "model_versions": versions, "code": models.code}
