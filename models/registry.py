@@ -131,11 +131,11 @@ def load_spec(model):
 def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
     """`model.predict` after the safe conversions MLflow's schema check does not make: whole numbers and
     booleans to double where the signature says double, and numbers to text where it says string (9 and
-    9.0 both become "9", as valuation.model.category_text reads categories). Anything else that does not
+    9.0 both become "9", as features.spec.category_text reads categories). Anything else that does not
     fit the signature is refused as InvalidData naming the column."""
     from mlflow.exceptions import MlflowException
 
-    from valuation.model import category_text
+    from features.spec import category_text
 
     schema = model.metadata.get_input_schema()
     if schema is not None:  # only the signature's columns: MLflow would drop the others with a warning

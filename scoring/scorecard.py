@@ -26,10 +26,9 @@ from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.validation import check_is_fitted
 
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, category_text
 from scoring.model import PDModelMixin, exact_points, training_rows
 from scoring.scale import ScoreScale
-from valuation.model import category_text
 
 log = logging.getLogger(__name__)
 
