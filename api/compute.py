@@ -225,6 +225,7 @@ def decide_application(
     decision = scorer.decide_one(row, policy, top=MAX_REASONS, language="zh")
     terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
     recommendation = str(decision["recommendation"])
+    own = scorer.own_reasons  # the model's own reason texts (its spec's), ahead of the built-in table
     result = {
         "application_id": loan["application_id"],
         "enterprise_id": loan["enterprise_id"],
@@ -246,14 +247,14 @@ def decide_application(
                 "code": r["code"],
                 "feature": r["feature"],
                 "points": r["points"],
-                "zh": reason_for(r["feature"], scorer.own_reasons).zh,
-                "en": reason_for(r["feature"], scorer.own_reasons).en,
+                "zh": reason_for(r["feature"], own).zh,
+                "en": reason_for(r["feature"], own).en,
             }
             for r in decision["reasons"]
         ],
         "declined_by": [
             {"code": rule.code, "feature": rule.feature, "zh": rule.zh, "en": rule.en}
-            for rule in (reason_for(feature, scorer.own_reasons) for feature in decision["declined_by"])
+            for rule in (reason_for(feature, own) for feature in decision["declined_by"])
         ],
         "policy": policy.to_dict(),
     }

@@ -28,6 +28,7 @@ the mean of the boosters' contributions splits their mean margin exactly.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -345,9 +346,10 @@ class PDModelMixin:
     points and base; points + base = score).
     """
 
-    @property
+    @functools.cached_property
     def own_reasons(self) -> dict[str, Reason]:
-        """The reason codes and texts the model's spec gives its features (scoring.reasons.reason_for)."""
+        """The reason codes and texts the model's spec gives its features (scoring.reasons.reason_for);
+        read once (the spec is frozen), not on every reason of every request."""
         return spec_reasons(self.spec)
 
     def _checked(self, df: pd.DataFrame, what: str = "table to score"):
