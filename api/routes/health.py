@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from api.schemas import Health, Readiness
 
@@ -35,12 +35,25 @@ def ready(request: Request):
     models = request.app.state.models
     reason = None if models is not None else request.app.state.not_ready
     if reason is None:
-        try:
-            with request.app.state.sessions() as session:
-                session.execute(text("SELECT 1"))
-        except (OperationalError, InterfaceError) as e:
-            reason = f"the records database is unavailable: {str(e.orig or e).strip().splitlines()[0][:300]}"
+        reason = _records_unavailable(request.app.state.sessions.kw["bind"])
     if reason is not None:
         body = Readiness(status="not_ready", reason=reason)
         return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)
     return Readiness(status="ready", models=models.versions())
+
+
+def _records_unavailable(engine: Engine) -> str | None:
+    """Why the records database does not answer, or None. A plain query on a pooled connection, outside
+    any transaction: a session would begin one, which on SQLite takes the write lock (BEGIN IMMEDIATE)."""
+    try:
+        connection = engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            connection.close()
+    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as e:
+        cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0][:300]
+        return f"the records database is unavailable: {cause}"
+    return None
