@@ -298,6 +298,14 @@ def _reviewed_already(application: Application) -> AlreadyReviewed:
     )
 
 
+def _barred_by(result: Mapping[str, Any]) -> list[str]:
+    """The decline flags of the stored policy that declined the application: a bar (an enterprise on the
+    dishonest-debtor list may not get new credit), which no review approves; a decline limit (an arrear)
+    is credit policy, which an evaluator may approve against with a reason."""
+    flags = set((result.get("policy") or {}).get("decline_flags", ()))
+    return [rule["feature"] for rule in result.get("declined_by", []) if rule.get("feature") in flags]
+
+
 def outcome(status: Status, recommendation: str | None) -> str | None:
     """The loan's decision after review, "approve" or "decline"; None while pending.
 
@@ -425,7 +433,8 @@ def review_application(
 
     Going against the recommendation needs a written reason: an override (the opposite of an approve or
     decline recommendation; a review recommendation has no side to override: approve or decline it), and
-    also an approval of a recommended decline or a decline of a recommended approval.
+    also an approval of a recommended decline or a decline of a recommended approval. An application that
+    a decline flag of the lending policy declined (the dishonest-debtor list) is not approved at all.
 
     Raises `PermissionDenied` for a bank key, `NotFound` for an unknown id, `AlreadyReviewed` when the
     application is no longer pending (two reviewers at once: the second gets this), `InvalidData` for an
@@ -464,6 +473,10 @@ def review_application(
     if not text and (chosen, recommended) in AGAINST:
         expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
         raise InvalidData([Problem("reason", expected, reason)], what="review")
+    barred = _barred_by(application.result)
+    if barred and outcome(OUTCOME[chosen], recommended) == "approve":
+        expected = f"decline: the lending policy's decline flag {', '.join(barred)} bars new credit"
+        raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
     # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
     changed = session.execute(
         update(Application)

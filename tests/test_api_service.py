@@ -190,6 +190,10 @@ def test_an_enterprise_on_the_dishonest_debtor_list_is_declined_whatever_its_pd(
     assert (rule["code"], rule["feature"], rule["text"]) == ("R01", "dishonest_debtor", rule["zh"])
     english = service.get(f"/v1/applications/{listed['id']}", params={"lang": "en"}).json()
     assert english["declined_by"][0]["text"] == rule["en"] and "dishonest debtor" in rule["en"]
+    approved = service.post(
+        f"/v1/applications/{listed['id']}/review", "evaluator", json={"decision": "approve", "reason": "x"}
+    )
+    assert approved.status_code == 422 and approved.json()["detail"][0]["field"] == "decision"  # a bar
 
 
 def test_a_repayment_90_days_overdue_declines_whatever_the_pd(service, bodies):

@@ -530,3 +530,21 @@ def test_the_code_that_decided_is_kept_with_the_record(db, people):
         assert get_valuation(session, people["bank_a"], valued.id).code == code
     with pytest.raises(InvalidData, match=r"code\.commit: expected a finite number"):
         save(db, people["bank_a"], code={"commit": float("nan")})
+
+
+def test_a_decline_flag_bars_approval_and_a_decline_limit_needs_only_a_reason(db, people):
+    def declined_by(feature: str) -> dict:
+        rule = {"code": "R01", "feature": feature, "zh": "-", "en": "-"}
+        policy = {"decline_flags": ["dishonest_debtor"], "decline_limits": [["max_overdue_days_24m", 90.0]]}
+        return {**a_result(recommendation="decline"), "declined_by": [rule], "policy": policy}
+
+    barred = save(db, people["bank_a"], result=declined_by("dishonest_debtor"))
+    for decision in ("approve", "override"):
+        with pytest.raises(InvalidData, match="decline flag dishonest_debtor bars new credit"):
+            with transaction(db.factory) as session:
+                review_application(session, people["evaluator"], barred.id, decision, "collateral is strong")
+    arrear = save(db, people["bank_a"], result=declined_by("max_overdue_days_24m"))
+    with transaction(db.factory) as session:
+        review_application(session, people["evaluator"], arrear.id, "approve", "the arrear was a bank error")
+        review_application(session, people["evaluator"], barred.id, "decline")
+        assert get_application(session, people["admin"], arrear.id).status is Status.APPROVED
