@@ -6,9 +6,10 @@
 - `lending.errors.NotFound` (no such record, or none the caller may see): 404.
 - `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
 - `lending.errors.AlreadyDecided` (the bank's application_id was decided before): 409.
-- the records database not answering (SQLAlchemy's `OperationalError`, `InterfaceError`): 503 with
-  ``{"detail": "the records database is unavailable: ..."}``, logged as one line (not a trace); nothing is
-  stored, and the next request tries again (the pool pings its connections).
+- the records database out of reach (`lending.db.unavailable`: down, unreachable, locked): 503 with a fixed
+  ``{"detail": "the records database is unavailable (...)"}`` (the driver's words, which name hosts and
+  users, go to the log as one line); the next request tries again (the pool pings its connections). A
+  statement at fault (SQLite reports "no such table" as an OperationalError too) stays a 500 with its trace.
 
 A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field), with
 each echoed ``input`` made safe to send back: a number JSON cannot hold (NaN, Infinity: Python's JSON reader
@@ -31,6 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.compute import plain
 from api.schemas import ErrorResponse, InvalidDataResponse
 from features.errors import InvalidData, Problem
+from lending.db import unavailable
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -106,12 +108,15 @@ def _schema_refused(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
+RECORDS_UNAVAILABLE = "the records database is unavailable (the service's log says why)"
+
+
 def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
-    log.warning("the records database is unavailable: %s", cause)
-    return JSONResponse(
-        {"detail": f"the records database is unavailable: {cause}"}, status.HTTP_503_SERVICE_UNAVAILABLE
-    )
+    if not unavailable(exc):  # a statement at fault is ours: the server's 500, with its trace in the log
+        raise exc
+    # The driver's words (host, user) stay in the log: callers, some without a key, get a fixed text.
+    log.warning("the records database is unavailable: %s", str(getattr(exc, "orig", None) or exc).strip())
+    return JSONResponse({"detail": RECORDS_UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
 def _status(code: int):
@@ -128,5 +133,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AlreadyDecided, _status(status.HTTP_409_CONFLICT))
-    for unavailable in (OperationalError, InterfaceError):
-        app.add_exception_handler(unavailable, _database_unavailable)
+    for database_error in (OperationalError, InterfaceError):
+        app.add_exception_handler(database_error, _database_unavailable)

@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 
 from api import errors
 from api.routes import applications, health, models, valuations
-from api.serving import ServedModels, load_models
+from api.serving import ServedModels, load_models, service_code
 from lending.db import make_engine, migrate, session_factory
 from lending.settings import Settings
 from models.registry import ModelNotFound, RegistryUnavailable
@@ -125,6 +125,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         revision = migrate(engine)
         log.info("records at %s, schema %s", engine.url.render_as_string(hide_password=True), revision)
         app.state.sessions = session_factory(engine)
+        service_code()  # the code that runs, read now (a late model load must not read later files)
         app.state.models, app.state.not_ready = _load(settings)
         app.state.started_at = dt.datetime.now(dt.UTC)
         # The models and libraries loaded above are long-lived: keep them out of every later garbage

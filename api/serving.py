@@ -10,6 +10,7 @@ loaded until it is restarted.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -97,12 +98,19 @@ def load_model(uri: str, task: str) -> ServedModel:
     return ServedModel(task, name, version, run_id, pinned, uri, fitted)
 
 
-def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
+@functools.cache
+def service_code() -> dict[str, Any]:
+    """This process's code (models.lifecycle.code_version), read once, when the service starts: files
+    changed on disk later are not the code that runs."""
     from models.lifecycle import code_version
 
+    return code_version()
+
+
+def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
     return ServedModels(
         load_model(valuation_uri, "valuation"),
         load_model(scoring_uri, "scoring"),
         dt.datetime.now(dt.UTC),
-        code_version(),
+        service_code(),
     )

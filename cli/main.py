@@ -36,13 +36,12 @@ UNAVAILABLE_EXIT = 4
 
 def _unavailable(e: Exception) -> str | None:
     """What did not answer, for an error that says a service is down rather than a fault of ours."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
+    from lending.db import unavailable
     from models.registry import RegistryUnavailable
 
     if isinstance(e, RegistryUnavailable):
         return str(e)
-    if isinstance(e, OperationalError | InterfaceError):
+    if unavailable(e):
         cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
         return f"the records database (DATABASE_URL) could not be reached: {cause}"
     return None
@@ -55,8 +54,11 @@ def _text(e: Exception) -> str:
 
     if isinstance(e, InvalidData):
         return e.describe(by_row=True)
-    if isinstance(e, ValidationError):
-        return "; ".join(str(err["msg"]).removeprefix("Value error, ") for err in e.errors())
+    if isinstance(e, ValidationError):  # each message with the variable it is about, when there is one
+        return "; ".join(
+            ": ".join([*map(str, err["loc"][:1]), str(err["msg"]).removeprefix("Value error, ")])
+            for err in e.errors()
+        )
     return str(e)
 
 

@@ -58,6 +58,27 @@ CONNECT_TIMEOUT_S = 10  # PostgreSQL
 MIGRATION_LOCK_ID = 0x1BC_0001  # pg_advisory_xact_lock key: one migrating process at a time
 
 
+# SQLite's OperationalError also reports SQL faults (no such table, a syntax error): only these mean the
+# database itself is out of reach.
+_SQLITE_UNREACHABLE = ("unable to open database", "database is locked", "disk i/o error", "readonly database")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether a database error says the database is out of reach (down, unreachable, locked), rather than
+    that a statement is at fault: the first is a 503 and exit code 4, the second a fault of ours."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    if isinstance(error, InterfaceError):
+        return True
+    if not isinstance(error, OperationalError):
+        return False
+    if type(error.orig).__module__.startswith("sqlite3"):
+        return any(text in str(error.orig).lower() for text in _SQLITE_UNREACHABLE)
+    return True  # PostgreSQL reports statement faults as ProgrammingError and the like, not OperationalError
+
+
 def _json_dumps(value: Any) -> str:
     # NaN and infinities are not JSON: refuse them rather than write text no other reader accepts.
     return json.dumps(value, allow_nan=False)
@@ -70,15 +91,16 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     keys, waits up to 10 s for a lock instead of failing at once, and (file databases) uses write-ahead
     logging so that readers do not block the writer, with synchronous FULL (each commit reaches the disk
     before it returns). Transactions begin with BEGIN IMMEDIATE: a writer takes the write lock at the
-    start and never fails half-way on a lock upgrade. PostgreSQL: connections are pinged before use and
-    time out after 10 s (`connect_timeout`, overridable in ``connect_args``).
+    start and never fails half-way on a lock upgrade. PostgreSQL: connections are pinged before use, and
+    opening one times out after 10 s (`connect_timeout`, unless the URL or ``connect_args`` say otherwise).
     """
     url = make_url(normalise_url(url) if isinstance(url, str) else url)
     kwargs.setdefault("json_serializer", _json_dumps)
     if url.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
-        # a server that does not answer fails a connection in seconds, not after the OS's TCP timeout
-        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+        # a server that does not answer fails a new connection in seconds, not after the OS's TCP timeout
+        if "connect_timeout" not in url.query:  # the URL's own value wins
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
         return create_engine(url, **kwargs)
 
     database = url.database or ""

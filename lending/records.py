@@ -470,13 +470,13 @@ def review_application(
     if chosen is Decision.OVERRIDE and recommended not in OVERRIDDEN_TO:
         expected = f"approve or decline (the recommendation is {recommended}: there is no side to override)"
         raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
-    if not text and (chosen, recommended) in AGAINST:
-        expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
-        raise InvalidData([Problem("reason", expected, reason)], what="review")
     barred = _barred_by(application.result)
     if barred and outcome(OUTCOME[chosen], recommended) == "approve":
         expected = f"decline: the lending policy's decline flag {', '.join(barred)} bars new credit"
         raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
+    if not text and (chosen, recommended) in AGAINST:
+        expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
+        raise InvalidData([Problem("reason", expected, reason)], what="review")
     # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
     changed = session.execute(
         update(Application)

@@ -312,7 +312,13 @@ def current_champion(name: str):
         unless_absent(e)
         return None
     version = (registered.aliases or {}).get(CHAMPION)
-    return None if version is None else client.get_model_version(name, version)
+    if version is None:
+        return None
+    try:
+        return client.get_model_version(name, version)
+    except MlflowException as e:
+        unless_absent(e)
+        raise
 
 
 def model_version(name: str, version: str):

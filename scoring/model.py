@@ -28,7 +28,6 @@ the mean of the boosters' contributions splits their mean margin exactly.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -346,11 +345,14 @@ class PDModelMixin:
     points and base; points + base = score).
     """
 
-    @functools.cached_property
+    @property
     def own_reasons(self) -> dict[str, Reason]:
         """The reason codes and texts the model's spec gives its features (scoring.reasons.reason_for);
-        read once (the spec is frozen), not on every reason of every request."""
-        return spec_reasons(self.spec)
+        read once per spec (a frozen object), not on every reason of every request."""
+        cached = self.__dict__.get("_own_reasons")
+        if cached is None or cached[0] is not self.spec:  # none yet, or set_params gave another spec
+            cached = self.__dict__["_own_reasons"] = (self.spec, spec_reasons(self.spec))
+        return cached[1]
 
     def _checked(self, df: pd.DataFrame, what: str = "table to score"):
         check_is_fitted(self, "encoder_")

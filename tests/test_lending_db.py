@@ -20,11 +20,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, inspect, text
 from sqlalchemy import select as sql_select
-from sqlalchemy.exc import IntegrityError, StatementError
+from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 import lending
 from features.errors import InvalidData
-from lending.db import alembic_config, current_revision, make_engine, migrate, transaction
+from lending.db import alembic_config, current_revision, make_engine, migrate, session_factory, transaction
 from lending.keys import authenticate, create_key
 from lending.records import save_application
 from lending.tables import ApiKey, Application, Base, Institution
@@ -232,3 +232,46 @@ def test_a_process_killed_mid_transaction_leaves_no_half_record(db):
     with transaction(db.factory) as session:
         rows = session.scalars(sql_select(Application)).all()
         assert [(r.id, r.request) for r in rows] == [(application_id, {"amount_cny": 1.0})]
+
+
+def test_only_a_database_out_of_reach_counts_as_unavailable(tmp_path):
+    from lending.db import unavailable
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(OperationalError) as fault, engine.connect() as connection:
+        connection.execute(text("SELECT * FROM no_such_table"))
+    assert not unavailable(fault.value)  # a statement at fault: ours, not the database's
+    gone = make_engine("postgresql://ipcredit:x@127.0.0.1:1/none")  # nothing listens on port 1
+    with pytest.raises(OperationalError) as down, gone.connect():
+        pass
+    assert unavailable(down.value)
+
+
+def test_revision_0003_goes_down_with_reviews_stored(tmp_path):
+    """SQLite drops the `code` column in place: copying the table would break the reviews' foreign keys."""
+    from lending.records import review_application
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    assert migrate(engine) == "0003"
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        bank = authenticate(session, create_key(session, "Bank", "bank"))
+        evaluator = authenticate(session, create_key(session, "Programme", "evaluator"))
+        saved = save_application(
+            session,
+            bank,
+            {"a": 1},
+            {"recommendation": "review"},
+            {},
+            {"scoring": {"version": "1"}},
+            code={"commit": "x"},
+        )
+    with transaction(factory) as session:
+        review_application(session, evaluator, saved.id, "approve")
+    from alembic import command
+
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0002")
+    assert current_revision(engine) == "0002"
+    assert "code" not in {c["name"] for c in inspect(engine).get_columns("applications")}
+    assert migrate(engine) == "0003"
