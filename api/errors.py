@@ -32,7 +32,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from api.compute import plain
 from api.schemas import ErrorResponse, InvalidDataResponse
 from features.errors import InvalidData, Problem
-from lending.db import unavailable
+from lending.db import driver_message, unavailable
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
     if not unavailable(exc):  # a statement at fault is ours: the server's 500, with its trace in the log
         raise exc
     # The driver's words (host, user) stay in the log: callers, some without a key, get a fixed text.
-    log.warning("the records database is unavailable: %s", str(getattr(exc, "orig", None) or exc).strip())
+    log.warning("the records database is unavailable: %s", driver_message(exc))
     return JSONResponse({"detail": RECORDS_UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE)
 
 

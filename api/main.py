@@ -101,6 +101,13 @@ def _load(settings: ServiceSettings) -> tuple[ServedModels | None, str | None]:
         return None, f"{type(e).__name__}: {e}"
 
 
+def _freeze_long_lived() -> None:
+    """Keep what is loaded so far (models, libraries) out of every later garbage collection, which would
+    otherwise walk it all on each full collection during requests."""
+    gc.collect()
+    gc.freeze()
+
+
 async def _load_until_loaded(app: FastAPI, settings: ServiceSettings) -> None:
     """Try again, every `model_retry_seconds`, until the models load; then serve them (and stop)."""
     while app.state.models is None:
@@ -111,8 +118,7 @@ async def _load_until_loaded(app: FastAPI, settings: ServiceSettings) -> None:
             continue
         app.state.models = models
         log.info("the models are loaded; the service is ready")
-        gc.collect()
-        gc.freeze()  # as at startup: keep the long-lived models out of later collections
+        _freeze_long_lived()
 
 
 @asynccontextmanager
@@ -128,10 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service_code()  # the code that runs, read now (a late model load must not read later files)
         app.state.models, app.state.not_ready = _load(settings)
         app.state.started_at = dt.datetime.now(dt.UTC)
-        # The models and libraries loaded above are long-lived: keep them out of every later garbage
-        # collection, which would otherwise walk them all on each full collection during requests.
-        gc.collect()
-        gc.freeze()
+        _freeze_long_lived()
         retrying = (
             None if app.state.models is not None else asyncio.create_task(_load_until_loaded(app, settings))
         )

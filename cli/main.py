@@ -36,13 +36,13 @@ UNAVAILABLE_EXIT = 4
 
 def _unavailable(e: Exception) -> str | None:
     """What did not answer, for an error that says a service is down rather than a fault of ours."""
-    from lending.db import unavailable
+    from lending.db import driver_message, unavailable
     from models.registry import RegistryUnavailable
 
     if isinstance(e, RegistryUnavailable):
         return str(e)
     if unavailable(e):
-        cause = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        cause = driver_message(e).splitlines()[0]
         return f"the records database (DATABASE_URL) could not be reached: {cause}"
     return None
 

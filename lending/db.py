@@ -79,6 +79,12 @@ def unavailable(error: BaseException) -> bool:
     return True  # PostgreSQL reports statement faults as ProgrammingError and the like, not OperationalError
 
 
+def driver_message(error: BaseException) -> str:
+    """The database driver's own words for an error (SQLAlchemy wraps them in `orig`): for the log, not
+    for callers, since they name hosts and users."""
+    return str(getattr(error, "orig", None) or error).strip()
+
+
 def _json_dumps(value: Any) -> str:
     # NaN and infinities are not JSON: refuse them rather than write text no other reader accepts.
     return json.dumps(value, allow_nan=False)

@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api.errors import RECORDS_UNAVAILABLE
 from api.schemas import Health, Readiness
+from lending.db import driver_message
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,6 @@ def _records_unavailable(engine: Engine) -> str | None:
         finally:
             connection.close()
     except (DBAPIError, engine.dialect.loaded_dbapi.Error) as e:
-        log.warning("the records database is unavailable: %s", str(getattr(e, "orig", None) or e).strip())
+        log.warning("the records database is unavailable: %s", driver_message(e))
         return RECORDS_UNAVAILABLE  # /ready needs no key: the driver's words (hosts, users) stay in the log
     return None
