@@ -29,7 +29,7 @@ from api.schemas import ApplicationRequest, AssetIn
 from features.errors import InvalidData, Problem
 from scoring.data import request_scoring_table
 from scoring.decision import loan_term_columns
-from scoring.reasons import MAX_REASONS, reason_for
+from scoring.reasons import MAX_REASONS, Reason, beyond_term_cap, reason_for
 from scoring.scale import DecisionPolicy
 from valuation.pledge import STATUS_COLUMNS
 from valuation.valuer import Valuer
@@ -188,6 +188,10 @@ def value_bundle(valuer: Valuer, assets: Sequence[AssetIn], loan_term_months: in
     )
 
 
+def _policy_rule(reason: Reason) -> dict[str, str]:
+    return {"code": reason.code, "feature": reason.feature, "zh": reason.zh, "en": reason.en}
+
+
 def decide_application(
     valuer: Valuer,
     scorer: Any,
@@ -197,9 +201,9 @@ def decide_application(
     policy: DecisionPolicy | None = None,
 ) -> Decision:
     """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
-    policy's decline rules that set it, `declined_by`), credit line, expected loss and its split, subsidy
-    and reasons (result), with the SHAP points of the score and the factors of each asset's value
-    (explanation). Reason texts are kept in both languages.
+    policy's decline rules that set it, `declined_by`, and its hold rules, `held_by`), credit line,
+    expected loss and its split, subsidy and reasons (result), with the SHAP points of the score and the
+    factors of each asset's value (explanation). Reason texts are kept in both languages.
 
     The scoring row is the one the model was trained on (scoring.data.request_scoring_table); the decision
     takes the models' single-record paths, one pass each: `decide_one` (PD, score, grade, recommendation,
@@ -224,8 +228,9 @@ def decide_application(
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
     decision = scorer.decide_one(row, policy, top=MAX_REASONS, language="zh")
     terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
-    recommendation = str(decision["recommendation"])
+    recommendation, held = policy.held(str(decision["recommendation"]), bundle.term_within_cap)
     own = scorer.own_reasons  # the model's own reason texts (its spec's), ahead of the built-in table
+    cap_months = valuer.pledge_assumptions.max_term_months
     result = {
         "application_id": loan["application_id"],
         "enterprise_id": loan["enterprise_id"],
@@ -252,10 +257,8 @@ def decide_application(
             }
             for r in decision["reasons"]
         ],
-        "declined_by": [
-            {"code": rule.code, "feature": rule.feature, "zh": rule.zh, "en": rule.en}
-            for rule in (reason_for(feature, own) for feature in decision["declined_by"])
-        ],
+        "declined_by": [_policy_rule(reason_for(feature, own)) for feature in decision["declined_by"]],
+        "held_by": [_policy_rule(beyond_term_cap(bundle.loan_term_months, cap_months, own))] if held else [],
         "policy": policy.to_dict(),
     }
     explanation = {

@@ -470,10 +470,11 @@ class Reason(Out):
 
 
 class PolicyRule(Out):
-    """A lending-policy rule that declined the application whatever its PD (scoring.scale.DecisionPolicy)."""
+    """A lending-policy rule that declined the application whatever its PD, or held it for review
+    (scoring.scale.DecisionPolicy)."""
 
     code: str = Field(description="Reason code of the feature (scoring.reasons)")
-    feature: str = Field(description="The yes/no feature that is set, e.g. dishonest_debtor")
+    feature: str = Field(description="The feature the rule reads, e.g. dishonest_debtor or term_months")
     text: str = Field(description="In the language asked for")
     zh: str
     en: str
@@ -546,6 +547,11 @@ class ApplicationResponse(Out):
         default_factory=list,
         description="Policy rules that declined the application whatever its PD (e.g. on the "
         "dishonest-debtor list, 失信被执行人); empty when the PD alone set the recommendation",
+    )
+    held_by: list[PolicyRule] = Field(
+        default_factory=list,
+        description="Policy rules that hold the application for review whatever its PD (a loan term beyond "
+        "the pledge policy's cap): the recommendation is then review, not approve; empty when none applies",
     )
     request: dict[str, Any] = Field(
         description="The application as decided: the body sent, with its ids filled in (the figures an "

@@ -48,6 +48,7 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "interest_subsidy_cny": result["interest_subsidy_cny"],
             "reasons": _reasons(result["reasons"], lang),
             "declined_by": _reasons(result.get("declined_by", []), lang),  # none in records before it
+            "held_by": _reasons(result.get("held_by", []), lang),
             "request": record.request,
             "explanation": record.explanation,
             "model_versions": record.model_versions,

@@ -433,8 +433,10 @@ def review_application(
 
     Going against the recommendation needs a written reason: an override (the opposite of an approve or
     decline recommendation; a review recommendation has no side to override: approve or decline it), and
-    also an approval of a recommended decline or a decline of a recommended approval. An application that
-    a decline flag of the lending policy declined (the dishonest-debtor list) is not approved at all.
+    also an approval of a recommended decline or a decline of a recommended approval; and so does an
+    approval of an application a hold rule held for review (an exception to the lending policy, such as a
+    loan term beyond the pledge policy's cap). An application that a decline flag of the lending policy
+    declined (the dishonest-debtor list) is not approved at all.
 
     Raises `PermissionDenied` for a bank key, `NotFound` for an unknown id, `AlreadyReviewed` when the
     application is no longer pending (two reviewers at once: the second gets this), `InvalidData` for an
@@ -476,6 +478,10 @@ def review_application(
         raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
     if not text and (chosen, recommended) in AGAINST:
         expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
+        raise InvalidData([Problem("reason", expected, reason)], what="review")
+    held = [rule["feature"] for rule in application.result.get("held_by", [])]
+    if not text and held and outcome(OUTCOME[chosen], recommended) == "approve":
+        expected = f"a reason for approving an exception to the lending policy ({', '.join(held)})"
         raise InvalidData([Problem("reason", expected, reason)], what="review")
     # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
     changed = session.execute(

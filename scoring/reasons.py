@@ -426,6 +426,18 @@ def reason_for(feature: str, own: Mapping[str, Reason] | None = None) -> Reason:
     )
 
 
+def beyond_term_cap(term_months: int, cap_months: int, own: Mapping[str, Reason] | None = None) -> Reason:
+    """The reason of the hold rule (scoring.scale.DecisionPolicy.review_beyond_term_cap): the loan term beyond
+    the pledge policy's cap, under the code of the loan term (`term_months`)."""
+    return Reason(
+        reason_for("term_months", own).code,
+        "term_months",
+        f"贷款期限 {term_months} 个月，超过质押政策上限 {cap_months} 个月",
+        f"Loan term of {term_months} months, beyond the pledge policy's cap of {cap_months} months",
+        "policy",
+    )
+
+
 def reason_codes(
     contributions_points: pd.DataFrame,
     top: int = MAX_REASONS,

@@ -204,6 +204,11 @@ class DecisionPolicy:
     is at or above the limit (default: a repayment 90 or more days overdue in the last 24 months, which
     is itself a default by the 90-days-past-due rule, and a common bar to new credit).
 
+    review_beyond_term_cap: hold for review an application that its PD would approve when its loan term
+    is beyond the bank's pledge policy's cap (valuation.pledge.PledgeAssumptions.max_term_months, 36
+    months by default): a term beyond policy is an exception that an evaluator signs off, not advice to
+    approve.
+
     A recommendation is advice: the officer approves or overrides it with a written reason.
     """
 
@@ -211,6 +216,7 @@ class DecisionPolicy:
     decline_min_pd: float = 0.08
     decline_flags: tuple[str, ...] = ("dishonest_debtor",)
     decline_limits: tuple[tuple[str, float], ...] = (("max_overdue_days_24m", 90.0),)
+    review_beyond_term_cap: bool = True
 
     def __post_init__(self) -> None:
         low, high = self.approve_max_pd, self.decline_min_pd
@@ -239,6 +245,9 @@ class DecisionPolicy:
             raise ValueError(
                 f"decline_limits must be a tuple of (feature name, number) pairs; got {limits!r}"
             )
+        hold = self.review_beyond_term_cap
+        if not isinstance(hold, bool):
+            raise ValueError(f"review_beyond_term_cap must be True or False; got {hold!r}")
 
     @property
     def rule_features(self) -> tuple[str, ...]:
@@ -265,8 +274,21 @@ class DecisionPolicy:
                 **stored,
                 "decline_flags": tuple(stored.get("decline_flags", ())),
                 "decline_limits": tuple(tuple(pair) for pair in stored.get("decline_limits", ())),
+                "review_beyond_term_cap": stored.get("review_beyond_term_cap", False),
             }
         )
+
+    def held(self, recommendation: str | None, term_within_cap: bool) -> tuple[str | None, bool]:
+        """(the recommendation after the hold rules, whether a hold rule applies): an approve becomes review
+        when the loan term is beyond the pledge policy's cap and `review_beyond_term_cap` is set.
+
+        >>> DecisionPolicy().held("approve", term_within_cap=False)
+        ('review', True)
+        >>> DecisionPolicy().held("decline", term_within_cap=False), DecisionPolicy().held("approve", True)
+        (('decline', True), ('approve', False))
+        """
+        hold = self.review_beyond_term_cap and not term_within_cap
+        return ("review" if hold and recommendation == "approve" else recommendation), hold
 
     def recommend(self, pd, flags: Mapping[str, Any] | None = None):
         """'approve', 'review' or 'decline' per PD (None for NaN). A scalar gives a str.

@@ -209,6 +209,21 @@ def test_a_repayment_90_days_overdue_declines_whatever_the_pd(service, bodies):
     assert [(r["code"], r["feature"]) for r in at["declined_by"]] == [("R02", "max_overdue_days_24m")]
 
 
+def test_a_loan_term_beyond_the_pledge_cap_is_held_for_review(service, bodies):
+    """The pledge policy caps the term at 36 months: a longer loan that the PD would approve is held for
+    review, with the rule named; within the cap nothing is held."""
+    clean = _set(bodies[0], "enterprise.dishonest_debtor", False)
+    within = _applied(service, _set(clean, "loan.term_months", 36))
+    beyond = _applied(service, _set(clean, "loan.term_months", 48))
+    assert within["held_by"] == [] and within["valuation"]["bundle"]["term_within_cap"]
+    assert not beyond["valuation"]["bundle"]["term_within_cap"]
+    (rule,) = beyond["held_by"]
+    assert (rule["code"], rule["feature"], rule["text"]) == ("R32", "term_months", rule["zh"])
+    assert "48" in rule["zh"] and "36" in rule["zh"] and "beyond the pledge policy's cap" in rule["en"]
+    assert within["recommendation"] == "approve"  # the fixture's first application is a good one
+    assert beyond["recommendation"] == "review" and beyond["recommendation_label"] == "复核"
+
+
 def test_a_retried_application_id_is_decided_once(service, bodies):
     body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
     first = _applied(service, body)

@@ -548,3 +548,18 @@ def test_a_decline_flag_bars_approval_and_a_decline_limit_needs_only_a_reason(db
         review_application(session, people["evaluator"], arrear.id, "approve", "the arrear was a bank error")
         review_application(session, people["evaluator"], barred.id, "decline")
         assert get_application(session, people["admin"], arrear.id).status is Status.APPROVED
+
+
+def test_approving_an_application_held_for_review_needs_a_reason(db, people):
+    rule = {"code": "R32", "feature": "term_months", "zh": "-", "en": "-"}
+    held = {**a_result(recommendation="review"), "held_by": [rule]}
+    first, second = save(db, people["bank_a"], result=held), save(db, people["bank_a"], result=held)
+    with pytest.raises(
+        InvalidData, match=r"reason: expected a reason for approving an exception.*term_months"
+    ):
+        with transaction(db.factory) as session:
+            review_application(session, people["evaluator"], first.id, "approve")
+    with transaction(db.factory) as session:
+        review_application(session, people["evaluator"], first.id, "approve", "board-approved term")
+        review_application(session, people["evaluator"], second.id, "decline")  # declining needs none
+        assert get_application(session, people["admin"], first.id).status is Status.APPROVED

@@ -336,6 +336,22 @@ def test_a_decline_limit_declines_at_or_above_it_whatever_the_pd():
     assert DecisionPolicy.from_dict(before).decline_limits == ()
 
 
+def test_a_loan_term_beyond_the_pledge_cap_holds_an_approval_for_review():
+    policy = DecisionPolicy()
+    assert policy.held("approve", term_within_cap=False) == ("review", True)
+    assert policy.held("review", term_within_cap=False) == ("review", True)
+    assert policy.held("decline", term_within_cap=False) == ("decline", True)  # a hold never approves
+    assert policy.held("approve", term_within_cap=True) == ("approve", False)
+    assert DecisionPolicy(review_beyond_term_cap=False).held("approve", False) == ("approve", False)
+    with pytest.raises(ValueError, match="review_beyond_term_cap must be True or False; got 'yes'"):
+        DecisionPolicy(review_beyond_term_cap="yes")  # type: ignore[arg-type]
+    stored = policy.to_dict()
+    assert stored["review_beyond_term_cap"] is True and DecisionPolicy.from_dict(stored) == policy
+    # a policy stored before the rule existed re-runs without it, as it was made
+    before = {k: v for k, v in stored.items() if k != "review_beyond_term_cap"}
+    assert DecisionPolicy.from_dict(before).held("approve", False) == ("approve", False)
+
+
 def test_a_banks_own_reason_texts_from_its_spec_come_before_the_table(german):
     """A bank's spec names the reasons of its own columns: its codes and texts, in both languages, in
     the reasons of every path (reason_codes, decide, decide_one), ahead of the built-in table."""
