@@ -634,9 +634,10 @@ def test_a_patent_s_remaining_term_is_at_most_the_legal_term_of_its_type(service
         ({"status_as_of": "lapsed"}, "assets.status_as_of"),
         ({"is_valid": 0, "is_pending": 0}, "assets.is_valid"),
         ({"remaining_years": 0.0}, "assets.remaining_years"),
+        ({"is_valid": 0, "is_pending": 1, "status_as_of": "pending"}, "assets.status_as_of"),  # not granted
     ],
 )
-def test_a_patent_that_has_lapsed_cannot_be_pledged(service, bodies, ended, field):
+def test_a_patent_that_has_lapsed_or_is_not_granted_cannot_be_pledged(service, bodies, ended, field):
     assets = [dict(a) for a in bodies[0]["assets"]]
     patent = next(i for i, a in enumerate(assets) if a["asset_kind"] == "patent")
     assets[patent].update(ended)

@@ -287,19 +287,40 @@ def test_a_patent_whose_right_has_ended_cannot_be_pledged(status, field):
     "kind, ptype, status",
     [
         ("patent", "invention", {"status_as_of": "valid", "is_valid": 1.0, "is_pending": 0.0}),
-        ("patent", "invention", {"status_as_of": "pending", "is_valid": 0.0, "is_pending": 1.0}),
         ("patent", "invention", {"is_valid": None, "is_pending": None}),  # unknown: not refused
         ("trademark", None, {"status_as_of": "registered", "is_registered": 1.0}),
-        ("trademark", None, {"status_as_of": "pending", "is_registered": 0.0}),
     ],
 )
-def test_rights_in_force_pending_or_of_unknown_status_are_pledged(kind, ptype, status):
+def test_rights_in_force_or_of_unknown_status_are_pledged(kind, ptype, status):
     plain = bundle_value(bundle(asset(kind, ptype)), 12)
     given = bundle_value(bundle({**asset(kind, ptype), **status}), 12)
     assert given.summary() == plain.summary() and given.pledge_value_cny > 0
 
 
-def test_a_mark_not_registered_nor_pending_cannot_be_pledged():
+@pytest.mark.parametrize(
+    "kind, ptype, status, field",
+    [
+        (
+            "patent",
+            "invention",
+            {"status_as_of": "pending", "is_valid": 0.0, "is_pending": 1.0},
+            "status_as_of",
+        ),
+        ("patent", "invention", {"is_valid": 0.0, "is_pending": 1.0}, "is_pending"),
+        ("trademark", None, {"status_as_of": "pending", "is_registered": 0.0}, "status_as_of"),
+    ],
+)
+def test_a_pending_application_cannot_be_pledged(kind, ptype, status, field):
+    """CNIPA registers pledges of granted patents and registered marks only: an application is valued (at
+    the pending factor) but is no collateral."""
+    with pytest.raises(InvalidData) as err:
+        bundle_value(bundle(asset(asset_id="P0"), {**asset(kind, ptype, asset_id="P1"), **status}), 12)
+    (problem,) = err.value.problems
+    assert (problem.field, problem.row, problem.record_id) == (field, 1, "P1")
+    assert "a pending application cannot be pledged" in problem.expected
+
+
+def test_a_mark_not_registered_cannot_be_pledged():
     for status in ({"is_registered": 0.0}, {"status_as_of": "cancelled"}):
         with pytest.raises(InvalidData) as err:
             bundle_value(bundle({**asset("trademark", None), **status}), 12)

@@ -424,11 +424,13 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
 
 
 def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, str, Any]]:
-    """(row, field, expected, value) of each asset whose given status (STATUS_COLUMNS) says its right has
-    ended (an ended status, a patent neither in force nor pending, a mark neither registered nor pending,
-    a patent with no remaining term: a mark's registration is renewed), or cannot say (a flag that is not 0
-    or 1)."""
-    ended = "a right in force or pending: one that has ended cannot be pledged"
+    """(row, field, expected, value) of each asset whose given status (STATUS_COLUMNS) says it is not a right
+    that can be pledged: one that has ended (an ended status, a patent neither in force nor pending, a
+    patent with no remaining term: a mark's registration is renewed), or one not yet granted (a pending
+    patent application or trademark application: CNIPA registers pledges of granted patents and registered
+    marks only), or that cannot say (a flag that is not 0 or 1)."""
+    ended = "a right in force: one that has ended cannot be pledged"
+    unborn = "a right in force: a pending application cannot be pledged (CNIPA registers granted rights only)"
     n = kinds.size
     # Only a request states its rights' status; a portfolio's pledges are taken as it records them.
     stated = any(c in asset_values for c in STATUS_COLUMNS)
@@ -450,12 +452,16 @@ def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, s
             yield i, unreadable[0], "0 or 1 (or missing)", plain(given[unreadable[0]][i])
         elif isinstance(status, str) and status in ENDED_STATUSES:
             yield i, "status_as_of", ended, status
-        elif kind == PATENT and flags["is_valid"] is False and flags["is_pending"] is False:
+        elif status == "pending":
+            yield i, "status_as_of", unborn, status
+        elif kind == PATENT and flags["is_pending"] is True:
+            yield i, "is_pending", unborn, 1
+        elif kind == PATENT and flags["is_valid"] is False:
             yield i, "is_valid", ended, 0
         elif kind == PATENT and stated and remaining[i] == 0:
             yield i, "remaining_years", "a remaining term above 0: an expired patent cannot be pledged", 0
-        elif kind == TRADEMARK and flags["is_registered"] is False and status != "pending":
-            yield i, "is_registered", ended, 0
+        elif kind == TRADEMARK and flags["is_registered"] is False:
+            yield i, "is_registered", "a registered mark: an unregistered one cannot be pledged", 0
 
 
 def bundle_value(
