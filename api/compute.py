@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from api.schemas import ApplicationRequest, AssetIn
+from api.serving import require_features
 from features.errors import InvalidData, Problem
 from scoring.data import request_scoring_table
 from scoring.decision import loan_term_columns
@@ -226,6 +227,7 @@ def decide_application(
         row, valued, bundle = request_scoring_table(enterprise, records, loan, valuer, explain_assets=True)
     except InvalidData as e:
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
+    require_features("scoring", scorer, row, "an application's row (scoring.data.request_scoring_table)")
     decision = scorer.decide_one(row, policy, top=MAX_REASONS, language="zh")
     terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
     recommendation, held = policy.held(str(decision["recommendation"]), bundle.term_within_cap)

@@ -6,6 +6,8 @@
 - `lending.errors.NotFound` (no such record, or none the caller may see): 404.
 - `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
 - `lending.errors.AlreadyDecided` (the bank's application_id was decided before): 409.
+- `api.serving.ModelMismatch` (the scoring model reads features an application does not give: it was
+  trained on another table and promoted by hand): 503 naming them; nothing is stored.
 - the records database out of reach (`lending.db.unavailable`: down, unreachable, locked): 503 with a fixed
   ``{"detail": "the records database is unavailable (...)"}`` (the driver's words, which name hosts and
   users, go to the log as one line); the next request tries again (the pool pings its connections). A
@@ -31,6 +33,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from api.compute import plain
 from api.schemas import ErrorResponse, InvalidDataResponse
+from api.serving import ModelMismatch
 from features.errors import InvalidData, Problem
 from lending.db import driver_message, unavailable
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
@@ -133,5 +136,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AlreadyDecided, _status(status.HTTP_409_CONFLICT))
+    app.add_exception_handler(ModelMismatch, _status(status.HTTP_503_SERVICE_UNAVAILABLE))
     for database_error in (OperationalError, InterfaceError):
         app.add_exception_handler(database_error, _database_unavailable)

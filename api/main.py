@@ -31,7 +31,7 @@ from pydantic import Field, field_validator, model_validator
 
 from api import errors
 from api.routes import applications, health, models, valuations
-from api.serving import ServedModels, load_models, service_code
+from api.serving import ModelMismatch, ServedModels, load_models, service_code
 from lending.db import make_engine, migrate, session_factory
 from lending.settings import Settings
 from models.registry import ModelNotFound, RegistryUnavailable
@@ -93,7 +93,8 @@ def _load(settings: ServiceSettings) -> tuple[ServedModels | None, str | None]:
     """The models, or None with the reason they could not be loaded (logged, and shown by /ready)."""
     try:
         return load_models(settings.valuation_uri, settings.scoring_uri), None
-    except (ModelNotFound, RegistryUnavailable) as e:  # expected while the registry is down or empty
+    except (ModelNotFound, RegistryUnavailable, ModelMismatch) as e:  # the registry down or empty, or
+        # a champion trained on another table: expected, and /ready says which
         log.warning("the models could not be loaded; the service is not ready: %s", e)
         return None, f"{type(e).__name__}: {e}"
     except Exception as e:  # any failure leaves the service up and not ready, saying why

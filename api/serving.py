@@ -13,14 +13,32 @@ import datetime as dt
 import functools
 import logging
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from api.schemas import AssetIn
 from models import registry
 
 log = logging.getLogger(__name__)
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
+
+
+class ModelMismatch(Exception):
+    """A model reads features the service does not give it: it was trained on another table (a bank's own
+    book, say) and promoted by hand. Computing with it would read each such feature as missing."""
+
+
+def require_features(task: str, fitted: Any, given: Collection[str], source: str) -> None:
+    """ModelMismatch unless every feature of the model's spec is among `given`, the columns `source` gives."""
+    absent = [f for f in fitted.spec.feature_names if f not in given]
+    if absent:
+        shown = ", ".join(absent[:8]) + (f" (and {len(absent) - 8} more)" if len(absent) > 8 else "")
+        raise ModelMismatch(
+            f"the {task} model reads features that {source} does not give: {shown}; it was trained on "
+            f"another table: serve one trained on the programme's data (`ipcredit train {task} --promote`)"
+        )
 
 
 @dataclass(frozen=True)
@@ -108,9 +126,13 @@ def service_code() -> dict[str, Any]:
 
 
 def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
+    """Both models, pinned; ModelMismatch when the valuation model reads a feature an asset in a request
+    cannot carry (the scoring model's features are checked on each application's row, which only a
+    valuation builds: api.compute.decide_application)."""
+    valuation = load_model(valuation_uri, "valuation")
+    require_features(
+        "valuation", valuation.fitted, AssetIn.model_fields, f"an asset in a request ({valuation.uri})"
+    )
     return ServedModels(
-        load_model(valuation_uri, "valuation"),
-        load_model(scoring_uri, "scoring"),
-        dt.datetime.now(dt.UTC),
-        service_code(),
+        valuation, load_model(scoring_uri, "scoring"), dt.datetime.now(dt.UTC), service_code()
     )

@@ -6,8 +6,10 @@ reproduced exactly from its stored request and model versions, and serving on af
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
+import types
 import uuid
 from dataclasses import dataclass
 
@@ -23,7 +25,8 @@ from test_api_support import (
 
 from api.compute import decide_application
 from api.main import create_app
-from api.schemas import PATENT_ONLY, ApplicationRequest
+from api.schemas import PATENT_ONLY, ApplicationRequest, AssetIn
+from api.serving import ModelMismatch, require_features
 from lending.db import transaction
 from lending.keys import authenticate
 from lending.records import get_application, get_valuation
@@ -222,6 +225,37 @@ def test_a_loan_term_beyond_the_pledge_cap_is_held_for_review(service, bodies):
     assert "48" in rule["zh"] and "36" in rule["zh"] and "beyond the pledge policy's cap" in rule["en"]
     assert within["recommendation"] == "approve"  # the fixture's first application is a good one
     assert beyond["recommendation"] == "review" and beyond["recommendation_label"] == "复核"
+
+
+def test_a_scoring_model_trained_on_another_table_is_refused_not_read_as_missing(
+    service, bodies, monkeypatch
+):
+    """A champion promoted by hand from a bank's own book (HMEQ, say) reads features an application does not
+    give: the service answers 503 naming them, and stores nothing, rather than read them all as missing."""
+    models = service.app.state.models
+    stranger = types.SimpleNamespace(
+        spec=types.SimpleNamespace(feature_names=("debtinc", "leverage", "delinq"))
+    )
+    monkeypatch.setattr(
+        service.app.state,
+        "models",
+        dataclasses.replace(models, scoring=dataclasses.replace(models.scoring, fitted=stranger)),
+    )
+    before = _total(service)
+    response = service.post("/v1/applications", json=bodies[0])
+    assert response.status_code == 503, response.text
+    assert "reads features that an application's row" in response.json()["detail"]
+    assert "debtinc, delinq" in response.json()["detail"]
+    assert _total(service) == before
+
+
+def test_a_valuation_model_that_reads_what_no_asset_carries_is_not_served():
+    fitted = types.SimpleNamespace(spec=types.SimpleNamespace(feature_names=("claims", "appraiser_grade")))
+    with pytest.raises(
+        ModelMismatch, match="the valuation model reads features that X does not give: appraiser_grade"
+    ):
+        require_features("valuation", fitted, AssetIn.model_fields, "X")
+    require_features("valuation", fitted, [*AssetIn.model_fields, "appraiser_grade"], "X")  # all given: fine
 
 
 def test_a_retried_application_id_is_decided_once(service, bodies):
