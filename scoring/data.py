@@ -205,8 +205,8 @@ def request_scoring_table(
     columns in the assets' order, with their factors if `explain_assets`; the bundle's valuation).
     `enterprise`: an Enterprise record (features.schema; its report date on or before the application
     date); `assets`: the pledged assets as records of valuation-table rows (the input of `ipcredit value`;
-    None where a value is missing); `loan`: a LoanApplication record without the bundle. Bad input:
-    InvalidData.
+    None where a value is missing), the applicant's own agreeing with its report (`_not_the_applicant_s`);
+    `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
 
     The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
     records' values as arrays rather than one-row DataFrames (a request pays pandas' fixed cost per
@@ -225,6 +225,9 @@ def request_scoring_table(
             ],
             "application",
         )
+    mismatched = _not_the_applicant_s(enterprise_record, assets, loan_record.application_date)
+    if mismatched:
+        raise InvalidData(mismatched, "pledged assets")
     values, problems = valuer.value_records(assets, explain=explain_assets)
     if problems:
         raise InvalidData(
@@ -256,6 +259,44 @@ def request_scoring_table(
     }
     _add_loan_to_value(row)
     return row, values, bundle
+
+
+# An asset's owner facts (which value it) and the applicant's credit report (which scores it) describe one
+# enterprise when the asset is the applicant's own: they must agree, or a pledge could be valued on a revenue
+# the credit report does not show.
+_OWNER_FACTS = {
+    "owner_revenue_cny": "revenue_cny",
+    "owner_industry": "industry",
+    "owner_high_tech": "high_tech",
+}
+
+
+def _not_the_applicant_s(
+    enterprise: Enterprise, assets: Sequence[Mapping[str, Any]], date: Any
+) -> list[Problem]:
+    """Problems (field `assets.<column>`) of pledged assets whose figures are dated after the application
+    (`as_of`), and of the applicant's own assets (no `enterprise_id`, or the applicant's) whose owner facts
+    differ from its credit report. An asset of another enterprise, a third party pledging for the applicant
+    (第三人出质), keeps its owner's facts."""
+    problems = []
+    for i, asset in enumerate(assets):
+        where = {"row": i, "record_id": None if asset.get("asset_id") is None else str(asset["asset_id"])}
+        as_of = asset.get("as_of")
+        if as_of is not None and pd.Timestamp(as_of) > pd.Timestamp(date):
+            expected = f"a valuation date on or before the application date {date}"
+            problems.append(Problem("assets.as_of", expected, str(as_of), **where))
+        owner = asset.get("enterprise_id")
+        if owner is not None and str(owner) != enterprise.enterprise_id:
+            continue
+        for column, report in _OWNER_FACTS.items():
+            given, known = asset.get(column), getattr(enterprise, report)
+            if given is None or known is None:
+                continue
+            same = bool(given) == bool(known) if report == "high_tech" else given == known
+            if not same:
+                expected = f"the applicant's {report}, {known} (the asset is the applicant's own)"
+                problems.append(Problem(f"assets.{column}", expected, given, **where))
+    return problems
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

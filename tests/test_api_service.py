@@ -258,6 +258,38 @@ def test_a_valuation_model_that_reads_what_no_asset_carries_is_not_served():
     require_features("valuation", fitted, [*AssetIn.model_fields, "appraiser_grade"], "X")  # all given: fine
 
 
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (
+            {"owner_revenue_cny": "x10"},
+            "assets.owner_revenue_cny",
+        ),  # a revenue the credit report does not show
+        ({"owner_industry": "other"}, "assets.owner_industry"),
+        ({"owner_high_tech": "flip"}, "assets.owner_high_tech"),
+        ({"as_of": "2099-01-01"}, "assets.as_of"),  # figures dated after the application
+    ],
+)
+def test_the_applicant_s_own_assets_must_agree_with_its_credit_report(service, bodies, change, field):
+    body = copy.deepcopy(bodies[0])
+    asset, enterprise = body["assets"][1], body["enterprise"]
+    value = {
+        "x10": enterprise["revenue_cny"] * 10,
+        "other": next(i for i in ("software", "biomedicine") if i != enterprise["industry"]),
+        "flip": 0.0 if enterprise["high_tech"] else 1.0,
+    }.get(next(iter(change.values())), next(iter(change.values())))
+    asset[next(iter(change))] = value
+    response = service.post("/v1/applications", json=body)
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert (problem["field"], problem["row"], problem["id"]) == (field, 1, asset["asset_id"])
+    assert problem["got"] == value
+    # a third party pledging for the applicant (第三人出质) keeps its own owner facts
+    if field != "assets.as_of":
+        asset["enterprise_id"] = "E-THIRD-PARTY"
+        assert service.post("/v1/applications", json=body).status_code == 201
+
+
 def test_a_retried_application_id_is_decided_once(service, bodies):
     body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
     first = _applied(service, body)
