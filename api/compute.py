@@ -30,6 +30,7 @@ from api.serving import require_features
 from features.errors import InvalidData, Problem
 from scoring.data import request_scoring_table
 from scoring.decision import loan_term_columns
+from scoring.policy import LendingPolicy
 from scoring.reasons import MAX_REASONS, Reason, beyond_term_cap, reason_for
 from scoring.scale import DecisionPolicy
 from valuation.pledge import STATUS_COLUMNS
@@ -200,6 +201,7 @@ def decide_application(
     application_id: str,
     bank_id: str,
     policy: DecisionPolicy | None = None,
+    subsidy_granted_before: float = 0.0,
 ) -> Decision:
     """The decision on one application: the bundle's valuation, PD, score, grade, recommendation (with the
     policy's decline rules that set it, `declined_by`, and its hold rules, `held_by`), credit line,
@@ -213,7 +215,9 @@ def decide_application(
     (Valuer.value_records).
 
     `application_id` and `bank_id` fill the loan record's ids when the request has none. `policy` (default
-    DecisionPolicy()) is stored in the result, so that a stored decision re-runs with the policy it had."""
+    DecisionPolicy()) is stored in the result, so that a stored decision re-runs with the policy it had;
+    so is `subsidy_granted_before`, the interest subsidy the enterprise's approvals were granted for the
+    year (lending.records.subsidy_granted), which uses up the subsidy cap first."""
     policy = policy if policy is not None else DecisionPolicy()
     records = asset_records(request.assets)
     enterprise = request.enterprise.model_dump()
@@ -229,7 +233,13 @@ def decide_application(
         raise InvalidData(_located(e.problems, _PROBLEM_PREFIX.get(e.what, "")), "application") from e
     require_features("scoring", scorer, row, "an application's row (scoring.data.request_scoring_table)")
     decision = scorer.decide_one(row, policy, top=MAX_REASONS, language="zh")
-    terms = loan_term_columns(row, np.array([decision["pd"]]), np.array([decision["grade"]]))
+    enterprise_id = loan["enterprise_id"]
+    terms = loan_term_columns(
+        {**row, "enterprise_id": enterprise_id},
+        np.array([decision["pd"]]),
+        np.array([decision["grade"]]),
+        already_granted={enterprise_id: subsidy_granted_before},
+    )
     recommendation, held = policy.held(str(decision["recommendation"]), bundle.term_within_cap)
     own = scorer.own_reasons  # the model's own reason texts (its spec's), ahead of the built-in table
     cap_months = valuer.pledge_assumptions.max_term_months
@@ -249,6 +259,8 @@ def decide_application(
         "recommendation_label": {lang: DecisionPolicy.label(recommendation, lang) for lang in LANGUAGES},
         **{name: terms[name][0] for name in LOAN_FIGURES},
         "expected_loss_split": {share: terms[column][0] for share, column in LOSS_SHARES.items()},
+        "subsidy_cap_cny": LendingPolicy().subsidy_cap_cny,
+        "subsidy_granted_before_cny": subsidy_granted_before,
         "reasons": [
             {
                 "code": r["code"],

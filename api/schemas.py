@@ -514,6 +514,14 @@ class ReviewOut(Out):
     reason: str | None
     reviewer_key_id: int
     created_at: dt.datetime
+    interest_subsidy_cny: float | None = Field(
+        None,
+        description="The interest subsidy an approval granted: the decision's, within what the cap left the "
+        "enterprise for the year when it was approved; null for a decline (and before 2026-11-30)",
+    )
+    subsidy_year: int | None = Field(
+        None, description="The year of the loan's application, whose cap it counts in"
+    )
 
 
 Outcome = Literal["approve", "decline"]
@@ -541,7 +549,19 @@ class ApplicationResponse(Out):
     lgd: float
     expected_loss_cny: float
     expected_loss_split: LossSplit
-    interest_subsidy_cny: float
+    interest_subsidy_cny: float = Field(
+        description="First-year interest subsidy of the loan as decided, within what the cap left the "
+        "enterprise for the year; an approval grants it within what is left then "
+        "(reviews[].interest_subsidy_cny)"
+    )
+    subsidy_cap_cny: float | None = Field(
+        None, description="The programme's subsidy cap per enterprise per year (null in records before it)"
+    )
+    subsidy_granted_before_cny: float | None = Field(
+        None,
+        description="Subsidy the enterprise's approved loans of the same year were granted when this one was "
+        "decided (null in records before it)",
+    )
     reasons: list[Reason]
     declined_by: list[PolicyRule] = Field(
         default_factory=list,

@@ -46,6 +46,8 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
             "expected_loss_cny": result["expected_loss_cny"],
             "expected_loss_split": result["expected_loss_split"],
             "interest_subsidy_cny": result["interest_subsidy_cny"],
+            "subsidy_cap_cny": result.get("subsidy_cap_cny"),  # none in records before it
+            "subsidy_granted_before_cny": result.get("subsidy_granted_before_cny"),
             "reasons": _reasons(result["reasons"], lang),
             "declined_by": _reasons(result.get("declined_by", []), lang),  # none in records before it
             "held_by": _reasons(result.get("held_by", []), lang),
@@ -59,6 +61,8 @@ def application_response(record: Application, lang: Language) -> ApplicationResp
                     reason=review.reason,
                     reviewer_key_id=review.reviewer_key_id,
                     created_at=review.created_at,
+                    interest_subsidy_cny=review.interest_subsidy_cny,
+                    subsidy_year=review.subsidy_year,
                 )
                 for review in record.reviews
             ],

@@ -13,7 +13,7 @@
 >>> from lending.tables import Institution
 >>> engine = make_engine("sqlite://")  # in memory
 >>> migrate(engine)
-'0003'
+'0004'
 >>> factory = session_factory(engine)
 >>> with transaction(factory) as session:
 ...     session.add(Institution(name="Bank of Ezhou"))

@@ -33,6 +33,7 @@ from features.errors import InvalidData, Problem
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import Principal
 from lending.tables import Application, Decision, Review, Role, Status, Valuation
+from scoring.policy import LendingPolicy
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -45,6 +46,8 @@ __all__ = [
     "review_application",
     "save_application",
     "save_valuation",
+    "subsidy_granted",
+    "subsidy_year",
 ]
 
 MAX_PAGE_SIZE = 200
@@ -495,9 +498,47 @@ def review_application(
         raise _reviewed_already(application)
     set_committed_value(application, "status", OUTCOME[chosen])  # as written by the update above
     review = Review(reviewer_key_id=principal.key_id, decision=chosen, reason=text or None)
+    if outcome(OUTCOME[chosen], recommended) == "approve":
+        review.interest_subsidy_cny, review.subsidy_year = _subsidy_grant(session, application)
     application.reviews.append(review)
     session.flush()
     return review
+
+
+def subsidy_year(request: Mapping[str, Any]) -> int:
+    """The subsidy year of an application: the calendar year of its loan's application date."""
+    return int(str(request["loan"]["application_date"])[:4])
+
+
+def subsidy_granted(session: Session, enterprise_id: str, year: int, *, lock: bool = False) -> float:
+    """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals. With
+    `lock`, on PostgreSQL, the enterprise's applications are locked until the transaction ends, so that two
+    approvals at once cannot both take what is left (SQLite's transactions take the write lock as they
+    begin)."""
+    if lock:
+        session.execute(
+            select(Application.id).where(Application.enterprise_id == enterprise_id).with_for_update()
+        )
+    granted = session.scalar(
+        select(func.coalesce(func.sum(Review.interest_subsidy_cny), 0.0))
+        .join(Application, Review.application_id == Application.id)
+        .where(Application.enterprise_id == enterprise_id, Review.subsidy_year == year)
+    )
+    return float(granted)
+
+
+def _subsidy_grant(session: Session, application: Application) -> tuple[float | None, int | None]:
+    """(the subsidy an approval grants, its year): the decision's subsidy, within what the cap it was
+    decided under leaves the enterprise for the year now (other approvals may have been granted since the
+    decision); (None, None) for a record with no subsidy."""
+    decided = application.result.get("interest_subsidy_cny")
+    if decided is None or application.enterprise_id is None:
+        return None, None
+    # a decision made before the cap was kept with it was made under the programme's cap, the default
+    cap = float(application.result.get("subsidy_cap_cny", LendingPolicy().subsidy_cap_cny))
+    year = subsidy_year(application.request)
+    left = max(cap - subsidy_granted(session, application.enterprise_id, year, lock=True), 0.0)
+    return min(float(decided), left), year
 
 
 def save_valuation(

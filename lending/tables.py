@@ -189,6 +189,10 @@ class Review(Base):
     decision: Mapped[Decision] = mapped_column(_enum(Decision, "decision"))
     reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # An approval grants the interest subsidy: what the cap left the enterprise for the year when it was
+    # approved (lending.records.review_application); NULL for a decline and for reviews before 0004.
+    interest_subsidy_cny: Mapped[float | None] = mapped_column(Float(53))
+    subsidy_year: Mapped[int | None] = mapped_column(Integer)
 
     application: Mapped[Application] = relationship(back_populates="reviews")
 

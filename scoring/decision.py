@@ -7,6 +7,9 @@ PD, score, grade and reasons, scoring.policy for the lending rules.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -43,10 +46,16 @@ def loan_terms(
 
 
 def loan_term_columns(
-    table: Table, pd_: np.ndarray, grades: np.ndarray, policy: LendingPolicy | None = None
+    table: Table,
+    pd_: np.ndarray,
+    grades: np.ndarray,
+    policy: LendingPolicy | None = None,
+    already_granted: Mapping[Any, float] | None = None,
 ) -> dict[str, np.ndarray]:
     """loan_terms' columns as arrays, from a table or a mapping of column to values (one application's
-    row: pandas costs one application more than the lending rules themselves)."""
+    row: pandas costs one application more than the lending rules themselves). `already_granted`
+    (enterprise -> CNY of subsidy granted this year; the table needs `enterprise_id`) uses up the subsidy
+    cap first (scoring.policy.interest_subsidy)."""
     policy = policy or LendingPolicy()
     column = {c: np.asarray(table[c]).reshape(-1) for c in LOAN_COLUMNS}
     line = credit_line(column["amount_cny"], column["pledge_value_cny"], grades, policy=policy)
@@ -55,7 +64,9 @@ def loan_term_columns(
     )
     split, _ = loss_split_columns(loss["el"], column["guarantee_share"], column["insurance_share"], policy)
     enterprise = np.asarray(table["enterprise_id"]).reshape(-1) if "enterprise_id" in table else None
-    subsidy = interest_subsidy(line, column["annual_rate"], column["term_months"], enterprise, policy=policy)
+    subsidy = interest_subsidy(
+        line, column["annual_rate"], column["term_months"], enterprise, already_granted, policy=policy
+    )
     return {
         "credit_line_cny": line,
         "ead_cny": loss["ead"],

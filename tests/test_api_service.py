@@ -290,6 +290,31 @@ def test_the_applicant_s_own_assets_must_agree_with_its_credit_report(service, b
         assert service.post("/v1/applications", json=body).status_code == 201
 
 
+def test_an_enterprise_s_subsidy_counts_what_its_approved_loans_of_the_year_were_granted(service, bodies):
+    """The cap is per enterprise per year, across applications: a new application's subsidy is decided
+    after what the enterprise's approvals of the year were granted, and an approval grants within the cap."""
+    body = _set(
+        _set(bodies[0], "enterprise.dishonest_debtor", False),
+        "enterprise.enterprise_id",
+        f"E-{uuid.uuid4().hex[:8]}",
+    )
+    first = _applied(service, body)
+    assert first["subsidy_granted_before_cny"] == 0.0 and first["subsidy_cap_cny"] == 100_000.0
+    reviewed = service.post(
+        f"/v1/applications/{first['id']}/review", "evaluator", json={"decision": "approve", "reason": "ok"}
+    ).json()
+    (review,) = reviewed["reviews"]
+    year = int(body["loan"]["application_date"][:4])
+    assert (
+        review["subsidy_year"] == year and review["interest_subsidy_cny"] == first["interest_subsidy_cny"] > 0
+    )
+    again = _applied(service, body)
+    assert again["subsidy_granted_before_cny"] == pytest.approx(first["interest_subsidy_cny"])
+    assert again["interest_subsidy_cny"] <= 100_000.0 - first["interest_subsidy_cny"] + 1e-6
+    next_year = _applied(service, _set(body, "loan.application_date", f"{year + 1}-01-05"))
+    assert next_year["subsidy_granted_before_cny"] == 0.0  # another year, its own cap
+
+
 def test_a_retried_application_id_is_decided_once(service, bodies):
     body = {**bodies[1], "application_id": f"RETRY-{uuid.uuid4().hex[:8]}"}
     first = _applied(service, body)
@@ -321,6 +346,7 @@ def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(
         request["application_id"],
         request["loan"]["bank_id"],
         DecisionPolicy.from_dict(result["policy"]),
+        result["subsidy_granted_before_cny"],
     )
     assert json.dumps(again.result, sort_keys=True) == json.dumps(result, sort_keys=True)
     assert json.dumps(again.explanation, sort_keys=True) == json.dumps(explanation, sort_keys=True)

@@ -247,12 +247,13 @@ def test_only_a_database_out_of_reach_counts_as_unavailable(tmp_path):
     assert unavailable(down.value)
 
 
-def test_revision_0003_goes_down_with_reviews_stored(tmp_path):
-    """SQLite drops the `code` column in place: copying the table would break the reviews' foreign keys."""
+def test_revisions_0003_and_0004_go_down_with_reviews_stored(tmp_path):
+    """SQLite drops the `code` and subsidy columns in place: copying a table would break the reviews' foreign
+    keys."""
     from lending.records import review_application
 
     engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
-    assert migrate(engine) == "0003"
+    assert migrate(engine) == "0004"
     factory = session_factory(engine)
     with transaction(factory) as session:
         bank = authenticate(session, create_key(session, "Bank", "bank"))
@@ -274,4 +275,5 @@ def test_revision_0003_goes_down_with_reviews_stored(tmp_path):
         command.downgrade(alembic_config(connection), "0002")
     assert current_revision(engine) == "0002"
     assert "code" not in {c["name"] for c in inspect(engine).get_columns("applications")}
-    assert migrate(engine) == "0003"
+    assert "subsidy_year" not in {c["name"] for c in inspect(engine).get_columns("reviews")}
+    assert migrate(engine) == "0004"

@@ -25,6 +25,7 @@ from lending.records import (
     review_application,
     save_application,
     save_valuation,
+    subsidy_granted,
 )
 from lending.tables import Application, Decision, Review, Status
 from lending.testing import BACKENDS, clear, scratch_database
@@ -563,3 +564,35 @@ def test_approving_an_application_held_for_review_needs_a_reason(db, people):
         review_application(session, people["evaluator"], first.id, "approve", "board-approved term")
         review_application(session, people["evaluator"], second.id, "decline")  # declining needs none
         assert get_application(session, people["admin"], first.id).status is Status.APPROVED
+
+
+def test_approvals_grant_the_subsidy_within_the_enterprise_s_cap_for_the_year(db, people):
+    """The programme pays at most the cap per enterprise per year: each approval grants its decision's
+    subsidy within what the enterprise's earlier approvals of the same year left, whatever the order of the
+    decisions. A decline grants nothing; another year, or another enterprise, has its own cap."""
+
+    def applied(enterprise: str, date: str, subsidy: float) -> Application:
+        request = {"loan": {"application_date": date}, "enterprise": {"enterprise_id": enterprise}}
+        result = {**a_result(), "interest_subsidy_cny": subsidy, "subsidy_cap_cny": 100_000.0}
+        return save(db, people["bank_a"], request=request, result=result, enterprise_id=enterprise)
+
+    first, second, third = (applied("E1", "2026-03-01", s) for s in (60_000.0, 60_000.0, 30_000.0))
+    declined = applied("E1", "2026-05-01", 50_000.0)
+    next_year, other = applied("E1", "2027-01-02", 70_000.0), applied("E2", "2026-03-01", 60_000.0)
+    granted = {}
+    with transaction(db.factory) as session:
+        for application in (first, second, third, next_year, other):
+            review = review_application(session, people["evaluator"], application.id, "approve")
+            granted[application.id] = (review.interest_subsidy_cny, review.subsidy_year)
+        review = review_application(session, people["evaluator"], declined.id, "decline")
+        assert (review.interest_subsidy_cny, review.subsidy_year) == (None, None)
+    assert [granted[a.id] for a in (first, second, third)] == [
+        (60_000.0, 2026),
+        (40_000.0, 2026),
+        (0.0, 2026),
+    ]
+    assert granted[next_year.id] == (70_000.0, 2027) and granted[other.id] == (60_000.0, 2026)
+    with transaction(db.factory) as session:
+        assert subsidy_granted(session, "E1", 2026) == 100_000.0
+        assert subsidy_granted(session, "E1", 2027) == 70_000.0
+        assert subsidy_granted(session, "E3", 2026) == 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi import status as http
 from pydantic import AwareDatetime
 
@@ -31,6 +31,7 @@ from api.schemas import (
     ReviewRequest,
 )
 from lending import records
+from lending.db import transaction
 from lending.errors import NotFound
 
 router = APIRouter(
@@ -50,6 +51,7 @@ ApplicationId = Annotated[str, Path(max_length=64, description="Id of the stored
     responses={**FORBIDDEN, **ALREADY_DECIDED, **UNAVAILABLE},
 )
 def create_application(
+    request: Request,
     body: ApplicationRequest,
     principal: PrincipalDep,
     models: ModelsDep,
@@ -70,8 +72,18 @@ def create_application(
             ),
         }
     )
+    enterprise_id = decided.enterprise.enterprise_id
+    # The subsidy granted so far, read in a short transaction of its own: SQLite's write lock is not held
+    # while computing. An approval checks again what is left (lending.records.review_application).
+    with transaction(request.app.state.sessions) as reading:
+        granted = records.subsidy_granted(reading, enterprise_id, decided.loan.application_date.year)
     decision = compute.decide_application(
-        models.valuer, models.scorer, decided, decided.application_id, decided.loan.bank_id
+        models.valuer,
+        models.scorer,
+        decided,
+        decided.application_id,
+        decided.loan.bank_id,
+        subsidy_granted_before=granted,
     )
     record = records.save_application(
         session,
@@ -82,7 +94,7 @@ def create_application(
         models.versions(),
         application_id=record_id,
         application_ref=body.application_id,  # the bank's own id, when it sent one: decided once
-        enterprise_id=decided.enterprise.enterprise_id,
+        enterprise_id=enterprise_id,
         amount_cny=decided.loan.amount_cny,
         grade=decision.result["grade"],
         pd=decision.result["pd"],
