@@ -561,8 +561,21 @@ def _numeric_feature_problems(column: pd.Series, ids: pd.Series | None) -> list[
         return []
     name = str(column.name)
     expected = f"a numeric column (numeric dtype); found dtype {column.dtype}"
-    for position, value in enumerate(column):
-        if not pd.isna(value) and not _is_number(value):
-            return [Problem(name, expected, _plain(value), row=position, record_id=_record_id(ids, position))]
-    # Every value is a number or missing, but the column is stored as text/object: still refused.
-    return [Problem(name, expected, f"{column.dtype} column")]
+    # The cells that are not numbers, not even as text (a CSV column with one word in it is read as text
+    # whole: its numbers are not the fault, the word is).
+    bad = [
+        Problem(name, "a number", _plain(value), row=position, record_id=_record_id(ids, position))
+        for position, value in enumerate(column)
+        if not pd.isna(value) and not _is_number(value) and not _number_text(value)
+    ]
+    # Or every value is a number or missing, but the column is stored as text/object: still refused.
+    return bad or [Problem(name, expected, f"{column.dtype} column")]
+
+
+def _number_text(value: object) -> bool:
+    """Text that reads as a finite or infinite number ("1100", "2.5e3")."""
+    try:
+        float(value) if isinstance(value, str) else None
+    except ValueError:
+        return False
+    return isinstance(value, str)

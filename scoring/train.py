@@ -18,7 +18,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from features.spec import FeatureSpec
-from scoring.model import ScoringModel
+from scoring.model import ScoringModel, training_rows
 from scoring.scale import grade
 from scoring.scorecard import ScorecardModel
 from scoring.validation import metrics as pd_metrics
@@ -57,7 +57,7 @@ def train_scoring(
     challenger: bool = True,
 ) -> TrainedScoring:
     """Fit the model (and the scorecard challenger) on a stratified split; validate on the rest."""
-    spec.check(table, task="scoring")
+    training_rows(spec, table)  # every problem, at the table's own rows, before they are split
     y = table[spec.target].to_numpy(dtype=int)
     train, test = train_test_split(table, test_size=test_size, random_state=seed, stratify=y)
     model = ScoringModel(spec, params=params, random_state=seed).fit(train)

@@ -227,22 +227,22 @@ def test_a_loan_term_beyond_the_pledge_cap_is_held_for_review(service, bodies):
     assert beyond["recommendation"] == "review" and beyond["recommendation_label"] == "复核"
 
 
-def test_a_scoring_model_trained_on_another_table_is_refused_not_read_as_missing(
-    service, bodies, monkeypatch
-):
+def test_a_scoring_model_trained_on_another_table_is_refused_not_read_as_missing(service, bodies):
     """A champion promoted by hand from a bank's own book (HMEQ, say) reads features an application does not
     give: the service answers 503 naming them, and stores nothing, rather than read them all as missing."""
     models = service.app.state.models
     stranger = types.SimpleNamespace(
         spec=types.SimpleNamespace(feature_names=("debtinc", "leverage", "delinq"))
     )
-    monkeypatch.setattr(
-        service.app.state,
-        "models",
-        dataclasses.replace(models, scoring=dataclasses.replace(models.scoring, fitted=stranger)),
+    # (not monkeypatch: it cannot restore an attribute of Starlette's State, which keeps them in a dict)
+    service.app.state.models = dataclasses.replace(
+        models, scoring=dataclasses.replace(models.scoring, fitted=stranger)
     )
-    before = _total(service)
-    response = service.post("/v1/applications", json=bodies[0])
+    try:
+        before = _total(service)
+        response = service.post("/v1/applications", json=bodies[0])
+    finally:
+        service.app.state.models = models
     assert response.status_code == 503, response.text
     assert "reads features that an application's row" in response.json()["detail"]
     assert "debtinc, delinq" in response.json()["detail"]

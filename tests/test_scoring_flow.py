@@ -37,6 +37,19 @@ def trained(table):
     return train_scoring(table, default_spec(table), seed=3, params={"n_estimators": 150})
 
 
+def test_training_problems_name_the_table_s_own_rows_not_the_split_s(table):
+    """Values are checked on the whole table before it is split: rows 10 and 30 are the user's."""
+    bad = table.reset_index()
+    bad.loc[10, "leverage"] = -5.0
+    bad.loc[30, "current_ratio"] = np.inf
+    with pytest.raises(InvalidData) as caught:
+        train_scoring(bad, default_spec(table), seed=3, params={"n_estimators": 5}, challenger=False)
+    assert sorted((p.row, p.field) for p in caught.value.problems) == [
+        (10, "leverage"),
+        (30, "current_ratio"),
+    ]
+
+
 def test_scoring_table_has_one_row_per_application_with_the_valued_bundle(portfolio, table):
     assert list(table["application_id"]) == list(portfolio.applications["application_id"])
     assert (table["pledge_value_cny"] <= table["liquidation_value_cny"] + 1e-6).all()

@@ -215,17 +215,34 @@ def test_missing_columns_are_all_named(spec):
     assert {problem.field for problem in caught.value.problems} == {"industry", "defaulted"}
 
 
-def test_text_in_numeric_feature_names_first_offending_row(spec):
+def test_text_in_numeric_feature_names_every_offending_cell(spec):
     table = make_table().astype({"revenue": "object"})
     table.loc[3, "revenue"] = "1,200 万"
     table.loc[5, "revenue"] = "n/a"
-    with pytest.raises(InvalidData, match=r"revenue: expected a numeric column.*'1,200 万' \(row 3, id L3\)"):
+    with pytest.raises(InvalidData) as caught:
         spec.check(table, task="scoring")
+    assert [str(p) for p in caught.value.problems] == [
+        "revenue: expected a number; got '1,200 万' (row 3, id L3)",
+        "revenue: expected a number; got 'n/a' (row 5, id L5)",
+    ]
+
+
+def test_a_csv_column_with_one_word_names_the_word_not_its_numbers(spec):
+    """Read from a CSV, a column with one word in it is text whole: the word is the fault."""
+    table = make_table().astype({"revenue": "str"})
+    table.loc[4, "revenue"] = "lots"
+    with pytest.raises(InvalidData) as caught:
+        spec.check(table, task="scoring")
+    assert [str(p) for p in caught.value.problems] == [
+        "revenue: expected a number; got 'lots' (row 4, id L4)"
+    ]
 
 
 def test_numbers_stored_as_text_are_refused(spec):
     table = make_table().astype({"revenue": "str"})
-    with pytest.raises(InvalidData, match=r"revenue: expected a numeric column.*row 0, id L0"):
+    with pytest.raises(
+        InvalidData, match=r"revenue: expected a numeric column \(numeric dtype\); found dtype"
+    ):
         spec.check(table, task="scoring")
 
 

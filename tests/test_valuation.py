@@ -110,6 +110,16 @@ def test_training_table_with_a_non_positive_target_is_refused(table):
         ValueModel(default_spec(bad)).fit(bad)
 
 
+def test_training_problems_name_the_table_s_own_rows_not_the_split_s(table):
+    """Values are checked on the whole table before it is split: row 7 is the user's row 7."""
+    bad = table.head(300).reset_index(drop=True)
+    bad.loc[7, "value_cny"] = -1.0
+    spec = default_spec(bad)
+    with pytest.raises(InvalidData) as caught:
+        train_valuation(bad, spec, seed=1, params={"n_estimators": 5})
+    assert [(p.field, p.row) for p in caught.value.problems] == [("value_cny", 7)]
+
+
 def test_categories_read_back_from_csv_match():
     assert list(category_text(pd.Series([9.0, 35.0, None]))) == ["9", "35", pd.NA]
     assert list(category_text(pd.Series(["9", "x"]))) == ["9", "x"]

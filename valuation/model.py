@@ -199,6 +199,17 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def training_encoder(spec: FeatureSpec, df: pd.DataFrame) -> SpecEncoder:
+    """The encoder learnt from a valuation table, or InvalidData listing every unusable value (rows are
+    positions in `df`: check a whole table before splitting it, so that they are the user's rows)."""
+    spec.check(df, task="valuation")
+    encoder = SpecEncoder(spec).fit(df)
+    problems = encoder.row_problems(df)
+    if problems:
+        raise InvalidData(problems, "training table")
+    return encoder
+
+
 class ValueModel(RegressorMixin, BaseEstimator):
     """Value in CNY of an asset from the spec's features, with a conformal interval.
 
@@ -236,11 +247,7 @@ class ValueModel(RegressorMixin, BaseEstimator):
         return LGBMRegressor(**params)
 
     def fit(self, df: pd.DataFrame, y=None) -> ValueModel:
-        self.spec.check(df, task="valuation")
-        self.encoder_ = SpecEncoder(self.spec).fit(df)
-        problems = self.encoder_.row_problems(df)
-        if problems:
-            raise InvalidData(problems, "training table")
+        self.encoder_ = training_encoder(self.spec, df)
         X = self.encoder_.transform(df)
         log_y = np.log(df[self.spec.target].to_numpy(dtype="float64"))
         groups = self._groups(df)
