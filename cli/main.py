@@ -32,6 +32,7 @@ DEFAULT_DATA = Path("data/portfolio")
 
 # A service the command needs (the model registry, the records database) did not answer.
 UNAVAILABLE_EXIT = 4
+PROBLEMS_SHOWN = 20  # refused input: the first problems are shown, the rest counted per field
 
 
 def _unavailable(e: Exception) -> str | None:
@@ -52,8 +53,8 @@ def _text(e: Exception) -> str:
     of refused settings without pydantic's framing."""
     from pydantic import ValidationError
 
-    if isinstance(e, InvalidData):
-        return e.describe(by_row=True)
+    if isinstance(e, InvalidData):  # the first problems, and how many more of each field
+        return e.describe(limit=PROBLEMS_SHOWN, by_row=True)
     if isinstance(e, ValidationError):  # each message with the variable it is about, when there is one
         return "; ".join(
             ": ".join([*map(str, err["loc"][:1]), str(err["msg"]).removeprefix("Value error, ")])
@@ -312,9 +313,9 @@ def train_scoring_command(
 
     with _progress() as bar:
         task = bar.add_task("loading data", total=3)
-        valuer = (
-            None if data is not None and data.is_file() else registry.load_fitted(valuation, task="valuation")
-        )
+        flat_table = data is not None and (data.is_file() or data.suffix.lower() in (".csv", ".parquet"))
+        # a bank's flat table carries its own features; a portfolio's bundles are valued by the champion
+        valuer = None if flat_table else registry.load_fitted(valuation, task="valuation")
         table, feature_spec, source = training_data("scoring", data, spec, valuer=valuer)
         bar.update(task, advance=1, description=f"training on {len(table):,} rows, logging and registering")
         with tempfile.TemporaryDirectory() as folder:
@@ -381,14 +382,16 @@ def score(
 
 
 def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
-    """Say how many rows were done; list refused ones (the first 20) and exit 3 when there are any."""
+    """Say how many rows were done; list refused ones (the first PROBLEMS_SHOWN) and exit 3 when there are
+    any."""
     typer.echo(f"{verb} {n_rows - len({p.row for p in problems})} of {n_rows} rows -> {output}")
     if problems:
-        for p in problems[:20]:
+        for p in problems[:PROBLEMS_SHOWN]:
             console.print(f"refused: {p}", markup=False, highlight=False)
-        if len(problems) > 20:
+        if len(problems) > PROBLEMS_SHOWN:
+            hidden = len(problems) - PROBLEMS_SHOWN
             console.print(
-                f"... {len(problems) - 20} more; every refused row has its reason in the `error` column",
+                f"... {hidden} more; every refused row has its reason in the `error` column",
                 markup=False,
             )
         raise typer.Exit(3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 # Rows are positions in the table or list given: in a file with a header line, line 2 is row 0.
@@ -44,7 +45,8 @@ class InvalidData(ValueError):
             sorted(self.problems, key=lambda p: (p.row is not None, p.row or 0)) if by_row else self.problems
         )
         shown = "\n".join(f"  - {p}" for p in problems[:limit])
-        hidden = len(problems) - len(problems[:limit])
-        more = f"\n  ... and {hidden} more" if hidden else ""
+        hidden = Counter(p.field for p in problems[len(problems[:limit]) :])
+        fields = ", ".join(f"{field}: {n:,}" for field, n in hidden.most_common())
+        more = f"\n  ... and {hidden.total():,} more ({fields})" if hidden else ""
         rows = ROWS_COUNTED if any(p.row is not None for p in problems) else ""
         return f"{self.what} refused, {len(problems)} problem(s):\n{shown}{more}{rows}"

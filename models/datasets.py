@@ -42,6 +42,9 @@ def training_data(
     Scoring on a portfolio needs the fitted valuation (`valuer`) to value the pledged bundles."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {', '.join(TASKS)}; got {task!r}")
+    if data is not None and not data.exists():
+        what = "a table file" if data.suffix else "a portfolio folder or a table file"
+        raise FileNotFoundError(f"--data {data}: no such file or folder (expected {what})")
     if data is not None and data.is_file():
         if spec_path is None:
             raise ValueError(f"{data} is a flat table: give its feature spec with --spec SPEC.yaml")

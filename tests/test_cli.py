@@ -251,3 +251,26 @@ def test_a_registry_that_does_not_answer_is_not_taken_for_an_empty_one(tmp_path,
         result = runner.invoke(app, command)
         assert result.exit_code == 4, result.output
         assert result.output.startswith("error: the model registry at http://127.0.0.1:1 did not answer")
+
+
+def test_training_on_a_data_file_that_does_not_exist_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path / ".ipcredit"))
+    missing = tmp_path / "bank" / "nope.csv"
+    result = run("train", "scoring", "--data", missing, "--spec", tmp_path / "spec.yaml")
+    assert_refused(result, f"--data {missing}: no such file or folder (expected a table file)")
+    assert "portfolio folder" not in result.output
+
+
+def test_a_table_refused_row_by_row_shows_the_first_problems_and_counts_the_rest(tmp_path, monkeypatch):
+    """A target written as yes/no is wrong on every row: 20 lines, then how many more of each field."""
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path / ".ipcredit"))
+    rows = 50
+    pd.DataFrame(
+        {"loan_id": [f"L{i}" for i in range(rows)], "bad": ["yes", "no"] * (rows // 2), "x": range(rows)}
+    ).to_csv(tmp_path / "book.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(
+        "target: bad\nid: loan_id\nfeatures:\n  - {name: x, type: numeric}\n", encoding="utf-8"
+    )
+    result = run("train", "scoring", "--data", tmp_path / "book.csv", "--spec", tmp_path / "spec.yaml")
+    assert_refused(result, f"refused, {rows} problem(s)", f"... and {rows - 20} more (bad: {rows - 20})")
+    assert sum(line.startswith("  - bad:") for line in result.output.splitlines()) == 20
