@@ -143,6 +143,20 @@ def test_bundle_gives_each_value_the_bundle_and_the_pledge_value(service, bodies
     assert bundle["loan_term_months"] == 24 and len(bundle["assets"]) == len(body["assets"])
 
 
+def test_a_stored_valuation_is_read_back_as_it_was_answered_by_its_own_bank_only(service, bodies):
+    assets = service.post("/v1/valuations", json={"assets": bodies[1]["assets"]}).json()
+    bundle = service.post(
+        "/v1/valuations/bundle", json={"assets": bodies[0]["assets"], "loan_term_months": 24}
+    ).json()
+    for answer in (assets, bundle):
+        again = service.get(f"/v1/valuations/{answer['id']}")
+        assert again.status_code == 200, again.text
+        assert again.json() == answer
+        assert service.get(f"/v1/valuations/{answer['id']}", "evaluator").json() == answer
+        assert service.get(f"/v1/valuations/{answer['id']}", "bank_b").status_code == 404  # another bank's
+    assert service.get("/v1/valuations/not-a-uuid").status_code == 404
+
+
 # --------------------------------------------------------------------------- applications
 
 
@@ -384,6 +398,7 @@ def test_request_result_and_explanation_are_written_in_one_transaction(service, 
         ("get", f"/v1/applications/{uuid.uuid4()}"),
         ("post", "/v1/valuations"),
         ("post", "/v1/valuations/bundle"),
+        ("get", f"/v1/valuations/{uuid.uuid4()}"),
         ("post", "/v1/applications"),
         ("post", f"/v1/applications/{uuid.uuid4()}/review"),
     ],

@@ -1,18 +1,20 @@
-"""Valuations: assets one by one, or pledged together as a bundle. Both are stored (lending.records)."""
+"""Valuations: assets one by one, or pledged together as a bundle. Both are stored (lending.records) and
+read back by id."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Path, status
 from sqlalchemy.orm import Session
 
 from api import compute
 from api.deps import ModelsDep, PrincipalDep, SessionDep, json_body
-from api.errors import ERROR_RESPONSES, UNAVAILABLE
+from api.errors import ERROR_RESPONSES, NOT_FOUND, UNAVAILABLE
 from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
 from api.serving import ServedModels
 from lending import records
+from lending.errors import NotFound
 from lending.keys import Principal
 
 router = APIRouter(
@@ -43,6 +45,23 @@ def value_bundle(
     value a bank lends against."""
     result = compute.value_bundle(models.valuer, body.assets, body.loan_term_months)
     return BundleResponse(**_stored(session, principal, models, "bundle", body, result), **result)
+
+
+ValuationId = Annotated[str, Path(max_length=64, description="Id of the stored valuation (a UUID)")]
+
+
+@router.get("/{valuation_id}", response_model=ValuationResponse | BundleResponse, responses=NOT_FOUND)
+def get_valuation(
+    valuation_id: ValuationId, principal: PrincipalDep, session: SessionDep
+) -> ValuationResponse | BundleResponse:
+    """A stored valuation, answered as the POST that made it answered (assets one by one, or a bundle), so
+    that an appraiser can retrieve it later. A bank sees its own institution's; evaluators and admins all."""
+    record = records.get_valuation(session, principal, valuation_id)
+    if record is None:
+        raise NotFound(f"no valuation {valuation_id!r}")
+    stored = {"id": record.id, "created_at": record.created_at, "model_versions": record.model_versions}
+    answer = BundleResponse if record.request.get("kind") == "bundle" else ValuationResponse
+    return answer(**stored, code=record.code, **record.result)
 
 
 def _stored(
