@@ -551,7 +551,20 @@ def _level_problems(column: pd.Series, levels: tuple[str, ...], ids: pd.Series |
 
 
 def levels_text(levels: Sequence[str], shown: int = 12) -> str:
-    """ "one of a, b, c" for an expected value, the first `shown` levels and how many more."""
+    """ "one of a, b, c" for an expected value: whole-number levels as ranges, in order, so that every one
+    is shown (Nice classes "1-24, 26-45"), others the first `shown` and how many more.
+
+    >>> levels_text(["9", "10", "1", "2", "3", "45"]), levels_text(["b", "a"], shown=1)
+    ('one of 1-3, 9-10, 45', 'one of b (and 1 more)')
+    """
+    if levels and all(str(level).isdigit() for level in levels):
+        runs: list[list[int]] = []
+        for n in sorted({int(level) for level in levels}):
+            if runs and n == runs[-1][1] + 1:
+                runs[-1][1] = n
+            else:
+                runs.append([n, n])
+        return "one of " + ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
     more = f" (and {len(levels) - shown} more)" if len(levels) > shown else ""
     return f"one of {', '.join(levels[:shown])}{more}"
 

@@ -135,7 +135,7 @@ class SpecEncoder:
         for c in self.spec.categorical:
             valid = self._valid_levels(c)
             known = category_text(df[c]).isin(valid).fillna(False).to_numpy(dtype=bool)
-            report(df[c].notna().to_numpy() & ~known, c, levels_text(valid))
+            report(df[c].notna().to_numpy() & ~known, c, self._expected_level(c))
             if c in self.required_:
                 report(df[c].isna().to_numpy(), c, "a value (required by the feature spec)")
         return problems
@@ -164,9 +164,7 @@ class SpecEncoder:
                 category = category_of(value)
                 code = self.category_codes_[c].get(category)
                 if code is None and category not in self._valid_levels(c):
-                    problems.append(
-                        Problem(c, levels_text(self._valid_levels(c)), _plain(value), row, record_id)
-                    )
+                    problems.append(Problem(c, self._expected_level(c), _plain(value), row, record_id))
                 x[j] = np.nan if code is None else code  # a level training did not see: missing
                 continue
             if not isinstance(value, numbers.Real):
@@ -183,6 +181,15 @@ class SpecEncoder:
     def _valid_levels(self, column: str) -> Sequence[str]:
         """The values accepted in a categorical column: the spec's levels, else those seen in training."""
         return getattr(self, "levels_", {}).get(column) or self.categories_[column]  # older pickles: none
+
+    def _expected_level(self, column: str) -> str:
+        """What a refused category is told: the accepted values, and whether they are only those the model
+        saw in training (a model whose spec lists no levels: retraining values the others)."""
+        text = levels_text(self._valid_levels(column))
+        if not getattr(self, "levels_", {}).get(column):
+            text += " (the values this model saw in training; one trained on a spec that lists `levels` "
+            text += "values the others)"
+        return text
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         out = {}
