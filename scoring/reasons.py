@@ -110,8 +110,10 @@ _APPLICATION = [
     ("R41", "n_inventions", "质押发明专利数量", "Number of pledged invention patents"),
     ("R42", "invention_share", "质押物中发明专利占比", "Share of invention patents in the pledge"),
     ("R43", "has_patent_and_trademark", "专利与商标组合质押情况", "Patents and trademarks pledged together"),
-    ("R44", "concentration_hhi", "质押价值集中度", "Concentration of the pledged value"),
-    ("R45", "largest_share", "最大单项质押资产占比", "Share of the largest pledged asset"),
+    # by number of assets: the scoring table weighs each pledged asset alike (features.transformers.
+    # BundleFeatures without a value column); the bundle's value shares are in its valuation
+    ("R44", "concentration_hhi", "质押资产集中度（按项数）", "Concentration of the pledge by asset count"),
+    ("R45", "largest_share", "单项质押资产占比（按项数）", "Share of one asset in the pledge by count"),
     (
         "R46",
         "shortest_remaining_years",
