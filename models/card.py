@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,11 @@ def render(facts: dict[str, Any]) -> str:
         "",
         _gate(d["gate"]),
         "",
+        *[
+            f"Made the champion by hand on {p['time']} by {p['by']}: {p['reason']} (the gate's decision "
+            "above stands as it was).\n"
+            for p in d.get("manual_promotions", [])
+        ],
         "## Limits",
         "",
         *[f"- {limit}" for limit in d["limits"]],
@@ -127,27 +133,50 @@ def render(facts: dict[str, Any]) -> str:
 def sign_review(name: str, version: str, reviewer: str, note: str = "", date: str | None = None) -> str:
     """Record that `reviewer` reviewed version `version` of `name` (tags and a re-rendered card); returns
     the new card."""
+    from models.registry import mlflow_client
+
+    if not reviewer.strip():
+        raise ValueError("sign_review needs the reviewer's name")
+    date = date or _dt.date.today().isoformat()
+
+    def signed(facts: dict[str, Any]) -> None:
+        if facts.get("review", {}).get("status") == "signed":  # kept on record, not overwritten
+            facts["earlier_reviews"] = [*facts.get("earlier_reviews", []), facts["review"]]
+        facts["review"] = {"status": "signed", "by": reviewer, "date": date, "note": note}
+
+    card, facts = _amend(name, version, signed)
+    for key, value in facts["review"].items():
+        mlflow_client().set_model_version_tag(name, str(version), f"review.{key}", value or "")
+    return card
+
+
+def note_promotion(name: str, version: str, reason: str, operator: str, time: str) -> str:
+    """Record on the card of version `version` that people made it the champion by hand (without the gate,
+    or against it): when, by whom and why; the gate's own decision stays as it was. Returns the new card."""
+
+    def promoted(facts: dict[str, Any]) -> None:
+        entry = {"time": time, "by": operator, "reason": reason}
+        facts["manual_promotions"] = [*facts.get("manual_promotions", []), entry]
+
+    return _amend(name, version, promoted)[0]
+
+
+def _amend(name: str, version: str, change: Callable[[dict[str, Any]], None]) -> tuple[str, dict[str, Any]]:
+    """Change the facts logged with a version's run, render its card again and log both; (card, facts)."""
     from mlflow.artifacts import download_artifacts
 
     from models.registry import mlflow_client, model_version
 
-    if not reviewer.strip():
-        raise ValueError("sign_review needs the reviewer's name")
     client = mlflow_client()
     mv = model_version(name, version)  # ModelNotFound for a version the registry does not have
-    date = date or _dt.date.today().isoformat()
     with tempfile.TemporaryDirectory() as tmp:
         path = download_artifacts(run_id=mv.run_id, artifact_path=FACTS_FILE, dst_path=tmp)
         facts = json.loads(Path(path).read_text(encoding="utf-8"))
-        if facts.get("review", {}).get("status") == "signed":  # kept on record, not overwritten
-            facts["earlier_reviews"] = [*facts.get("earlier_reviews", []), facts["review"]]
-        facts["review"] = {"status": "signed", "by": reviewer, "date": date, "note": note}
-        card = write(facts, Path(tmp) / "signed")
+        change(facts)
+        card = write(facts, Path(tmp) / "amended")
         for file in (CARD_FILE, FACTS_FILE):
-            client.log_artifact(mv.run_id, str(Path(tmp) / "signed" / file))
-    for key, value in facts["review"].items():
-        client.set_model_version_tag(name, str(version), f"review.{key}", value or "")
-    return card
+            client.log_artifact(mv.run_id, str(Path(tmp) / "amended" / file))
+    return card, facts
 
 
 def write(facts: dict[str, Any], folder: str | Path) -> str:

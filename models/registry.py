@@ -376,7 +376,13 @@ def promote(name: str, version: str, reason: str, operator: str | None = None) -
     who did it and why; returns the time of the move (None: it was the champion already)."""
     if not reason.strip():
         raise ValueError("a manual promotion needs a reason (it is recorded on the version)")
-    return move_champion(name, version, f"manual: {reason}", operator)
+    operator = operator or operator_name()
+    moved = move_champion(name, version, f"manual: {reason}", operator)
+    if moved is not None:  # the card says so too: it would otherwise keep only the gate's verdict
+        from models.card import note_promotion
+
+        note_promotion(name, version, reason, operator, moved)
+    return moved
 
 
 def history(name: str) -> pd.DataFrame:

@@ -464,6 +464,11 @@ def test_a_manual_rollback_is_recorded_in_the_history(versions):
     assert tail == [(int(v2), "retired"), (int(v1), "champion"), (int(v1), "retired"), (int(v2), "champion")]
     assert "manual: end of drill" in events["note"].iloc[-1]
     assert champion_version() == v2
+    # the card of a version promoted by hand says so, beside the gate's own decision
+    card = Path(
+        mlflow.artifacts.download_artifacts(run_id=versions["v1"].run_id, artifact_path="model_card.md")
+    ).read_text(encoding="utf-8")
+    assert "Made the champion by hand on" in card and ": rollback drill (the gate's decision" in card
 
 
 def test_the_cli_says_what_a_manual_promotion_changed_and_lists_every_champion(versions):
