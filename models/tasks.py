@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from features.spec import FeatureSpec
+from valuation.data import EXTRA_INPUTS
 
 # ---------------------------------------------------------------- gates
 
@@ -258,13 +259,7 @@ VALUATION = Task(
     name="valuation",
     registered_model="ipcredit-valuation",
     output_column="value_cny",
-    extra_inputs=(
-        "asset_kind",
-        "owner_revenue_cny",
-        "owner_industry",
-        "owner_high_tech",
-        "owner_patents_in_force",
-    ),
+    extra_inputs=EXTRA_INPUTS,
     fitted_attributes=("valuer",),
     default_gate=ValuationGate,
     purpose=(

@@ -305,3 +305,23 @@ def test_a_trademark_is_not_explained_by_patent_facts(trained):
         assert [f["factor"] for f in one["factors"]] == pytest.approx(
             [f["factor"] for f in factors], rel=1e-12
         )
+
+
+def test_a_bank_spec_without_the_methods_columns_values_without_them(table):
+    """A bank's spec that leaves out the columns of the GB/T scores and of the income approach trains
+    (the table may have them: they are not the valuer's inputs once it is served) and values the rows it
+    is given with those figures missing, not refused."""
+    from valuation.data import EXTRA_INPUTS
+    from valuation.valuer import Valuer
+
+    full = default_spec(table)
+    kept = ("asset_kind", "patent_type", "remaining_years", "claims", "nice_class", "owner_revenue_cny")
+    spec = dataclasses.replace(full, features=tuple(f for f in full.features if f.name in kept))
+    sample = table.head(600)
+    valuer = Valuer.fit(sample, spec, model=ValueModel(spec, params={"n_estimators": 20}).fit(sample))
+    assert valuer.patent_scorer is None and valuer.trademark_scorer is None
+    served = sample[[c for c in sample.columns if c in {spec.id, *spec.feature_names, *EXTRA_INPUTS}]]
+    out, problems = valuer.value(served.head(50))
+    assert problems == [] and out["value_cny"].gt(0).all()
+    assert out["total_score"].isna().all() and out["income_value_cny"].isna().all()
+    assert out["cross_check_flag"].isna().all()  # nothing to compare: missing, not false

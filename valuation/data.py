@@ -139,6 +139,9 @@ def training_table(portfolio: Portfolio) -> pd.DataFrame:
 NOT_FEATURES = {"asset_id", "as_of", "enterprise_id", "status_as_of", TARGET, "source"}
 # Owner facts the income approach needs beside the model's features.
 INCOME_COLUMNS = ["owner_revenue_cny", "owner_industry", "owner_high_tech", "owner_patents_in_force"]
+# What a valuer reads besides its spec's features (when present): the kind, and the owner's facts. A fitted
+# valuer is given these and its features, nothing else (models.tasks logs them as the model's inputs).
+EXTRA_INPUTS = ("asset_kind", *INCOME_COLUMNS)
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

@@ -333,8 +333,9 @@ INPUT_COLUMNS = [
     "tax_rate",
     "status_factor",
 ]
-_PATENT_FEATURES = ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"]
-_TRADEMARK_FEATURES = [
+# The columns each kind's income inputs read (besides the owner's facts, valuation.data.INCOME_COLUMNS).
+PATENT_FEATURES = ["patent_type", "is_valid", "is_pending", "remaining_years", "in_use"]
+TRADEMARK_FEATURES = [
     "is_registered",
     "remaining_years",
     "well_known",
@@ -387,7 +388,7 @@ def patent_inputs(
     patent_type_categories: Sequence[str] | None = None,
 ) -> dict[str, np.ndarray]:
     """`patent_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
-    require_columns(features, _PATENT_FEATURES, "patent_income_inputs")
+    require_columns(features, PATENT_FEATURES, "patent_income_inputs")
     a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")
@@ -464,7 +465,7 @@ def trademark_inputs(
     assumptions: IncomeAssumptions | None = None,
 ) -> dict[str, np.ndarray]:
     """`trademark_income_inputs` as arrays (the `INPUT_COLUMNS`), from the columns of a feature frame."""
-    require_columns(features, _TRADEMARK_FEATURES, "trademark_income_inputs")
+    require_columns(features, TRADEMARK_FEATURES, "trademark_income_inputs")
     a = assumptions or IncomeAssumptions()
     n = len(features)
     revenue = broadcast(owner_revenue_cny, n, "owner_revenue_cny")

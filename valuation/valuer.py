@@ -21,7 +21,7 @@ from features.spec import FeatureSpec
 from features.transformers import TERM_YEARS
 from valuation import income
 from valuation._common import Columns, raw, set_flags, text
-from valuation.data import INCOME_COLUMNS
+from valuation.data import EXTRA_INPUTS, INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
 from valuation.pledge import (
@@ -59,12 +59,15 @@ class Valuer:
     def fit(
         cls, table: pd.DataFrame, spec: FeatureSpec, *, model: ValueModel | None = None, **options
     ) -> Valuer:
-        """Fit the scorers on the table's patents and trademarks (where it has their columns) around a
-        value model fitted on the same table (or the one given, already fitted)."""
+        """Fit the scorers on the table's patents and trademarks around a value model fitted on the same
+        table (or the one given, already fitted). A scorer is fitted only when the columns it reads are
+        among the valuer's inputs (the spec's features and EXTRA_INPUTS): a column outside them is not given
+        to the valuer once it is served, so a bank's spec that leaves them out gets no GB/T scores."""
         model = model if model is not None else ValueModel(spec).fit(table)
         kinds = table["asset_kind"].astype(str) if "asset_kind" in table else pd.Series("", index=table.index)
+        given = table[[c for c in table.columns if c in {*spec.feature_names, *EXTRA_INPUTS}]]
         patent_scorer = trademark_scorer = None
-        patents, trademarks = table[kinds == "patent"], table[kinds == "trademark"]
+        patents, trademarks = given[kinds == "patent"], given[kinds == "trademark"]
         if len(patents) and _has(patents, IndicatorScorer().required_columns()):
             patent_scorer = IndicatorScorer().fit(patents)
         if len(trademarks) and _has(trademarks, TrademarkScorer().required_columns()):
@@ -145,16 +148,18 @@ class Valuer:
 
     def _income_value(self, rows: Columns) -> np.ndarray:
         """Relief-from-royalty value per row; missing where the owner's facts are: a table without their
-        columns, or a patent whose owner's count of patents in force is not given (it splits the revenue)."""
+        columns, or a patent whose owner's count of patents in force is not given (it splits the revenue);
+        and for a kind whose own columns the table lacks (income.PATENT_FEATURES, TRADEMARK_FEATURES: a
+        bank's table that does not carry them has no income approach for that kind)."""
         out = np.full(len(rows), np.nan)
         if not all(c in rows for c in INCOME_COLUMNS) or "asset_kind" not in rows:
             return out
         kinds = self._kinds(rows)
         counted = ~np.isnan(rows.get("owner_patents_in_force"))
         a = self.income_assumptions
-        for kind in ("patent", "trademark"):
+        for kind, needed in (("patent", income.PATENT_FEATURES), ("trademark", income.TRADEMARK_FEATURES)):
             mask = (kinds == kind) & counted if kind == "patent" else kinds == kind
-            if not mask.any():
+            if not mask.any() or not all(c in rows for c in needed):
                 continue
             assets = rows.take(mask)
             revenue, industry = assets.get("owner_revenue_cny", raw), assets.get("owner_industry", text)
