@@ -300,8 +300,8 @@ def evaluate_gate(
             return Verdict(refused, False, (reason,), new, None, str(champion.version))
         if not unseen.all():
             rows = np.flatnonzero(unseen)
-            held_out = held_out.iloc[rows]
-            new = gate.figures(held_out, predicted.iloc[rows], spec, level)
+            held_out, predicted = held_out.iloc[rows], predicted.iloc[rows]
+            new = gate.figures(held_out, predicted, spec, level)
     if champion is None:
         verdict = gate.decide(new, None)
         decision = "first champion" if promote else "not requested"
@@ -311,13 +311,17 @@ def evaluate_gate(
         return verdict
     try:
         old_model = registry.load(f"models:/{name}/{champion.version}", task.name)
-        old = gate.figures(held_out, registry.predict(old_model, held_out, predict_params), spec, level)
+        old_predicted = registry.predict(old_model, held_out, predict_params)
+        old = gate.figures(held_out, old_predicted, spec, level)
     except (registry.ModelCorrupt, ValueError, KeyError) as e:
         reason = f"the champion (version {champion.version}) could not be scored on the held-out rows: {e}"
         log.warning("%s: %s", name, reason)
         return Verdict(
             "refused" if promote else "not requested", False, (reason,), new, None, str(champion.version)
         )
+    # Figures of the two models together (a paired test), for a gate that has them.
+    paired = getattr(gate, "paired", None)
+    new = {**new, **(paired(held_out, predicted, old_predicted, spec) if paired else {})}
     verdict = _with(gate.decide(new, old), champion_version=str(champion.version))
     if not promote:
         return _with(verdict, decision="not requested")

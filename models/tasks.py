@@ -10,7 +10,10 @@ logged pyfunc models):
 - `ValuationGate`: the challenger's median absolute percentage error may exceed the champion's by at most
   ``ape_margin``; its interval coverage must lie within ``coverage_tolerance`` of the nominal level for every
   asset kind (and overall).
-- `ScoringGate`: the challenger's AUC may be lower than the champion's by at most ``auc_margin``; its expected
+- `ScoringGate`: the challenger's AUC may be lower than the champion's by at most ``auc_margin``, shown by
+  the rows: the one-sided ``confidence`` lower bound of the paired AUC difference (DeLong's test, both
+  models scoring the same rows) must be above ``-auc_margin``, so a small comparison set, which cannot tell
+  two models apart, promotes nothing (a person may, with a reason); its expected
   calibration error must not exceed ``max(ece_bound, champion's ECE + ece_margin)`` unless chance explains
   it: an ECE above the limit refuses only when its p-value (scoring.validation.chance_eces: the share of
   outcome draws from the challenger's own PDs at least as far off) is below ``ece_alpha``. On a small
@@ -130,6 +133,7 @@ class ScoringGate:
     """Promotion rule for PD models (see the module docstring)."""
 
     auc_margin: float = 0.005
+    confidence: float = 0.95
     ece_bound: float = 0.02
     ece_margin: float = 0.005
     ece_alpha: float = 0.05
@@ -151,6 +155,21 @@ class ScoringGate:
             "refused": int((~scored).sum()),
         }
 
+    def paired(
+        self, rows: pd.DataFrame, challenger: pd.DataFrame, champion: pd.DataFrame, spec: FeatureSpec
+    ) -> dict:
+        """The challenger's AUC minus the champion's on the same rows (both scored), with DeLong's standard
+        error and one-sided 95% lower bound (scoring.validation.auc_difference)."""
+        from scoring.validation import auc_difference
+
+        new, old = (out["pd"].to_numpy(dtype="float64") for out in (challenger, champion))
+        scored = np.isfinite(new) & np.isfinite(old)
+        y = rows[spec.target].to_numpy(dtype="float64")[scored]
+        figures = auc_difference(y, new[scored], old[scored], self.confidence)
+        return {
+            f"auc_{key}" if key == "difference" else f"auc_difference_{key}": v for key, v in figures.items()
+        }
+
     def decide(self, challenger: dict, champion: dict | None) -> Verdict:
         reasons = []
         ece_limit = (
@@ -163,8 +182,20 @@ class ScoringGate:
                 f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f} beyond chance "
                 f"(p = {p_value:.3f}; PDs exactly right would show {chance:.4f})"
             )
-        if champion is not None and not challenger["auc"] >= champion["auc"] - self.auc_margin:
+        low = challenger.get("auc_difference_low")
+        if champion is not None and low is not None and not low >= -self.auc_margin:
             reasons.append(
+                f"AUC {challenger['auc']:.4f} against the champion's {champion['auc']:.4f} on the same rows: "
+                f"the difference could be as low as {low:+.4f} ({self.confidence:.0%} one-sided, DeLong), so "
+                f"these rows cannot show it is no worse by more than {self.auc_margin}: hold out more rows, "
+                "or promote by hand (`ipcredit models promote`) with a reason"
+            )
+        elif (
+            champion is not None
+            and low is None
+            and not challenger["auc"] >= champion["auc"] - self.auc_margin
+        ):
+            reasons.append(  # figures without the paired bound: the point estimates decide
                 f"AUC {challenger['auc']:.4f} is lower than the champion's {champion['auc']:.4f} "
                 f"by more than {self.auc_margin}"
             )

@@ -232,6 +232,41 @@ def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | in
     return _metrics(y_, p_, bins)[0]
 
 
+def auc_difference(
+    y: ArrayLike, pd_a: ArrayLike, pd_b: ArrayLike, confidence: float = 0.95
+) -> dict[str, float]:
+    """AUC of model a minus AUC of model b on the same outcomes, with DeLong's standard error of the
+    difference (DeLong, DeLong and Clarke-Pearson 1988, paired: both models score every row) and the
+    one-sided lower bound at `confidence`: a difference above `low` is what the rows can vouch for.
+
+    >>> d = auc_difference([0, 0, 1, 1, 0, 1], [0.1, 0.2, 0.8, 0.7, 0.3, 0.9], [0.1, 0.6, 0.8, 0.2, 0.3, 0.9])
+    >>> round(d["difference"], 4), round(d["standard_error"], 4), d["low"] < d["difference"]
+    (0.2222, 0.2485, True)
+    """
+    y_, a = _outcomes(y, pd_a, "auc_difference input")
+    _, b = _outcomes(y, pd_b, "auc_difference input")
+    positive = y_ == 1
+    m, n = int(positive.sum()), int((~positive).sum())
+    if m < 2 or n < 2:
+        return {"difference": math.nan, "standard_error": math.nan, "low": math.nan}
+    aucs, v10, v01 = [], [], []
+    for p_ in (a, b):  # the structural components of each model (Sun and Xu's ranks)
+        pos, neg = p_[positive], p_[~positive]
+        ranks = stats.rankdata(np.concatenate([pos, neg]))
+        pos_ranks, neg_ranks = ranks[:m] - stats.rankdata(pos), ranks[m:] - stats.rankdata(neg)
+        aucs.append((ranks[:m].sum() - m * (m + 1) / 2) / (m * n))
+        v10.append(pos_ranks / n)  # each default: the share of repaid loans it outranks
+        v01.append(1.0 - neg_ranks / m)  # each repaid loan: the share of defaults that outrank it
+    s10, s01 = np.cov(np.array(v10)), np.cov(np.array(v01))
+    variance = (s10[0, 0] + s10[1, 1] - 2 * s10[0, 1]) / m + (s01[0, 0] + s01[1, 1] - 2 * s01[0, 1]) / n
+    difference, error = aucs[0] - aucs[1], math.sqrt(max(variance, 0.0))
+    return {
+        "difference": float(difference),
+        "standard_error": error,
+        "low": float(difference - stats.norm.ppf(confidence) * error),
+    }
+
+
 def _metrics(y_: np.ndarray, p_: np.ndarray, bins: int) -> tuple[dict[str, float | int], pandas.DataFrame]:
     """`metrics` of checked outcomes and PDs, with the reliability table it measured the ECE on."""
     both = 0 < y_.sum() < y_.size

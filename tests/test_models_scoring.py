@@ -166,6 +166,10 @@ def test_the_gate_promotes_on_auc_and_calibration(versions):
     assert s1.verdict.decision == "not requested" and s1.verdict.champion_version is None
     assert s2.verdict.decision == "first champion"
     assert s3.verdict.decision == "promoted" and s3.verdict.challenger["auc"] > s3.verdict.champion["auc"]
+    assert s3.verdict.challenger["auc_difference_low"] >= -ScoringGate().auc_margin  # shown by the rows
+    assert s3.verdict.challenger["auc_difference"] == pytest.approx(
+        s3.verdict.challenger["auc"] - s3.verdict.champion["auc"]
+    )
     assert s4.verdict.decision == "refused"
     assert any(reason.startswith("AUC ") for reason in s4.verdict.reasons)
     assert registry.champion_versions([NAME, "ipcredit-valuation"])[NAME].version == s3.version
@@ -201,6 +205,23 @@ def test_the_scoring_run_logs_auc_ece_and_the_spec(versions):
     assert {"auc", "ece", "gate.challenger.auc", "gate.champion.ece"} <= set(run.data.metrics)
     assert run.data.params["data.date_column"] == "applied"
     assert {"gate.challenger.ece_chance", "gate.challenger.ece_p_value"} <= set(run.data.metrics)
+
+
+def test_the_scoring_gate_promotes_only_what_the_rows_show_is_no_worse():
+    """A tie on a small comparison set (a weaker model scoring 0.9711 against 0.9708 on 361 rows) cannot show
+    the challenger is no worse: refused, saying why and what to do; the same difference with a tight bound
+    passes."""
+    gate, champion = ScoringGate(), {"auc": 0.9708, "ece": 0.01}
+    tie = {"auc": 0.9711, "ece": 0.01, "auc_difference": 0.0003, "auc_difference_low": -0.0121}
+    verdict = gate.decide(tie, champion)
+    assert not verdict.passed
+    assert verdict.reasons == (
+        "AUC 0.9711 against the champion's 0.9708 on the same rows: the difference could be as low as "
+        "-0.0121 (95% one-sided, DeLong), so these rows cannot show it is no worse by more than 0.005: hold "
+        "out more rows, or promote by hand (`ipcredit models promote`) with a reason",
+    )
+    assert gate.decide({**tie, "auc_difference_low": -0.004}, champion).passed
+    assert gate.decide(tie, None).passed  # a first champion has nothing to be compared with
 
 
 def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
