@@ -736,6 +736,53 @@ def test_a_patent_s_remaining_term_is_at_most_the_legal_term_of_its_type(service
 
 
 @pytest.mark.parametrize(
+    "kind, changes, expected",
+    [  # facts that contradict each other: the value would take the remaining term at its word
+        (
+            "patent",
+            {"patent_type": "utility_model", "age_years": 14.82, "remaining_years": 5.18},
+            "age_years + ",
+        ),
+        ("trademark", {"remaining_years": 15.0}, "at most a registration's 10 years"),
+        (
+            "trademark",
+            {"years_registered": 0.5, "remaining_years": 2.57, "renewals": 0},
+            "years_registered + ",
+        ),
+        ("trademark", {"years_registered": 7.43, "remaining_years": 2.57, "renewals": 1}, "of 20 years"),
+    ],
+)
+def test_terms_that_contradict_each_other_are_refused(service, bodies, kind, changes, expected):
+    patent = dict(next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent"))
+    mark = {  # a registered mark in its first term: 3 years registered, 7 left
+        **patent,
+        **dict.fromkeys(PATENT_ONLY),
+        "asset_id": "TM-1",
+        "asset_kind": "trademark",
+        "patent_type": None,
+        "status_as_of": None,
+        "nice_class": 9,
+        "is_registered": 1,
+        "years_registered": 3.0,
+        "remaining_years": 7.0,
+        "renewals": 0,
+    }
+    assets, at = [patent, mark], 0 if kind == "patent" else 1
+    first = service.post("/v1/valuations", json={"assets": assets})
+    assert first.status_code == 201, first.text  # as they came
+    assets[at].update(changes)
+    response = service.post("/v1/valuations", json={"assets": assets})
+    assert response.status_code == 422, response.text
+    (problem,) = response.json()["detail"]
+    assert (problem["field"], problem["row"], problem["id"]) == (
+        "assets.remaining_years",
+        at,
+        assets[at]["asset_id"],
+    )
+    assert expected in problem["expected"]
+
+
+@pytest.mark.parametrize(
     "ended, field",
     [
         ({"status_as_of": "lapsed"}, "assets.status_as_of"),

@@ -288,27 +288,61 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
 
 
 ONE_DAY_YEARS = 1 / 365.25  # dates counted in days: a term's end may fall a fraction of a day past it
+# A mark's registration runs 10 years and is renewed 10 years at a time (Trademark Law art. 39-40).
+MARK_TERM_YEARS = 10
+RENEWAL_WINDOW_YEARS = 1  # a renewal may be filed 12 months before the term ends (the new term follows it)
 
 
 def _beyond_legal_term(rows: Columns, id_column: str | None) -> list[Problem]:
-    """Patents whose remaining term is longer than the legal term of their type (TERM_YEARS): a figure
-    no patent can have, which the value (monotone in the remaining term) would take at its word."""
-    if not all(c in rows for c in ("asset_kind", "patent_type", "remaining_years")):
+    """Terms no right can have, which the value (monotone in the remaining term) would take at its word:
+    a patent's remaining term longer than the legal term of its type (TERM_YEARS), or its age plus remaining
+    term longer than that; a mark's remaining term longer than a registration plus the renewal window, or its
+    years registered plus remaining term not 10 years per registration and renewal (within the window)."""
+    if not all(c in rows for c in ("asset_kind", "remaining_years")):
         return []
-    kinds, types = rows.get("asset_kind", text), rows.get("patent_type", text)
+    n = len(rows)
+    kinds = rows.get("asset_kind", text)
+    types = rows.get("patent_type", text) if "patent_type" in rows else np.full(n, None, dtype=object)
     remaining = rows.get("remaining_years")
+
+    def column(name: str) -> np.ndarray:
+        return rows.get(name) if name in rows else np.full(n, np.nan)
+
+    age, registered, renewals = column("age_years"), column("years_registered"), column("renewals")
     ids = rows.get(id_column, text) if id_column and id_column in rows else None
-    return [
-        Problem(
-            "remaining_years",
-            f"at most the legal term of a {types[i]} patent ({TERM_YEARS[types[i]]} years)",
-            float(remaining[i]),
-            int(i),
-            None if ids is None else str(ids[i]),
-        )
-        for i in np.flatnonzero(kinds == "patent")
-        if types[i] in TERM_YEARS and remaining[i] > TERM_YEARS[types[i]] + ONE_DAY_YEARS
-    ]
+    problems = []
+    for i in range(n):
+        found = None
+        if kinds[i] == "patent" and types[i] in TERM_YEARS:
+            term = TERM_YEARS[types[i]]
+            if remaining[i] > term + ONE_DAY_YEARS:
+                found = (
+                    "remaining_years",
+                    f"at most the legal term of a {types[i]} patent ({term} years)",
+                    remaining[i],
+                )
+            elif age[i] + remaining[i] > term + ONE_DAY_YEARS:
+                expected = (
+                    f"age_years + remaining_years at most a {types[i]} patent's legal term ({term} years)"
+                )
+                found = "remaining_years", expected, f"{age[i]:g} + {remaining[i]:g}"
+        elif kinds[i] == "trademark":
+            cap = MARK_TERM_YEARS + RENEWAL_WINDOW_YEARS
+            span = MARK_TERM_YEARS * (renewals[i] + 1)
+            if remaining[i] > cap + ONE_DAY_YEARS:
+                expected = f"at most a registration's {MARK_TERM_YEARS} years (renewed early: {cap})"
+                found = "remaining_years", expected, remaining[i]
+            elif abs(registered[i] + remaining[i] - span) > RENEWAL_WINDOW_YEARS + ONE_DAY_YEARS:
+                expected = (
+                    f"years_registered + remaining_years of {span:g} years ({MARK_TERM_YEARS} per "
+                    f"registration and renewal: renewals {renewals[i]:g}), within {RENEWAL_WINDOW_YEARS} year"
+                )
+                found = "remaining_years", expected, f"{registered[i]:g} + {remaining[i]:g}"
+        if found is not None:
+            field, expected, got = found
+            got = float(got) if isinstance(got, float | np.floating) else got
+            problems.append(Problem(field, expected, got, i, None if ids is None else str(ids[i])))
+    return problems
 
 
 def _check_records(records: Sequence[Mapping]) -> None:
