@@ -32,7 +32,7 @@ DEFAULT_DATA = Path("data/portfolio")
 
 # A service the command needs (the model registry, the records database) did not answer.
 UNAVAILABLE_EXIT = 4
-PROBLEMS_SHOWN = 20  # refused input: the first problems are shown, the rest counted per field
+PROBLEMS_SHOWN = 20  # refused input: the first rows of each kind of problem are shown, the rest counted
 
 
 def _unavailable(e: Exception) -> str | None:
@@ -53,8 +53,8 @@ def _text(e: Exception) -> str:
     of refused settings without pydantic's framing."""
     from pydantic import ValidationError
 
-    if isinstance(e, InvalidData):  # the first problems, and how many more of each field
-        return e.describe(limit=PROBLEMS_SHOWN, by_row=True)
+    if isinstance(e, InvalidData):  # every kind of problem, the first rows of each, the rest counted
+        return e.describe(by_row=True, per_kind=PROBLEMS_SHOWN)
     if isinstance(e, ValidationError):  # each message with the variable it is about, when there is one
         return "; ".join(
             ": ".join([*map(str, err["loc"][:1]), str(err["msg"]).removeprefix("Value error, ")])

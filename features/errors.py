@@ -37,15 +37,25 @@ class InvalidData(ValueError):
         self.what = what
         super().__init__(self.describe(limit=50))
 
-    def describe(self, limit: int | None = None, by_row: bool = False) -> str:
+    def describe(self, limit: int | None = None, by_row: bool = False, per_kind: int | None = None) -> str:
         """ "<what> refused, N problem(s):" and one line per problem: the first `limit` (all for None), in
-        row order with `by_row` (problems without a row first), else as found; a last line says how rows
-        are counted when a problem names one."""
+        row order with `by_row` (problems without a row first), else as found; with `per_kind`, at most that
+        many of each kind (the same field and expectation: a yes/no target is one kind, however many rows),
+        the rest counted; a last line says how rows are counted when a problem names one."""
         problems = (
             sorted(self.problems, key=lambda p: (p.row is not None, p.row or 0)) if by_row else self.problems
         )
-        shown = "\n".join(f"  - {p}" for p in problems[:limit])
-        hidden = Counter(p.field for p in problems[len(problems[:limit]) :])
+        seen: Counter = Counter()
+        listed, hidden = [], Counter()
+        for p in problems:
+            seen[p.field, p.expected] += 1
+            if (limit is not None and len(listed) >= limit) or (
+                per_kind is not None and seen[p.field, p.expected] > per_kind
+            ):
+                hidden[p.field] += 1
+            else:
+                listed.append(p)
+        shown = "\n".join(f"  - {p}" for p in listed)
         fields = ", ".join(f"{field}: {n:,}" for field, n in hidden.most_common())
         more = f"\n  ... and {hidden.total():,} more ({fields})" if hidden else ""
         rows = ROWS_COUNTED if any(p.row is not None for p in problems) else ""

@@ -551,13 +551,15 @@ def _level_problems(column: pd.Series, levels: tuple[str, ...], ids: pd.Series |
 
 
 def levels_text(levels: Sequence[str], shown: int = 12) -> str:
-    """ "one of a, b, c" for an expected value: whole-number levels as ranges, in order, so that every one
-    is shown (Nice classes "1-24, 26-45"), others the first `shown` and how many more.
+    """ "one of a, b, c" for an expected value: more whole-number levels than `shown` as ranges, in order,
+    so that every one is shown (Nice classes "1-24, 26-45"); others the first `shown` and how many more.
 
-    >>> levels_text(["9", "10", "1", "2", "3", "45"]), levels_text(["b", "a"], shown=1)
+    >>> levels_text(["9", "10", "1", "2", "3", "45"], shown=4), levels_text(["b", "a"], shown=1)
     ('one of 1-3, 9-10, 45', 'one of b (and 1 more)')
+    >>> levels_text(["1", "2", "3"])
+    'one of 1, 2, 3'
     """
-    if levels and all(str(level).isdigit() for level in levels):
+    if len(levels) > shown and all(str(level).isdigit() for level in levels):
         runs: list[list[int]] = []
         for n in sorted({int(level) for level in levels}):
             if runs and n == runs[-1][1] + 1:

@@ -64,20 +64,23 @@ def test_synth_writes_every_table_the_manifest_and_the_truth(data):
     assert f"{snapshots:,} enterprise credit snapshots (of 200 enterprises)" in flat(result.output)
 
 
-def test_refused_input_lists_every_problem_in_row_order(monkeypatch):
+def test_refused_input_lists_every_kind_of_problem_in_row_order(monkeypatch):
+    """Every kind of problem (field and expectation) is listed, in row order; of a kind found on many rows,
+    the first 20, and the rest counted."""
     import cli.main
 
     problems = [Problem("x", "a number", "?", row) for row in (13, 5, None, *range(100, 160))]
+    problems.append(Problem("y", "a date", "?", 150))
 
     def refuse(*args, **kwargs):
         raise InvalidData(problems, "table")
 
     monkeypatch.setattr(cli.main, "_records", refuse)
     result = run("keys", "list")
-    assert_refused(result, "table refused, 63 problem(s)")
-    listed = [line for line in result.output.splitlines() if "- x: expected a number" in line]
+    assert_refused(result, "table refused, 64 problem(s)", "... and 43 more (x: 43)")
+    listed = [line for line in result.output.splitlines() if line.startswith("  - ")]
     rows = [int(line.split("(row ")[1].rstrip(")")) if "(row " in line else None for line in listed]
-    assert rows == [None, 5, 13, *range(100, 160)]  # every one (not the first 50), in row order
+    assert rows == [None, 5, 13, *range(100, 117), 150]  # x's first 20, then y's, however late
 
 
 def test_the_same_seed_writes_the_same_tables(data, tmp_path):
