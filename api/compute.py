@@ -52,6 +52,7 @@ _SCORES = {
     "technical": "technical_score",
     "economic": "economic_score",
     "total": "total_score",
+    "market": "market_score",
 }
 LOAN_FIGURES = (
     "credit_line_cny",

@@ -370,6 +370,10 @@ class SubScores(Out):
     technical: float | None
     economic: float | None
     total: float | None
+    market: float | None = Field(
+        None,
+        description="Trademarks: the market dimension (fame, use, revenue, breadth), in place of technical",
+    )
 
 
 class AssetValue(Out):

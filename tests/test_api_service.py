@@ -123,7 +123,9 @@ def test_valuations_value_every_asset_with_an_interval_scores_and_factors_and_ar
         product = math.prod(f["factor"] for f in asset["factors"])
         assert product == pytest.approx(asset["value_cny"], rel=1e-9)  # the factors explain the value
         assert asset["factors"][0]["feature"] == "base"
-        assert set(asset["scores"]) == {"legal", "technical", "economic", "total"}
+        assert set(asset["scores"]) == {"legal", "technical", "economic", "total", "market"}
+        if asset["asset_kind"] == "patent":
+            assert asset["scores"]["market"] is None
     assert answer["model_versions"]["valuation"]["name"] == "ipcredit-valuation"
     with transaction(service.app.state.sessions) as session:
         who = authenticate(session, service.keys["bank_a"])
@@ -141,6 +143,27 @@ def test_bundle_gives_each_value_the_bundle_and_the_pledge_value(service, bodies
     assert set(bundle["liquidation_by_route"]) == {"licence", "auction_transfer", "pledge_to_equity"}
     assert bundle["total_value_cny"] == pytest.approx(sum(a["value_cny"] for a in response.json()["assets"]))
     assert bundle["loan_term_months"] == 24 and len(bundle["assets"]) == len(body["assets"])
+
+
+def test_a_trademark_s_market_score_is_answered_where_a_patent_s_technical_score_is(service, bodies):
+    patent = next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent")
+    mark = {
+        **patent,
+        **dict.fromkeys(PATENT_ONLY),
+        "asset_id": "TM-1",
+        "asset_kind": "trademark",
+        "patent_type": None,
+        "status_as_of": None,
+        "nice_class": 9,
+        "is_registered": 1,
+        "years_registered": 3.0,
+        "remaining_years": 7.0,
+        "well_known": 1,
+    }
+    response = service.post("/v1/valuations", json={"assets": [mark]})
+    assert response.status_code == 201, response.text
+    scores = response.json()["assets"][0]["scores"]
+    assert scores["technical"] is None and 0 <= scores["market"] <= 100
 
 
 def test_a_stored_valuation_is_read_back_as_it_was_answered_by_its_own_bank_only(service, bodies):

@@ -49,6 +49,7 @@ OUTPUT_COLUMNS = [
     "stars",
     "cross_check_flag",
     "error",
+    "market_score",  # added last: the columns before keep their places
 ]
 
 

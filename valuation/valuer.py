@@ -37,6 +37,9 @@ _EXPLAINER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipcredit-expl
 
 OUTPUT_COLUMNS = ["value_cny", "value_low_cny", "value_high_cny", "income_value_cny"]
 SCORE_COLUMNS = ["legal_score", "technical_score", "economic_score", "total_score", "stars"]
+# A trademark's market score (its dimension in place of the technical one), written last, after `error`, so
+# that the columns a script reads by position keep their places.
+LAST_COLUMNS = ["market_score"]
 
 
 @dataclass
@@ -104,7 +107,9 @@ class Valuer:
         out: dict[str, Any] = {}
         if self.spec.id and self.spec.id in columns:
             out[self.spec.id] = columns.get(self.spec.id, raw)
-        figures = {c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS]}
+        figures = {
+            c: np.full(n, np.nan) for c in [*OUTPUT_COLUMNS, "income_ratio", *SCORE_COLUMNS, *LAST_COLUMNS]
+        }
         flag = np.zeros(n, dtype=bool)
         if good.any():
             kept = np.flatnonzero(good)
@@ -119,13 +124,15 @@ class Valuer:
             figures["income_ratio"][good] = check.ratio
             flag[good] = check.flag
             for at, scores in self._indicator_scores(rows):
-                for c in SCORE_COLUMNS:
+                for c in (*SCORE_COLUMNS, *LAST_COLUMNS):
                     if c in scores:
                         figures[c][kept[at]] = scores[c]
+        last = {c: figures.pop(c) for c in LAST_COLUMNS}
         out.update(figures)
         # missing, not false, where there is nothing to compare: no income value, or a refused row
         out["cross_check_flag"] = pd.arrays.BooleanArray(flag, ~good | np.isnan(figures["income_value_cny"]))
         out["error"] = _errors(problems, n)
+        out.update(last)
         return out
 
     def income_value(self, table: pd.DataFrame) -> np.ndarray:
