@@ -421,7 +421,15 @@ def models_history(name: Annotated[str, typer.Argument(help="Registered model na
     """Which version was champion when, with each gate's verdict."""
     from models import registry
 
-    typer.echo(registry.history(name).to_string(index=False))
+    # one line per event, its verdict and note on lines of their own: a table would pad every row to the
+    # longest verdict (a gate's reasons run to hundreds of characters)
+    for event in registry.history(name).itertuples(index=False):
+        typer.echo(
+            f"{event.time.isoformat()}  version {event.version:<3} {event.event:<10}  run {event.run_id}"
+        )
+        for label, text in (("verdict", event.verdict), ("note", event.note)):
+            if text:
+                console.print(f"    {label}: {text}", markup=False, highlight=False)
 
 
 @models_app.command("champions")
@@ -431,7 +439,8 @@ def models_champions():
     from models import registry
 
     for name, champion in registry.champion_versions(registry.registered_names()).items():
-        typer.echo(f"{name}: {champion}")
+        since, run = champion.since, champion.run_id
+        typer.echo(f"{name}: version {champion.version} since {since} ({champion.uri}, run {run})")
 
 
 @models_app.command("promote")

@@ -486,7 +486,12 @@ def test_the_cli_says_what_a_manual_promotion_changed_and_lists_every_champion(v
     assert missing.exit_code == 2 and f"no model at models:/{NAME}/99" in missing.output
     assert champion_version() == champion
     listed = runner.invoke(app, ["models", "champions"]).output
-    assert all(f"{name}: " in listed for name in registry.registered_names())
+    assert all(f"{name}: version " in listed for name in registry.registered_names())
+    assert f"{NAME}: version {champion} since " in listed and "Champion(" not in listed  # no Python repr
+    history = runner.invoke(app, ["models", "history", NAME]).output.splitlines()
+    events = [line for line in history if not line.startswith("    ")]
+    assert len(events) == len(registry.history(NAME)) and all(len(line) < 120 for line in events)
+    assert any(line.startswith("    verdict: ") for line in history)  # each verdict on a line of its own
 
 
 def test_row_keys_survive_a_change_of_dtype_and_name_rows_by_the_spec_id(table):
