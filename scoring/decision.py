@@ -86,7 +86,8 @@ def decide_loans(
     language: str = "zh",
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """One row per input row, in input order: id, pd, score, grade, reason_codes, recommendation,
-    reasons, the lending figures when the table has LOAN_COLUMNS, and `error` for refused rows."""
+    reasons, the lending figures when the table has LOAN_COLUMNS, `error` for refused rows, and last the
+    recommendation in `language` (批准 / 复核 / 拒绝; added after the others, which keep their places)."""
     table = table.reset_index(drop=True)
     out, problems = score_batch(model, table, policy=decision or DecisionPolicy(), language=language)
     if all(c in table.columns for c in LOAN_COLUMNS):
@@ -100,4 +101,9 @@ def decide_loans(
         error = out.pop("error")
         out = out.join(terms)
         out["error"] = error
+    out["recommendation_label"] = pd.Series(  # object, as `recommendation`: a refused row's is None
+        [None if pd.isna(r) else DecisionPolicy.label(r, language) for r in out["recommendation"]],
+        index=out.index,
+        dtype=object,
+    )
     return out, problems

@@ -156,6 +156,14 @@ def test_a_bad_row_is_reported_and_the_rest_decided(trained):
     assert [(p.row, p.field) for p in problems] == [(2, "court_judgements")]
     assert out.loc[2, "pd"] != out.loc[2, "pd"] and out.loc[[0, 1, 3], "pd"].notna().all()
     assert "expected a number" in out.loc[2, "error"] and np.isnan(out.loc[2, "credit_line_cny"])
+    # the recommendation in the language asked for, last so that the other columns keep their places
+    assert out.columns[-1] == "recommendation_label" and out.loc[2, "recommendation_label"] is None
+    labels = {"approve": "批准", "review": "复核", "decline": "拒绝"}
+    assert [labels[r] for r in out.loc[[0, 1, 3], "recommendation"]] == list(
+        out.loc[[0, 1, 3], "recommendation_label"]
+    )
+    english, _ = decide_loans(trained.model, rows, language="en")
+    assert list(english.loc[[0, 1, 3], "recommendation_label"]) == list(out.loc[[0, 1, 3], "recommendation"])
 
 
 def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, table):
