@@ -396,6 +396,17 @@ class ModelVersion(Out):
     run_id: str | None
     uri: str = Field(description="URI that loads exactly this model (models:/NAME/VERSION)")
     source_uri: str = Field(description="URI the service was configured with (e.g. the champion alias)")
+    gate: str | None = Field(
+        None,
+        description="The promotion gate's decision on this version (e.g. promoted, first champion, refused)",
+    )
+    champion_reason: str | None = Field(
+        None, description="Why it became the champion (a manual promotion starts with 'manual:')"
+    )
+    review: str | None = Field(
+        None, description="Its model review when the service loaded it: pending or signed"
+    )
+    reviewed_by: str | None = Field(None, description="Who signed the review")
 
 
 CODE_DESCRIPTION = (

@@ -14,7 +14,7 @@ import functools
 import logging
 import re
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from api.schemas import AssetIn
@@ -50,6 +50,9 @@ class ServedModel:
     uri: str  # loads exactly this model again
     source_uri: str  # as configured
     fitted: Any  # the domain object (valuation.valuer.Valuer or the scorer)
+    # How the version came to serve, from its registry tags when it was loaded: the gate's decision, why it
+    # became the champion (a manual promotion says so), and its review (models.card.sign_review).
+    governance: dict[str, str | None] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class ServedModel:
             "run_id": self.run_id,
             "uri": self.uri,
             "source_uri": self.source_uri,
+            **self.governance,
         }
 
 
@@ -81,12 +85,21 @@ class ServedModels:
         return {m.task: m.describe() for m in (self.valuation, self.scoring)}
 
 
-def pin(uri: str) -> tuple[str, str | None, str | None, str]:
-    """(name, version, run_id, pinned URI) of a model URI; an alias is resolved to its version now.
-    ModelNotFound when the registry has no such model, alias or version."""
+# The registry tags a served version's governance is read from (models.registry, models.card).
+GOVERNANCE_TAGS = {
+    "gate": "gate.decision",
+    "champion_reason": "champion_reason",
+    "review": "review.status",
+    "reviewed_by": "review.by",
+}
+
+
+def pin(uri: str) -> tuple[str, str | None, str | None, str, dict[str, str | None]]:
+    """(name, version, run_id, pinned URI, governance) of a model URI; an alias is resolved to its version
+    now. ModelNotFound when the registry has no such model, alias or version."""
     match = _REGISTRY_URI.match(uri)
     if match is None:
-        return uri, None, None, uri
+        return uri, None, None, uri, {}
     from mlflow.exceptions import MlflowException
 
     name, alias, version = match["name"], match["alias"], match["version"]
@@ -104,16 +117,19 @@ def pin(uri: str) -> tuple[str, str | None, str | None, str]:
             f"no model at {uri}: the registry has no {where} of {name!r} "
             "(train one with `ipcredit train ... --promote`, or run `ipcredit up`)"
         ) from e
-    return name, str(found.version), found.run_id, f"models:/{name}/{found.version}"
+    tags = found.tags or {}
+    governance = {key: tags.get(tag) for key, tag in GOVERNANCE_TAGS.items()}
+    governance["review"] = governance["review"] or "pending"  # signed only by a person (models.card)
+    return name, str(found.version), found.run_id, f"models:/{name}/{found.version}", governance
 
 
 def load_model(uri: str, task: str) -> ServedModel:
     """The model at `uri`, pinned to its version (ModelNotFound, ModelCorrupt, or ValueError for a model
     of another task)."""
-    name, version, run_id, pinned = pin(uri)
+    name, version, run_id, pinned, governance = pin(uri)
     fitted = registry.load_fitted(pinned, task=task)
     log.info("loaded the %s model %s (from %s)", task, pinned, uri)
-    return ServedModel(task, name, version, run_id, pinned, uri, fitted)
+    return ServedModel(task, name, version, run_id, pinned, uri, fitted, governance)
 
 
 @functools.cache

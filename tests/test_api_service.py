@@ -107,6 +107,9 @@ def test_models_lists_the_champion_versions_in_use(service):
     assert {m["name"]: m["version"] for m in models.values()} == {
         name: champion.version for name, champion in registry.champion_versions().items()
     }
+    for model in models.values():  # how each came to serve: the gate's decision, the reason, the review
+        assert model["gate"] == "first champion" and model["review"] == "pending"
+        assert model["champion_reason"] == "first version: there was no champion"
 
 
 # --------------------------------------------------------------------------- valuations
