@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -486,6 +487,10 @@ def review_application(
     if not text and held and outcome(OUTCOME[chosen], recommended) == "approve":
         expected = f"a reason for approving an exception to the lending policy ({', '.join(held)})"
         raise InvalidData([Problem("reason", expected, reason)], what="review")
+    approving = outcome(OUTCOME[chosen], recommended) == "approve"
+    # An approval grants the subsidy; the enterprise's applications are locked first (before this one's row
+    # is updated: two approvals at once would otherwise each hold a row the other waits for).
+    grant = _subsidy_grant(session, application) if approving else (None, None)
     # Conditional on the status still being pending: of two concurrent reviews exactly one succeeds.
     changed = session.execute(
         update(Application)
@@ -498,8 +503,7 @@ def review_application(
         raise _reviewed_already(application)
     set_committed_value(application, "status", OUTCOME[chosen])  # as written by the update above
     review = Review(reviewer_key_id=principal.key_id, decision=chosen, reason=text or None)
-    if outcome(OUTCOME[chosen], recommended) == "approve":
-        review.interest_subsidy_cny, review.subsidy_year = _subsidy_grant(session, application)
+    review.interest_subsidy_cny, review.subsidy_year = grant
     application.reviews.append(review)
     session.flush()
     return review
@@ -510,19 +514,28 @@ def subsidy_year(request: Mapping[str, Any]) -> int:
     return int(str(request["loan"]["application_date"])[:4])
 
 
-def subsidy_granted(session: Session, enterprise_id: str, year: int, *, lock: bool = False) -> float:
-    """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals. With
+# A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters, the same at every bank.
+_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+
+
+def subsidy_granted(
+    session: Session, enterprise_id: str, year: int, institution_id: int, *, lock: bool = False
+) -> float:
+    """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals, at every
+    bank when `enterprise_id` is a unified social credit code (the programme's cap is per enterprise), else
+    at `institution_id`'s only (a bank's internal id may name another enterprise at another bank). With
     `lock`, on PostgreSQL, the enterprise's applications are locked until the transaction ends, so that two
     approvals at once cannot both take what is left (SQLite's transactions take the write lock as they
     begin)."""
-    if lock:
-        session.execute(
-            select(Application.id).where(Application.enterprise_id == enterprise_id).with_for_update()
-        )
+    mine = [Application.enterprise_id == enterprise_id]
+    if not _USCC.match(enterprise_id):
+        mine.append(Application.institution_id == institution_id)
+    if lock:  # in the ids' order, the same for every transaction: none waits on another in a circle
+        session.execute(select(Application.id).where(*mine).order_by(Application.id).with_for_update())
     granted = session.scalar(
         select(func.coalesce(func.sum(Review.interest_subsidy_cny), 0.0))
         .join(Application, Review.application_id == Application.id)
-        .where(Application.enterprise_id == enterprise_id, Review.subsidy_year == year)
+        .where(*mine, Review.subsidy_year == year)
     )
     return float(granted)
 
@@ -537,7 +550,8 @@ def _subsidy_grant(session: Session, application: Application) -> tuple[float | 
     # a decision made before the cap was kept with it was made under the programme's cap, the default
     cap = float(application.result.get("subsidy_cap_cny", LendingPolicy().subsidy_cap_cny))
     year = subsidy_year(application.request)
-    left = max(cap - subsidy_granted(session, application.enterprise_id, year, lock=True), 0.0)
+    granted = subsidy_granted(session, application.enterprise_id, year, application.institution_id, lock=True)
+    left = max(cap - granted, 0.0)
     return min(float(decided), left), year
 
 

@@ -277,3 +277,64 @@ def test_revisions_0003_and_0004_go_down_with_reviews_stored(tmp_path):
     assert "code" not in {c["name"] for c in inspect(engine).get_columns("applications")}
     assert "subsidy_year" not in {c["name"] for c in inspect(engine).get_columns("reviews")}
     assert migrate(engine) == "0004"
+
+
+def test_revision_0004_records_the_subsidy_earlier_approvals_granted(tmp_path):
+    """Approvals stored before 0004 granted their decision's subsidy: the upgrade records it, so that the
+    enterprise's cap counts them; a decline, and an override of an approve recommendation, grant nothing."""
+    from alembic import command
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    with engine.begin() as connection:
+        command.upgrade(alembic_config(connection), "0003")
+    rows = [  # (recommendation, review decision, subsidy)
+        ("approve", "approve", 60_000.0),
+        ("decline", "override", 30_000.0),  # an override of a decline approves
+        ("approve", "override", 20_000.0),  # ... of an approve declines
+        ("review", "decline", 10_000.0),
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO institutions (id, name, created_at) VALUES (1, 'B', '2026-01-01')")
+        )
+        connection.execute(
+            text(
+                "INSERT INTO api_keys (id, institution_id, role, key_prefix, key_hash, created_at) "
+                "VALUES (1, 1, 'evaluator', 'abcdefgh', :hash, '2026-01-01')"
+            ),
+            {"hash": "0" * 64},
+        )
+        for i, (recommendation, decision, subsidy) in enumerate(rows):
+            connection.execute(
+                text(
+                    "INSERT INTO applications (id, institution_id, status, created_at, request, result, "
+                    "explanation, model_versions, enterprise_id) VALUES (:id, 1, 'approved', '2026-03-01', "
+                    ":request, :result, '{}', '{}', 'E1')"
+                ),
+                {
+                    "id": f"a{i}",
+                    "request": json.dumps({"loan": {"application_date": "2026-03-01"}}),
+                    "result": json.dumps({"recommendation": recommendation, "interest_subsidy_cny": subsidy}),
+                },
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO reviews (application_id, reviewer_key_id, decision, reason, created_at) "
+                    "VALUES (:id, 1, :decision, 'r', '2026-03-02')"
+                ),
+                {"id": f"a{i}", "decision": decision},
+            )
+    assert migrate(engine) == "0004"
+    with engine.connect() as connection:
+        granted = connection.execute(
+            text(
+                "SELECT application_id, interest_subsidy_cny, subsidy_year "
+                "FROM reviews ORDER BY application_id"
+            )
+        ).all()
+    assert [tuple(row) for row in granted] == [
+        ("a0", 60_000.0, 2026),
+        ("a1", 30_000.0, 2026),
+        ("a2", None, None),
+        ("a3", None, None),
+    ]

@@ -592,7 +592,31 @@ def test_approvals_grant_the_subsidy_within_the_enterprise_s_cap_for_the_year(db
         (0.0, 2026),
     ]
     assert granted[next_year.id] == (70_000.0, 2027) and granted[other.id] == (60_000.0, 2026)
+    bank = people["bank_a"].institution_id
     with transaction(db.factory) as session:
-        assert subsidy_granted(session, "E1", 2026) == 100_000.0
-        assert subsidy_granted(session, "E1", 2027) == 70_000.0
-        assert subsidy_granted(session, "E3", 2026) == 0.0
+        assert subsidy_granted(session, "E1", 2026, bank) == 100_000.0
+        assert subsidy_granted(session, "E1", 2027, bank) == 70_000.0
+        assert subsidy_granted(session, "E3", 2026, bank) == 0.0
+        assert subsidy_granted(session, "E1", 2026, people["bank_b"].institution_id) == 0.0  # its own E1
+
+
+def test_a_unified_social_credit_code_shares_the_cap_across_banks_and_an_internal_id_does_not(db, people):
+    """The cap is per enterprise: an enterprise named by its unified social credit code is the same one at
+    every bank; a bank's internal id (E1) may name another enterprise at another bank."""
+    uscc = "91420700MA4F000001"
+
+    def approved(who: str, enterprise: str) -> None:
+        request = {"loan": {"application_date": "2026-03-01"}}
+        result = {**a_result(), "interest_subsidy_cny": 70_000.0, "subsidy_cap_cny": 100_000.0}
+        application = save(db, people[who], request=request, result=result, enterprise_id=enterprise)
+        with transaction(db.factory) as session:
+            review_application(session, people["evaluator"], application.id, "approve")
+
+    for who in ("bank_a", "bank_b"):
+        approved(who, uscc)
+        approved(who, "E1")
+    with transaction(db.factory) as session:
+        for who in ("bank_a", "bank_b"):
+            institution = people[who].institution_id
+            assert subsidy_granted(session, uscc, 2026, institution) == 100_000.0  # 70,000 + 30,000 left
+            assert subsidy_granted(session, "E1", 2026, institution) == 70_000.0  # each bank's own E1

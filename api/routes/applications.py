@@ -76,7 +76,8 @@ def create_application(
     # The subsidy granted so far, read in a short transaction of its own: SQLite's write lock is not held
     # while computing. An approval checks again what is left (lending.records.review_application).
     with transaction(request.app.state.sessions) as reading:
-        granted = records.subsidy_granted(reading, enterprise_id, decided.loan.application_date.year)
+        year = decided.loan.application_date.year
+        granted = records.subsidy_granted(reading, enterprise_id, year, principal.institution_id)
     decision = compute.decide_application(
         models.valuer,
         models.scorer,
