@@ -769,6 +769,11 @@ def test_a_patent_s_remaining_term_is_at_most_the_legal_term_of_its_type(service
             {"patent_type": "utility_model", "age_years": 14.82, "remaining_years": 5.18},
             "age_years + ",
         ),
+        (
+            "patent",
+            {"patent_type": "invention", "age_years": 10.0, "remaining_years": 16.0},
+            "5 more by term",
+        ),
         ("trademark", {"remaining_years": 15.0}, "at most a registration's 10 years"),
         (
             "trademark",
@@ -806,6 +811,15 @@ def test_terms_that_contradict_each_other_are_refused(service, bodies, kind, cha
         assets[at]["asset_id"],
     )
     assert expected in problem["expected"]
+
+
+def test_an_invention_with_its_term_compensated_is_valued(service, bodies):
+    """Patent Law art. 42 compensates an invention's term for delays (a new drug's up to 5 years): 10 years
+    old with 13 left is a compensated term, not a contradiction."""
+    patent = dict(next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent"))
+    patent.update(patent_type="invention", age_years=10.0, remaining_years=13.0)
+    response = service.post("/v1/valuations", json={"assets": [patent]})
+    assert response.status_code == 201, response.text
 
 
 @pytest.mark.parametrize(

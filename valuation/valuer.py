@@ -58,6 +58,10 @@ class Valuer:
     def spec(self) -> FeatureSpec:
         return self.model.spec
 
+    @property
+    def inputs(self) -> frozenset[str]:
+        return inputs_of(self.spec)
+
     @classmethod
     def fit(
         cls, table: pd.DataFrame, spec: FeatureSpec, *, model: ValueModel | None = None, **options
@@ -68,7 +72,7 @@ class Valuer:
         to the valuer once it is served, so a bank's spec that leaves them out gets no GB/T scores."""
         model = model if model is not None else ValueModel(spec).fit(table)
         kinds = table["asset_kind"].astype(str) if "asset_kind" in table else pd.Series("", index=table.index)
-        given = table[[c for c in table.columns if c in {*spec.feature_names, *EXTRA_INPUTS}]]
+        given = table[[c for c in table.columns if c in inputs_of(spec)]]
         patent_scorer = trademark_scorer = None
         patents, trademarks = given[kinds == "patent"], given[kinds == "trademark"]
         if len(patents) and _has(patents, IndicatorScorer().required_columns()):
@@ -87,7 +91,7 @@ class Valuer:
         table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
         columns = Columns(table)
-        problems += _beyond_legal_term(columns, self.spec.id)
+        problems += _beyond_legal_term(columns, self.spec.id, self.inputs)
         figures = self._figures(columns, X, self.model._groups(columns), problems, level)
         return pd.DataFrame(figures), problems
 
@@ -159,14 +163,15 @@ class Valuer:
         and for a kind whose own columns the table lacks (income.PATENT_FEATURES, TRADEMARK_FEATURES: a
         bank's table that does not carry them has no income approach for that kind)."""
         out = np.full(len(rows), np.nan)
-        if not all(c in rows for c in INCOME_COLUMNS) or "asset_kind" not in rows:
+        given = {c for c in self.inputs if c in rows}  # what a served valuer is given, whatever else came
+        if not all(c in given for c in INCOME_COLUMNS) or "asset_kind" not in given:
             return out
         kinds = self._kinds(rows)
         counted = ~np.isnan(rows.get("owner_patents_in_force"))
         a = self.income_assumptions
         for kind, needed in (("patent", income.PATENT_FEATURES), ("trademark", income.TRADEMARK_FEATURES)):
             mask = (kinds == kind) & counted if kind == "patent" else kinds == kind
-            if not mask.any() or not all(c in rows for c in needed):
+            if not mask.any() or not all(c in given for c in needed):
                 continue
             assets = rows.take(mask)
             revenue, industry = assets.get("owner_revenue_cny", raw), assets.get("owner_industry", text)
@@ -248,7 +253,7 @@ class Valuer:
         names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
         X, problems = self.model.encoder_.encode_records(records)
         columns = Columns.of_records(records, names)
-        problems += _beyond_legal_term(columns, self.spec.id)
+        problems += _beyond_legal_term(columns, self.spec.id, self.inputs)
         groups = self.model._groups(columns)
         refused = {p.row for p in problems}
         good = [i for i in range(len(records)) if i not in refused]
@@ -295,25 +300,36 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
 
 
 ONE_DAY_YEARS = 1 / 365.25  # dates counted in days: a term's end may fall a fraction of a day past it
+# An invention patent's term may be compensated for delays in its grant and, for a new drug, in its market
+# approval (Patent Law 2020, art. 42): up to 5 years for a drug; allowed for any invention here.
+TERM_EXTENSION_YEARS = {"invention": 5}
 # A mark's registration runs 10 years and is renewed 10 years at a time (Trademark Law art. 39-40).
 MARK_TERM_YEARS = 10
 RENEWAL_WINDOW_YEARS = 1  # a renewal may be filed 12 months before the term ends (the new term follows it)
 
 
-def _beyond_legal_term(rows: Columns, id_column: str | None) -> list[Problem]:
+def inputs_of(spec: FeatureSpec) -> frozenset[str]:
+    """The columns a valuer reads (besides the id): its spec's features and EXTRA_INPUTS. A served valuer
+    is given these and nothing else (models.tasks logs them), so its methods read no other column even where
+    a request carries more: the service and the logged model answer alike."""
+    return frozenset({*spec.feature_names, *EXTRA_INPUTS})
+
+
+def _beyond_legal_term(rows: Columns, id_column: str | None, inputs: frozenset[str]) -> list[Problem]:
     """Terms no right can have, which the value (monotone in the remaining term) would take at its word:
     a patent's remaining term longer than the legal term of its type (TERM_YEARS), or its age plus remaining
     term longer than that; a mark's remaining term longer than a registration plus the renewal window, or its
     years registered plus remaining term not 10 years per registration and renewal (within the window)."""
-    if not all(c in rows for c in ("asset_kind", "remaining_years")):
+    given = {c for c in inputs if c in rows}
+    if not all(c in given for c in ("asset_kind", "remaining_years")):
         return []
     n = len(rows)
     kinds = rows.get("asset_kind", text)
-    types = rows.get("patent_type", text) if "patent_type" in rows else np.full(n, None, dtype=object)
+    types = rows.get("patent_type", text) if "patent_type" in given else np.full(n, None, dtype=object)
     remaining = rows.get("remaining_years")
 
     def column(name: str) -> np.ndarray:
-        return rows.get(name) if name in rows else np.full(n, np.nan)
+        return rows.get(name) if name in given else np.full(n, np.nan)
 
     age, registered, renewals = column("age_years"), column("years_registered"), column("renewals")
     ids = rows.get(id_column, text) if id_column and id_column in rows else None
@@ -321,17 +337,19 @@ def _beyond_legal_term(rows: Columns, id_column: str | None) -> list[Problem]:
     for i in range(n):
         found = None
         if kinds[i] == "patent" and types[i] in TERM_YEARS:
-            term = TERM_YEARS[types[i]]
+            extension = TERM_EXTENSION_YEARS.get(types[i], 0)
+            term = TERM_YEARS[types[i]] + extension
+            legal = f"{TERM_YEARS[types[i]]} years" + (
+                f", {extension} more by term compensation" if extension else ""
+            )
             if remaining[i] > term + ONE_DAY_YEARS:
                 found = (
                     "remaining_years",
-                    f"at most the legal term of a {types[i]} patent ({term} years)",
+                    f"at most the legal term of a {types[i]} patent ({legal})",
                     remaining[i],
                 )
             elif age[i] + remaining[i] > term + ONE_DAY_YEARS:
-                expected = (
-                    f"age_years + remaining_years at most a {types[i]} patent's legal term ({term} years)"
-                )
+                expected = f"age_years + remaining_years at most a {types[i]} patent's legal term ({legal})"
                 found = "remaining_years", expected, f"{age[i]:g} + {remaining[i]:g}"
         elif kinds[i] == "trademark":
             cap = MARK_TERM_YEARS + RENEWAL_WINDOW_YEARS
