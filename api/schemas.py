@@ -586,7 +586,8 @@ class ApplicationResponse(Out):
     held_by: list[PolicyRule] = Field(
         default_factory=list,
         description="Policy rules that hold the application for review whatever its PD (a loan term beyond "
-        "the pledge policy's cap): the recommendation is then review, not approve; empty when none applies",
+        "the pledge policy's cap): the recommendation is then at least review (a decline stays a decline, "
+        "the rule still listed); empty when none applies",
     )
     request: dict[str, Any] = Field(
         description="The application as decided: the body sent, with its ids filled in (the figures an "

@@ -559,7 +559,9 @@ def levels_text(levels: Sequence[str], shown: int = 12) -> str:
     >>> levels_text(["1", "2", "3"])
     'one of 1, 2, 3'
     """
-    if len(levels) > shown and all(str(level).isdigit() for level in levels):
+    if len(levels) > shown and all(
+        str(level).isdecimal() and str(level) == str(int(level)) for level in levels
+    ):
         runs: list[list[int]] = []
         for n in sorted({int(level) for level in levels}):
             if runs and n == runs[-1][1] + 1:

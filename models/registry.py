@@ -381,7 +381,10 @@ def promote(name: str, version: str, reason: str, operator: str | None = None) -
     if moved is not None:  # the card says so too: it would otherwise keep only the gate's verdict
         from models.card import note_promotion
 
-        note_promotion(name, version, reason, operator, moved)
+        try:
+            note_promotion(name, version, reason, operator, moved)
+        except Exception as e:  # the promotion stands (the version's tags say so): only the card lags
+            log.warning("%s %s is the champion, but its card could not record it: %s", name, version, e)
     return moved
 
 

@@ -183,7 +183,12 @@ class ScoringGate:
                 f"(p = {p_value:.3f}; PDs exactly right would show {chance:.4f})"
             )
         low = challenger.get("auc_difference_low")
-        if champion is not None and low is not None and not low >= -self.auc_margin:
+        if champion is not None and low is not None and math.isnan(low):
+            reasons.append(
+                "the held-out rows hold fewer than 2 defaults or 2 repaid loans: the models' AUCs cannot be "
+                "compared; hold out more rows, or promote by hand (`ipcredit models promote`) with a reason"
+            )
+        elif champion is not None and low is not None and not low >= -self.auc_margin:
             reasons.append(
                 f"AUC {challenger['auc']:.4f} against the champion's {champion['auc']:.4f} on the same rows: "
                 f"the difference could be as low as {low:+.4f} ({self.confidence:.0%} one-sided, DeLong), so "

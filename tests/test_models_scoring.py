@@ -221,6 +221,8 @@ def test_the_scoring_gate_promotes_only_what_the_rows_show_is_no_worse():
         "out more rows, or promote by hand (`ipcredit models promote`) with a reason",
     )
     assert gate.decide({**tie, "auc_difference_low": -0.004}, champion).passed
+    few = gate.decide({**tie, "auc_difference_low": float("nan")}, champion)  # one class only: no bound
+    assert not few.passed and "fewer than 2 defaults or 2 repaid loans" in few.reasons[0]
     assert gate.decide(tie, None).passed  # a first champion has nothing to be compared with
 
 
