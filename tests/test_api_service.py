@@ -351,6 +351,20 @@ def test_an_enterprise_s_subsidy_counts_what_its_approved_loans_of_the_year_were
     again = _applied(service, body)
     assert again["subsidy_granted_before_cny"] == pytest.approx(first["interest_subsidy_cny"])
     assert again["interest_subsidy_cny"] <= 100_000.0 - first["interest_subsidy_cny"] + 1e-6
+    with transaction(service.app.state.sessions) as session:  # and it re-runs exactly, granted-before and all
+        record = get_application(session, authenticate(session, service.keys["evaluator"]), again["id"])
+        request, result = record.request, record.result
+    models = service.app.state.models
+    rerun = decide_application(
+        models.valuer,
+        models.scorer,
+        ApplicationRequest.model_validate(request),
+        request["application_id"],
+        request["loan"]["bank_id"],
+        DecisionPolicy.from_dict(result["policy"]),
+        result["subsidy_granted_before_cny"],
+    )
+    assert json.dumps(rerun.result, sort_keys=True) == json.dumps(result, sort_keys=True)
     next_year = _applied(service, _set(body, "loan.application_date", f"{year + 1}-01-05"))
     assert next_year["subsidy_granted_before_cny"] == 0.0  # another year, its own cap
 
@@ -871,3 +885,27 @@ def test_a_service_without_its_models_is_up_but_not_ready(store, tmp_path):
         assert ready.status_code == 503 and "nope" in ready.json()["reason"]
         response = client.get("/v1/models", headers={"X-API-Key": key})
         assert response.status_code == 503 and "not loaded" in response.json()["detail"]
+
+
+def test_a_valuation_champion_that_reads_what_no_asset_carries_leaves_the_service_not_ready(
+    store, tmp_path, monkeypatch
+):
+    """Loaded, the valuation model is checked against what a request's asset carries: a mismatch is not
+    served, and /ready says which features."""
+    from api import serving
+
+    real = serving.load_model
+
+    def stranger(uri: str, task: str):
+        served = real(uri, task)
+        if task != "valuation":
+            return served
+        spec = types.SimpleNamespace(feature_names=("claims", "appraiser_grade"))
+        return dataclasses.replace(served, fitted=types.SimpleNamespace(spec=spec))
+
+    monkeypatch.setattr(serving, "load_model", stranger)
+    with TestClient(create_app(settings_for(f"sqlite:///{tmp_path / 'records.db'}"))) as client:
+        ready = client.get("/ready")
+        assert ready.status_code == 503
+        assert ready.json()["reason"].startswith("ModelMismatch: the valuation model reads features")
+        assert "appraiser_grade" in ready.json()["reason"]
