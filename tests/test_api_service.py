@@ -148,9 +148,11 @@ def test_bundle_gives_each_value_the_bundle_and_the_pledge_value(service, bodies
     assert bundle["loan_term_months"] == 24 and len(bundle["assets"]) == len(body["assets"])
 
 
-def test_a_trademark_s_market_score_is_answered_where_a_patent_s_technical_score_is(service, bodies):
-    patent = next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent")
-    mark = {
+def _a_mark(body: dict, **changes) -> dict:
+    """A registered mark in its first term (3 years registered, 7 left), with the owner facts of the body's
+    first patent, and `changes`."""
+    patent = next(a for a in body["assets"] if a["asset_kind"] == "patent")
+    return {
         **patent,
         **dict.fromkeys(PATENT_ONLY),
         "asset_id": "TM-1",
@@ -161,8 +163,13 @@ def test_a_trademark_s_market_score_is_answered_where_a_patent_s_technical_score
         "is_registered": 1,
         "years_registered": 3.0,
         "remaining_years": 7.0,
-        "well_known": 1,
+        "renewals": 0,
+        **changes,
     }
+
+
+def test_a_trademark_s_market_score_is_answered_where_a_patent_s_technical_score_is(service, bodies):
+    mark = _a_mark(bodies[0], well_known=1)
     response = service.post("/v1/valuations", json={"assets": [mark]})
     assert response.status_code == 201, response.text
     scores = response.json()["assets"][0]["scores"]
@@ -354,16 +361,7 @@ def test_an_enterprise_s_subsidy_counts_what_its_approved_loans_of_the_year_were
     with transaction(service.app.state.sessions) as session:  # and it re-runs exactly, granted-before and all
         record = get_application(session, authenticate(session, service.keys["evaluator"]), again["id"])
         request, result = record.request, record.result
-    models = service.app.state.models
-    rerun = decide_application(
-        models.valuer,
-        models.scorer,
-        ApplicationRequest.model_validate(request),
-        request["application_id"],
-        request["loan"]["bank_id"],
-        DecisionPolicy.from_dict(result["policy"]),
-        result["subsidy_granted_before_cny"],
-    )
+    rerun = _rerun(service.app.state.models.valuer, service.app.state.models.scorer, request, result)
     assert json.dumps(rerun.result, sort_keys=True) == json.dumps(result, sort_keys=True)
     next_year = _applied(service, _set(body, "loan.application_date", f"{year + 1}-01-05"))
     assert next_year["subsidy_granted_before_cny"] == 0.0  # another year, its own cap
@@ -383,6 +381,20 @@ def test_a_retried_application_id_is_decided_once(service, bodies):
     assert [service.post("/v1/applications", json=anonymous).status_code for _ in range(2)] == [201, 201]
 
 
+def _rerun(valuer, scorer, request: dict, result: dict):
+    """A stored decision made again from its request, with the policy and the subsidy granted before it that
+    it kept (docs/api.md: re-running a stored request)."""
+    return decide_application(
+        valuer,
+        scorer,
+        ApplicationRequest.model_validate(request),
+        request["application_id"],
+        request["loan"]["bank_id"],
+        DecisionPolicy.from_dict(result["policy"]),
+        result["subsidy_granted_before_cny"],
+    )
+
+
 def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(service, bodies):
     answer = _applied(service, bodies[2])
     with transaction(service.app.state.sessions) as session:
@@ -393,15 +405,7 @@ def test_a_stored_decision_is_reproduced_exactly_with_its_stored_model_versions(
         assert versions[task]["uri"] == f"models:/{versions[task]['name']}/{versions[task]['version']}"
     valuer = registry.load_fitted(versions["valuation"]["uri"], task="valuation")  # fresh from the registry
     scorer = registry.load_fitted(versions["scoring"]["uri"], task="scoring")
-    again = decide_application(
-        valuer,
-        scorer,
-        ApplicationRequest.model_validate(request),
-        request["application_id"],
-        request["loan"]["bank_id"],
-        DecisionPolicy.from_dict(result["policy"]),
-        result["subsidy_granted_before_cny"],
-    )
+    again = _rerun(valuer, scorer, request, result)
     assert json.dumps(again.result, sort_keys=True) == json.dumps(result, sort_keys=True)
     assert json.dumps(again.explanation, sort_keys=True) == json.dumps(explanation, sort_keys=True)
 
@@ -799,19 +803,7 @@ def test_a_patent_s_remaining_term_is_at_most_the_legal_term_of_its_type(service
 )
 def test_terms_that_contradict_each_other_are_refused(service, bodies, kind, changes, expected):
     patent = dict(next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent"))
-    mark = {  # a registered mark in its first term: 3 years registered, 7 left
-        **patent,
-        **dict.fromkeys(PATENT_ONLY),
-        "asset_id": "TM-1",
-        "asset_kind": "trademark",
-        "patent_type": None,
-        "status_as_of": None,
-        "nice_class": 9,
-        "is_registered": 1,
-        "years_registered": 3.0,
-        "remaining_years": 7.0,
-        "renewals": 0,
-    }
+    mark = _a_mark(bodies[0])
     assets, at = [patent, mark], 0 if kind == "patent" else 1
     first = service.post("/v1/valuations", json={"assets": assets})
     assert first.status_code == 201, first.text  # as they came
