@@ -5,8 +5,9 @@
   answer is sent, so that a failed commit is never answered as a success) and rolls back if it raises.
   The session begins its transaction at its first query, so a route computes first and writes last: on
   SQLite a transaction holds the database's write lock from its first statement.
-- `PrincipalDep`: the caller of the ``X-API-Key`` header (lending.keys.authenticate), in a short
-  transaction of its own; 401 without a key or with one that is unknown, revoked or malformed.
+- `PrincipalDep`: the caller of the ``X-API-Key`` header (lending.keys.authenticate), in a short read of
+  its own (lending.db.reading: no write lock); 401 without a key or with one that is unknown, revoked or
+  malformed.
 - `ModelsDep`: the models loaded at startup, for a route that computes with them: at most COMPUTE_SLOTS
   such routes run at once in a process, the others wait their turn; 503 when the models are not loaded
   (see /ready). `LoadedModelsDep`: the same models for a route that only reads their versions.
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 from api.schemas import Language
 from api.serving import ServedModels
 from lending import keys
-from lending.db import transaction
+from lending.db import reading, transaction
 from lending.keys import Principal
 
 API_KEY_HEADER = "X-API-Key"
@@ -56,7 +57,7 @@ def get_principal(request: Request, key: Annotated[str | None, Security(api_key_
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, f"an API key is needed in the {API_KEY_HEADER} header", challenge
         )
-    with transaction(request.app.state.sessions) as session:
+    with reading(request.app.state.sessions) as session:
         principal = keys.authenticate(session, key)
     if principal is None:
         raise HTTPException(

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+READ_ONLY = "ipcredit_read_only"  # an execution option: the connection's transaction only reads
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -97,8 +98,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     keys, waits up to 10 s for a lock instead of failing at once, and (file databases) uses write-ahead
     logging so that readers do not block the writer, with synchronous FULL (each commit reaches the disk
     before it returns). Transactions begin with BEGIN IMMEDIATE: a writer takes the write lock at the
-    start and never fails half-way on a lock upgrade. PostgreSQL: connections are pinged before use, and
-    opening one times out after 10 s (`connect_timeout`, unless the URL or ``connect_args`` say otherwise).
+    start and never fails half-way on a lock upgrade; a reader (`reading`) begins deferred. PostgreSQL:
+    connections are pinged before use, and opening one times out after 10 s (`connect_timeout`, unless
+    the URL or ``connect_args`` say otherwise).
     """
     url = make_url(normalise_url(url) if isinstance(url, str) else url)
     kwargs.setdefault("json_serializer", _json_dumps)
@@ -130,7 +132,9 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # a reader (`reading`) begins deferred: in WAL mode it neither waits for the writer nor blocks it
+        read_only = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
     return engine
 
@@ -179,6 +183,20 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions bound to `engine`. Objects stay readable after their transaction ends (no expiry on
     commit), so that a caller can answer from what it has just saved."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that only reads: yields a session, rolls it back when the block ends (there is nothing
+    to commit) and closes it. On SQLite it begins deferred, not IMMEDIATE: it takes no write lock, so that
+    reads (the caller's key, the subsidy granted so far) do not queue behind another request's commit."""
+    session = factory()
+    try:
+        session.connection(execution_options={READ_ONLY: True})
+        yield session
+    finally:
+        session.rollback()
+        session.close()
 
 
 @contextmanager

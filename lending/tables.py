@@ -148,6 +148,9 @@ class Application(Base):
         Index("ix_applications_institution_created", "institution_id", "created_at"),
         Index("ix_applications_status_created", "status", "created_at"),
         Index("uq_applications_institution_ref", "institution_id", "application_ref", unique=True),
+        # the subsidy granted to an enterprise by a bank's approvals (lending.records.subsidy_granted):
+        # without it SQLite walks every application of the bank, JSON and all
+        Index("ix_applications_enterprise_institution", "enterprise_id", "institution_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # a UUID, as text

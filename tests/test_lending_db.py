@@ -338,3 +338,21 @@ def test_revision_0004_records_the_subsidy_earlier_approvals_granted(tmp_path):
         ("a2", None, None),
         ("a3", None, None),
     ]
+
+
+def test_a_read_does_not_wait_for_a_writer_on_sqlite(tmp_path):
+    """`reading` begins deferred: while another transaction holds SQLite's write lock (BEGIN IMMEDIATE, as
+    every writer does), a read answers instead of queueing behind it."""
+    from lending.db import reading
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'r.db'}")
+    migrate(engine)
+    factory = session_factory(engine)
+    with transaction(factory) as writer:
+        writer.add(Institution(name="Bank A"))
+        writer.flush()  # the write lock is held until this block ends
+        # (a read that took the write lock would wait out the busy timeout and fail: "database is locked")
+        with reading(factory) as reader:
+            assert reader.scalar(sql_select(func.count()).select_from(Institution)) == 0  # not yet committed
+    with reading(factory) as reader:
+        assert reader.scalar(sql_select(func.count()).select_from(Institution)) == 1

@@ -31,7 +31,7 @@ from api.schemas import (
     ReviewRequest,
 )
 from lending import records
-from lending.db import transaction
+from lending.db import reading
 from lending.errors import NotFound
 
 router = APIRouter(
@@ -73,11 +73,11 @@ def create_application(
         }
     )
     enterprise_id = decided.enterprise.enterprise_id
-    # The subsidy granted so far, read in a short transaction of its own: SQLite's write lock is not held
-    # while computing. An approval checks again what is left (lending.records.review_application).
-    with transaction(request.app.state.sessions) as reading:
+    # The subsidy granted so far, read apart from the write (which begins when the decision is saved): no
+    # lock is held while computing. An approval checks again what is left (lending.records).
+    with reading(request.app.state.sessions) as session_read:
         year = decided.loan.application_date.year
-        granted = records.subsidy_granted(reading, enterprise_id, year, principal.institution_id)
+        granted = records.subsidy_granted(session_read, enterprise_id, year, principal.institution_id)
     decision = compute.decide_application(
         models.valuer,
         models.scorer,

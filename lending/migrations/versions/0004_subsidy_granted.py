@@ -9,6 +9,7 @@ counted only its own loan, so two approved loans of one enterprise could each ge
 now grants what the cap leaves the enterprise for the year of the loan's application, kept on the review
 (`interest_subsidy_cny`, `subsidy_year`), and the grants are summed over the enterprise's approvals. Approvals
 stored before this revision are recorded as granting their decision's subsidy, so that the cap counts them.
+An index on (enterprise_id, institution_id) finds an enterprise's applications at a bank for that sum.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ OVERRIDDEN_TO_APPROVE = "decline"  # an override of a decline recommendation app
 def upgrade() -> None:
     op.add_column("reviews", sa.Column("interest_subsidy_cny", sa.Float(precision=53), nullable=True))
     op.add_column("reviews", sa.Column("subsidy_year", sa.Integer(), nullable=True))
+    op.create_index(
+        "ix_applications_enterprise_institution", "applications", ["enterprise_id", "institution_id"]
+    )
     _grant_what_earlier_approvals_decided()
 
 
@@ -72,5 +76,6 @@ def _grant_what_earlier_approvals_decided() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_applications_enterprise_institution", table_name="applications")
     for column in ("subsidy_year", "interest_subsidy_cny"):  # a plain DROP COLUMN (SQLite 3.35+)
         op.drop_column("reviews", column)
