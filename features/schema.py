@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import annotated_types
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from features.errors import InvalidData, Problem
 
@@ -174,7 +174,27 @@ Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Date = Annotated[dt.date, BeforeValidator(_iso_date)]
 ID_MAX_LENGTH = 64
-Id = Annotated[str, Strict(), annotated_types.MinLen(1), annotated_types.MaxLen(ID_MAX_LENGTH)]
+_UNCLEAN_ID = re.compile(r"^\s|\s$|[\x00-\x1f\x7f]")
+
+
+def _clean_id(value: str) -> str:
+    # "E1 " and "E1" would be two enterprises to an exact comparison: refused, not trimmed
+    if _UNCLEAN_ID.search(value):
+        raise ValueError("an id without spaces at either end and without control characters")
+    return value
+
+
+Id = Annotated[
+    str, Strict(), annotated_types.MinLen(1), annotated_types.MaxLen(ID_MAX_LENGTH), AfterValidator(_clean_id)
+]
+
+
+def enterprise_key(enterprise_id: str) -> str:
+    """An enterprise id as records compare it: regardless of case ("e0000001" is E0000001; a unified social
+    credit code is upper case by its standard)."""
+    return enterprise_id.upper()
+
+
 CNY = "CNY"
 DAYS = "days"
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -31,6 +30,7 @@ from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from features.errors import InvalidData, Problem
+from features.schema import enterprise_key
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import Principal
 from lending.tables import Application, Decision, Review, Role, Status, Valuation
@@ -277,7 +277,7 @@ def save_application(
         result=result,
         explanation=explanation,
         model_versions=model_versions,
-        enterprise_id=None if enterprise is None else str(enterprise),
+        enterprise_id=None if enterprise is None else enterprise_key(str(enterprise)),
         amount_cny=amount,
         grade=graded,
         pd=probability,
@@ -408,7 +408,7 @@ def list_applications(
     if end is not None:
         conditions.append(Application.created_at < end)
     if enterprise_id is not None:
-        conditions.append(Application.enterprise_id == str(enterprise_id))
+        conditions.append(Application.enterprise_id == enterprise_key(str(enterprise_id)))
     if application_ref is not None:
         conditions.append(Application.application_ref == str(application_ref))
 
@@ -514,21 +514,37 @@ def subsidy_year(request: Mapping[str, Any]) -> int:
     return int(str(request["loan"]["application_date"])[:4])
 
 
-# A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters, the same at every bank.
-_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{2}[0-9]{6}[0-9A-HJ-NPQRTUWXY]{10}$")
+# A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of this set, the same at every
+# bank, the last a check character over the first 17.
+_USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
+
+
+def is_uscc(enterprise_id: str) -> bool:
+    """Whether an id is a unified social credit code, its check character included.
+
+    >>> is_uscc("91350100M000100Y43"), is_uscc("100000000000000001")
+    (True, False)
+    """
+    code = enterprise_id.upper()
+    if len(code) != 18 or any(c not in _USCC_CHARS for c in code):
+        return False
+    total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
+    return code[17] == _USCC_CHARS[(31 - total % 31) % 31]
 
 
 def subsidy_granted(
     session: Session, enterprise_id: str, year: int, institution_id: int, *, lock: bool = False
 ) -> float:
     """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals, at every
-    bank when `enterprise_id` is a unified social credit code (the programme's cap is per enterprise), else
+    bank when `enterprise_id` is a unified social credit code (`is_uscc`; the programme's cap is per
+    enterprise), else
     at `institution_id`'s only (a bank's internal id may name another enterprise at another bank). With
     `lock`, on PostgreSQL, the enterprise's applications are locked until the transaction ends, so that two
     approvals at once cannot both take what is left (SQLite's transactions take the write lock as they
     begin)."""
-    mine = [Application.enterprise_id == enterprise_id]
-    if not _USCC.match(enterprise_id):
+    mine = [Application.enterprise_id == enterprise_key(enterprise_id)]
+    if not is_uscc(enterprise_id):
         mine.append(Application.institution_id == institution_id)
     if lock:  # in the ids' order, the same for every transaction: none waits on another in a circle
         session.execute(select(Application.id).where(*mine).order_by(Application.id).with_for_update())

@@ -17,7 +17,7 @@ import pandas as pd
 from features.errors import InvalidData, Problem
 from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
-from features.schema import Enterprise, LoanApplication, Table, parse_records
+from features.schema import Enterprise, LoanApplication, Table, enterprise_key, parse_records
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE, EnterpriseFeatures, column_floats, column_objects
 from valuation.data import asset_rows
@@ -286,7 +286,7 @@ def _not_the_applicant_s(
             expected = f"a valuation date on or before the application date {date}"
             problems.append(Problem("assets.as_of", expected, str(as_of), **where))
         owner = asset.get("enterprise_id")
-        if owner is not None and str(owner) != enterprise.enterprise_id:
+        if owner is not None and enterprise_key(str(owner)) != enterprise_key(enterprise.enterprise_id):
             continue
         for column, report in _OWNER_FACTS.items():
             given, known = asset.get(column), getattr(enterprise, report)

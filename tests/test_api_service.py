@@ -331,6 +331,10 @@ def test_the_applicant_s_own_assets_must_agree_with_its_credit_report(service, b
     (problem,) = response.json()["detail"]
     assert (problem["field"], problem["row"], problem["id"]) == (field, 1, asset["asset_id"])
     assert problem["got"] == value
+    # the applicant's own id in another case is still the applicant's: checked, not a third party's
+    if field != "assets.as_of":
+        asset["enterprise_id"] = body["enterprise"]["enterprise_id"].lower()
+        assert service.post("/v1/applications", json=body).status_code == 422
     # a third party pledging for the applicant (第三人出质) keeps its own owner facts
     if field != "assets.as_of":
         asset["enterprise_id"] = "E-THIRD-PARTY"
@@ -817,6 +821,25 @@ def test_terms_that_contradict_each_other_are_refused(service, bodies, kind, cha
         assets[at]["asset_id"],
     )
     assert expected in problem["expected"]
+
+
+def test_terms_counted_in_days_over_365_are_not_refused(service, bodies):
+    """A utility model filed 2015-01-10, expiring 2025-01-09, valued 2024-09-30, its age and remaining term
+    counted as days/365 (Excel's actual/365): 9.7205 + 0.2849 is 10.0054 years, within the week of slack."""
+    patent = dict(next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent"))
+    patent.update(patent_type="utility_model", age_years=9.7205, remaining_years=0.2849)
+    response = service.post("/v1/valuations", json={"assets": [patent]})
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("bad", ["E0000001 ", " E0000001", "E00\x000001", "E0000001\t"])
+def test_an_id_with_spaces_at_its_ends_or_control_characters_is_refused(service, bodies, bad):
+    """'E1 ' and 'E1' would be two enterprises to an exact comparison (a second subsidy cap): refused."""
+    body = _set(bodies[0], "enterprise.enterprise_id", bad)
+    response = service.post("/v1/applications", json=body)
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "enterprise", "enterprise_id"] and "without spaces" in error["msg"]
 
 
 def test_an_invention_with_its_term_compensated_is_valued(service, bodies):

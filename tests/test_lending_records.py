@@ -20,6 +20,7 @@ from lending.keys import authenticate, create_key
 from lending.records import (
     get_application,
     get_valuation,
+    is_uscc,
     list_applications,
     outcome,
     review_application,
@@ -598,12 +599,13 @@ def test_approvals_grant_the_subsidy_within_the_enterprise_s_cap_for_the_year(db
         assert subsidy_granted(session, "E1", 2027, bank) == 70_000.0
         assert subsidy_granted(session, "E3", 2026, bank) == 0.0
         assert subsidy_granted(session, "E1", 2026, people["bank_b"].institution_id) == 0.0  # its own E1
+        assert subsidy_granted(session, "e1", 2026, bank) == 100_000.0  # ids compare regardless of case
 
 
 def test_a_unified_social_credit_code_shares_the_cap_across_banks_and_an_internal_id_does_not(db, people):
     """The cap is per enterprise: an enterprise named by its unified social credit code is the same one at
     every bank; a bank's internal id (E1) may name another enterprise at another bank."""
-    uscc = "91420700MA4F000001"
+    uscc = "91350100M000100Y43"  # a valid code (its check character)
 
     def approved(who: str, enterprise: str) -> None:
         request = {"loan": {"application_date": "2026-03-01"}}
@@ -612,11 +614,15 @@ def test_a_unified_social_credit_code_shares_the_cap_across_banks_and_an_interna
         with transaction(db.factory) as session:
             review_application(session, people["evaluator"], application.id, "approve")
 
+    not_a_code = "100000000000000001"  # 18 characters, but its check character is wrong: an internal id
+    assert is_uscc(uscc) and is_uscc(uscc.lower()) and not is_uscc(not_a_code)
     for who in ("bank_a", "bank_b"):
-        approved(who, uscc)
+        approved(who, uscc if who == "bank_a" else uscc.lower())
         approved(who, "E1")
+        approved(who, not_a_code)
     with transaction(db.factory) as session:
         for who in ("bank_a", "bank_b"):
             institution = people[who].institution_id
             assert subsidy_granted(session, uscc, 2026, institution) == 100_000.0  # 70,000 + 30,000 left
             assert subsidy_granted(session, "E1", 2026, institution) == 70_000.0  # each bank's own E1
+            assert subsidy_granted(session, not_a_code, 2026, institution) == 70_000.0

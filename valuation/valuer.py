@@ -299,7 +299,8 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
     return frame
 
 
-ONE_DAY_YEARS = 1 / 365.25  # dates counted in days: a term's end may fall a fraction of a day past it
+# Terms counted in days/365 or days/365.25 differ by up to 5 days over 20 years: a week of slack.
+TERM_SLACK_YEARS = 7 / 365.25
 # An invention patent's term may be compensated for delays in its grant and, for a new drug, in its market
 # approval (Patent Law 2020, art. 42): up to 5 years for a drug; allowed for any invention here.
 TERM_EXTENSION_YEARS = {"invention": 5}
@@ -342,22 +343,22 @@ def _beyond_legal_term(rows: Columns, id_column: str | None, inputs: frozenset[s
             legal = f"{TERM_YEARS[types[i]]} years" + (
                 f", {extension} more by term compensation" if extension else ""
             )
-            if remaining[i] > term + ONE_DAY_YEARS:
+            if remaining[i] > term + TERM_SLACK_YEARS:
                 found = (
                     "remaining_years",
                     f"at most the legal term of a {types[i]} patent ({legal})",
                     remaining[i],
                 )
-            elif age[i] + remaining[i] > term + ONE_DAY_YEARS:
+            elif age[i] + remaining[i] > term + TERM_SLACK_YEARS:
                 expected = f"age_years + remaining_years at most a {types[i]} patent's legal term ({legal})"
                 found = "remaining_years", expected, f"{age[i]:g} + {remaining[i]:g}"
         elif kinds[i] == "trademark":
             cap = MARK_TERM_YEARS + RENEWAL_WINDOW_YEARS
             span = MARK_TERM_YEARS * (renewals[i] + 1)
-            if remaining[i] > cap + ONE_DAY_YEARS:
+            if remaining[i] > cap + TERM_SLACK_YEARS:
                 expected = f"at most a registration's {MARK_TERM_YEARS} years (renewed early: {cap})"
                 found = "remaining_years", expected, remaining[i]
-            elif abs(registered[i] + remaining[i] - span) > RENEWAL_WINDOW_YEARS + ONE_DAY_YEARS:
+            elif abs(registered[i] + remaining[i] - span) > RENEWAL_WINDOW_YEARS + TERM_SLACK_YEARS:
                 expected = (
                     f"years_registered + remaining_years of {span:g} years ({MARK_TERM_YEARS} per "
                     f"registration and renewal: renewals {renewals[i]:g}), within {RENEWAL_WINDOW_YEARS} year"

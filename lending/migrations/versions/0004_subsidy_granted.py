@@ -32,6 +32,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_applications_enterprise_institution", "applications", ["enterprise_id", "institution_id"]
     )
+    # enterprise ids compare regardless of case (features.schema.enterprise_key): "e1" is E1's cap
+    op.execute("UPDATE applications SET enterprise_id = upper(enterprise_id)")
     _grant_what_earlier_approvals_decided()
 
 
