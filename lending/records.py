@@ -476,18 +476,18 @@ def review_application(
     if chosen is Decision.OVERRIDE and recommended not in OVERRIDDEN_TO:
         expected = f"approve or decline (the recommendation is {recommended}: there is no side to override)"
         raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
+    approving = outcome(OUTCOME[chosen], recommended) == "approve"
     barred = _barred_by(application.result)
-    if barred and outcome(OUTCOME[chosen], recommended) == "approve":
+    if barred and approving:
         expected = f"decline: the lending policy's decline flag {', '.join(barred)} bars new credit"
         raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
     if not text and (chosen, recommended) in AGAINST:
         expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
         raise InvalidData([Problem("reason", expected, reason)], what="review")
     held = [rule["feature"] for rule in application.result.get("held_by", [])]
-    if not text and held and outcome(OUTCOME[chosen], recommended) == "approve":
+    if not text and held and approving:
         expected = f"a reason for approving an exception to the lending policy ({', '.join(held)})"
         raise InvalidData([Problem("reason", expected, reason)], what="review")
-    approving = outcome(OUTCOME[chosen], recommended) == "approve"
     # An approval grants the subsidy; the enterprise's applications are locked first (before this one's row
     # is updated: two approvals at once would otherwise each hold a row the other waits for).
     grant = _subsidy_grant(session, application) if approving else (None, None)
@@ -538,8 +538,8 @@ def subsidy_granted(
 ) -> float:
     """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals, at every
     bank when `enterprise_id` is a unified social credit code (`is_uscc`; the programme's cap is per
-    enterprise), else
-    at `institution_id`'s only (a bank's internal id may name another enterprise at another bank). With
+    enterprise), else at `institution_id`'s only (a bank's internal id may name another enterprise at another
+    bank). With
     `lock`, on PostgreSQL, the enterprise's applications are locked until the transaction ends, so that two
     approvals at once cannot both take what is left (SQLite's transactions take the write lock as they
     begin)."""
