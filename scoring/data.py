@@ -21,7 +21,7 @@ from features.schema import Enterprise, LoanApplication, Table, enterprise_key, 
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE, EnterpriseFeatures, column_floats, column_objects
 from valuation.data import asset_rows
-from valuation.pledge import STATUS_COLUMNS, BundleValuation
+from valuation.pledge import STATUS_COLUMNS, BundleValuation, unpledgeable
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
@@ -225,15 +225,17 @@ def request_scoring_table(
             ],
             "application",
         )
-    mismatched = _not_the_applicant_s(enterprise_record, assets, loan_record.application_date)
-    if mismatched:
-        raise InvalidData(mismatched, "pledged assets")
+    # Every problem of the pledged assets at once, in row order: the applicant's, the pledge's, the values'.
+    stated = {
+        c: [a.get(c) for a in assets] for c in ("asset_kind", "asset_id", "remaining_years", *STATUS_COLUMNS)
+    }
     values, problems = valuer.value_records(assets, explain=explain_assets)
+    problems = _not_the_applicant_s(enterprise_record, assets, loan_record.application_date) + [
+        Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id)
+        for p in (*unpledgeable(stated), *problems)
+    ]
     if problems:
-        raise InvalidData(
-            [Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id) for p in problems],
-            "pledged assets",
-        )
+        raise InvalidData(sorted(problems, key=lambda p: (p.row is not None, p.row or 0)), "pledged assets")
     # The assets and their values as arrays, taken once.
     parts = {
         c: np.array([a.get(c) for a in assets], dtype=object)

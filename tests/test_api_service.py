@@ -823,6 +823,26 @@ def test_terms_that_contradict_each_other_are_refused(service, bodies, kind, cha
     assert expected in problem["expected"]
 
 
+def test_an_application_s_asset_problems_are_listed_at_once(service, bodies):
+    """The applicant's, the pledge's and the values' problems of the pledged assets come in one answer, in
+    row order: a user fixes them in one pass, not three."""
+    body = copy.deepcopy(bodies[0])
+    first, second = body["assets"][0], body["assets"][1]
+    assert first["asset_kind"] == "patent"
+    first.update(is_valid=0, is_pending=1, status_as_of="pending")  # not granted: no collateral
+    first.update(age_years=15.0, remaining_years=15.0, patent_type="utility_model")  # past its term
+    second["owner_revenue_cny"] = body["enterprise"]["revenue_cny"] * 10  # not the report's revenue
+    response = service.post("/v1/applications", json=body)
+    assert response.status_code == 422, response.text
+    found = [(p["field"], p["row"]) for p in response.json()["detail"]]
+    assert {
+        ("assets.status_as_of", 0),
+        ("assets.remaining_years", 0),
+        ("assets.owner_revenue_cny", 1),
+    } <= set(found)
+    assert [row for _, row in found] == sorted(row for _, row in found)
+
+
 def test_terms_counted_in_days_over_365_are_not_refused(service, bodies):
     """A utility model filed 2015-01-10, expiring 2025-01-09, valued 2024-09-30, its age and remaining term
     counted as days/365 (Excel's actual/365): 9.7205 + 0.2849 is 10.0054 years, within the week of slack."""

@@ -418,9 +418,21 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
             if not pd.isna(asset_id) and first.setdefault(key, i) != i:
                 expected = f"each asset pledged once ({kind} {asset_id} is also row {first[key]})"
                 problems.append(Problem("asset_id", expected, str(asset_id), **where(i)))
-    for i, name, expected, got in _ended_rights(asset_values, kinds):
-        problems.append(Problem(name, expected, got, **where(i)))
-    return problems
+    return problems + unpledgeable(asset_values)
+
+
+def unpledgeable(asset_values: Any) -> list[Problem]:
+    """The assets whose stated status says they cannot be pledged (`_ended_rights`: ended, not yet granted,
+    or a flag that is not 0 or 1), by row and id: what `bundle_value` refuses of them, found without their
+    values (a request's problems are then listed together)."""
+    kinds = np.asarray(asset_values["asset_kind"], dtype=object).reshape(-1)
+    ids = (
+        np.asarray(asset_values["asset_id"], dtype=object).reshape(-1) if "asset_id" in asset_values else None
+    )
+    return [
+        Problem(name, expected, got, row=i, record_id=None if ids is None or pd.isna(ids[i]) else str(ids[i]))
+        for i, name, expected, got in _ended_rights(asset_values, kinds)
+    ]
 
 
 def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, str, Any]]:
