@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from features.schema import (
+    ENDED_STATUSES,
     AssetKind,
     Bool,
     Date,
@@ -114,6 +115,15 @@ class Out(BaseModel):
 
 
 # --------------------------------------------------------------------------- requests
+
+
+# The flags each legal status implies (a flag that says otherwise contradicts the status).
+_FLAGS_OF_STATUS = {
+    "valid": {"is_valid": 1, "is_pending": 0},
+    "pending": {"is_valid": 0, "is_pending": 1, "is_registered": 0},
+    "registered": {"is_registered": 1},
+    "ended": {"is_valid": 0, "is_pending": 0, "is_registered": 0},
+}
 
 
 class AssetIn(Body):
@@ -255,6 +265,17 @@ class AssetIn(Body):
     def _not_both_in_force_and_pending(cls, value: float | None, info: ValidationInfo) -> float | None:
         if value == 1 and info.data.get("is_valid") == 1:
             raise ValueError("0 when is_valid is 1: a patent is granted and in force, or pending, not both")
+        return value
+
+    @field_validator("is_valid", "is_pending", "is_registered", mode="after")
+    @classmethod
+    def _flag_fits_status(cls, value: float | None, info: ValidationInfo) -> float | None:
+        status = info.data.get("status_as_of")
+        expected = _FLAGS_OF_STATUS.get("ended" if status in ENDED_STATUSES else status, {}).get(
+            info.field_name
+        )
+        if value is not None and expected is not None and value != expected:
+            raise ValueError(f"{expected} when status_as_of is {status}: the status and the flag disagree")
         return value
 
     @field_validator("patent_type", mode="after")

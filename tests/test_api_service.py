@@ -862,6 +862,26 @@ def test_an_id_with_spaces_at_its_ends_or_control_characters_is_refused(service,
     assert error["loc"] == ["body", "enterprise", "enterprise_id"] and "without spaces" in error["msg"]
 
 
+@pytest.mark.parametrize(
+    "kind, changes, field",
+    [
+        ("patent", {"status_as_of": "valid", "is_valid": 0, "is_pending": 0}, "is_valid"),
+        ("patent", {"status_as_of": "pending", "is_valid": 1, "is_pending": 0}, "is_valid"),
+        ("patent", {"status_as_of": "lapsed", "is_valid": 1, "is_pending": 0}, "is_valid"),
+        ("trademark", {"status_as_of": "pending", "is_registered": 1}, "is_registered"),
+        ("trademark", {"status_as_of": "registered", "is_registered": 0}, "is_registered"),
+    ],
+)
+def test_a_flag_that_contradicts_the_legal_status_is_refused(service, bodies, kind, changes, field):
+    asset = dict(next(a for a in bodies[0]["assets"] if a["asset_kind"] == "patent"))
+    asset = {**(asset if kind == "patent" else _a_mark(bodies[0])), **changes}
+    response = service.post("/v1/valuations", json={"assets": [asset]})
+    assert response.status_code == 422, response.text
+    errors = response.json()["detail"]
+    assert ["body", "assets", 0, field] in [e["loc"] for e in errors]
+    assert all("the status and the flag disagree" in e["msg"] for e in errors)
+
+
 def test_an_invention_with_its_term_compensated_is_valued(service, bodies):
     """Patent Law art. 42 compensates an invention's term for delays (a new drug's up to 5 years): 10 years
     old with 13 left is a compensated term, not a contradiction."""
@@ -874,8 +894,8 @@ def test_an_invention_with_its_term_compensated_is_valued(service, bodies):
 @pytest.mark.parametrize(
     "ended, field",
     [
-        ({"status_as_of": "lapsed"}, "assets.status_as_of"),
-        ({"is_valid": 0, "is_pending": 0}, "assets.is_valid"),
+        ({"status_as_of": "lapsed", "is_valid": 0}, "assets.status_as_of"),
+        ({"status_as_of": None, "is_valid": 0, "is_pending": 0}, "assets.is_valid"),
         ({"remaining_years": 0.0}, "assets.remaining_years"),
         ({"is_valid": 0, "is_pending": 1, "status_as_of": "pending"}, "assets.status_as_of"),  # not granted
     ],
