@@ -591,8 +591,10 @@ def _numeric_feature_problems(column: pd.Series, ids: pd.Series | None) -> list[
 
 def _number_text(value: object) -> bool:
     """Text that reads as a finite or infinite number ("1100", "2.5e3")."""
+    if not isinstance(value, str):
+        return False
     try:
-        float(value) if isinstance(value, str) else None
+        float(value)
     except ValueError:
         return False
-    return isinstance(value, str)
+    return True

@@ -225,22 +225,20 @@ def request_scoring_table(
             ],
             "application",
         )
-    # Every problem of the pledged assets at once, in row order: the applicant's, the pledge's, the values'.
-    stated = {
-        c: [a.get(c) for a in assets] for c in ("asset_kind", "asset_id", "remaining_years", *STATUS_COLUMNS)
+    # The assets as arrays, taken once.
+    parts = {
+        c: np.array([a.get(c) for a in assets], dtype=object)
+        for c in ("asset_kind", "asset_id", "patent_type", "remaining_years", *STATUS_COLUMNS)
     }
+    # Every problem of the pledged assets at once, in row order: the applicant's, the pledge's, the values'.
     values, problems = valuer.value_records(assets, explain=explain_assets)
     problems = _not_the_applicant_s(enterprise_record, assets, loan_record.application_date) + [
         Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id)
-        for p in (*unpledgeable(stated), *problems)
+        for p in (*unpledgeable(parts), *problems)
     ]
     if problems:
         raise InvalidData(sorted(problems, key=lambda p: (p.row is not None, p.row or 0)), "pledged assets")
-    # The assets and their values as arrays, taken once.
-    parts = {
-        c: np.array([a.get(c) for a in assets], dtype=object)
-        for c in ("asset_kind", "asset_id", "patent_type", "remaining_years")
-    }
+    status = {c: parts[c] for c in STATUS_COLUMNS}
     group = _asset_columns(parts | {c: values[c] for c in ("value_cny", *_ROLLED_UP)})
     asset_table = {ID: np.full(len(assets), loan_record.application_id, dtype=object)} | group
 
@@ -252,7 +250,6 @@ def request_scoring_table(
         one({**enterprise_record.model_dump(), "as_of": loan_record.application_date}),
         asset_table,
     )
-    status = {c: np.array([a.get(c) for a in assets], dtype=object) for c in STATUS_COLUMNS}
     bundle = _bundle_valuation(group | status, loan_record.term_months, valuer)
     row = {
         ID: loan_record.application_id,

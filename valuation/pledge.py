@@ -390,11 +390,10 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
         return problems + [Problem("asset_values", "columns of one length", sizes)]
     if column["asset_kind"].size == 0:
         return problems + [Problem("asset_values", "at least one pledged asset", "an empty bundle")]
-    ids = np.asarray(asset_values["asset_id"], dtype=object) if "asset_id" in asset_values else None
+    ids = _ids(asset_values)
 
     def where(i: int) -> dict[str, Any]:
-        rid = None if ids is None or pd.isna(ids[i]) else str(ids[i])
-        return {"row": i, "record_id": rid}
+        return {"row": i, "record_id": _record_id(ids, i)}
 
     kinds, ptypes = column["asset_kind"], column["patent_type"]
     for i, (kind, ptype) in enumerate(zip(kinds, ptypes, strict=True)):
@@ -425,20 +424,27 @@ def unpledgeable(asset_values: Any) -> list[Problem]:
     """The assets whose stated status says they cannot be pledged (`_ended_rights`: ended, not yet granted,
     or a flag that is not 0 or 1), by row and id: what `bundle_value` refuses of them, found without their
     values (a request's problems are then listed together)."""
-    kinds = np.asarray(asset_values["asset_kind"], dtype=object).reshape(-1)
-    ids = (
-        np.asarray(asset_values["asset_id"], dtype=object).reshape(-1) if "asset_id" in asset_values else None
-    )
+    kinds, ids = np.asarray(asset_values["asset_kind"], dtype=object).reshape(-1), _ids(asset_values)
     return [
-        Problem(name, expected, got, row=i, record_id=None if ids is None or pd.isna(ids[i]) else str(ids[i]))
+        Problem(name, expected, got, row=i, record_id=_record_id(ids, i))
         for i, name, expected, got in _ended_rights(asset_values, kinds)
     ]
 
 
+def _ids(asset_values: Any) -> np.ndarray | None:
+    return (
+        np.asarray(asset_values["asset_id"], dtype=object).reshape(-1) if "asset_id" in asset_values else None
+    )
+
+
+def _record_id(ids: np.ndarray | None, i: int) -> str | None:
+    return None if ids is None or pd.isna(ids[i]) else str(ids[i])
+
+
 def _ended_rights(asset_values: Any, kinds: np.ndarray) -> Iterator[tuple[int, str, str, Any]]:
     """(row, field, expected, value) of each asset whose given status (STATUS_COLUMNS) says it is not a right
-    that can be pledged: one that has ended (an ended status, a patent neither in force nor pending, a
-    patent with no remaining term: a mark's registration is renewed), or one not yet granted (a pending
+    that can be pledged: one that has ended (an ended status, a patent not in force, a patent with no
+    remaining term: a mark's registration is renewed), or one not yet granted (a pending
     patent application or trademark application: CNIPA registers pledges of granted patents and registered
     marks only), or that cannot say (a flag that is not 0 or 1)."""
     ended = "a right in force: one that has ended cannot be pledged"
