@@ -7,12 +7,13 @@ import logging
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import JSONResponse
-from sqlalchemy import Engine
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import sessionmaker
 
 from api.errors import RECORDS_UNAVAILABLE
 from api.schemas import Health, Readiness
-from lending.db import driver_message
+from lending.db import driver_message, reading
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +42,20 @@ def ready(request: Request):
     models = request.app.state.models
     reason = None if models is not None else request.app.state.not_ready
     if reason is None:
-        reason = _records_unavailable(request.app.state.sessions.kw["bind"])
+        reason = _records_unavailable(request.app.state.sessions)
     if reason is not None:
         body = Readiness(status="not_ready", reason=reason)
         return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE)
     return Readiness(status="ready", models=models.versions())
 
 
-def _records_unavailable(engine: Engine) -> str | None:
-    """Why the records database does not answer, or None. A plain query on a pooled connection, outside
-    any transaction: a session would begin one, which on SQLite takes the write lock (BEGIN IMMEDIATE)."""
+def _records_unavailable(sessions: sessionmaker) -> str | None:
+    """Why the records database does not answer, or None: a read (lending.db.reading, which takes no write
+    lock on SQLite) of one constant."""
     try:
-        connection = engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute("SELECT 1")
-            cursor.close()
-        finally:
-            connection.close()
-    except (DBAPIError, engine.dialect.loaded_dbapi.Error) as e:
+        with reading(sessions) as session:
+            session.execute(text("SELECT 1"))
+    except DBAPIError as e:
         log.warning("the records database is unavailable: %s", driver_message(e))
         return RECORDS_UNAVAILABLE  # /ready needs no key: the driver's words (hosts, users) stay in the log
     return None
