@@ -167,7 +167,9 @@ class ScoringGate:
         y = rows[spec.target].to_numpy(dtype="float64")[scored]
         figures = auc_difference(y, new[scored], old[scored], self.confidence)
         return {
-            f"auc_{key}" if key == "difference" else f"auc_difference_{key}": v for key, v in figures.items()
+            "auc_difference": figures["difference"],
+            "auc_difference_standard_error": figures["standard_error"],
+            "auc_difference_low": figures["low"],
         }
 
     def decide(self, challenger: dict, champion: dict | None) -> Verdict:
@@ -182,28 +184,27 @@ class ScoringGate:
                 f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f} beyond chance "
                 f"(p = {p_value:.3f}; PDs exactly right would show {chance:.4f})"
             )
-        low = challenger.get("auc_difference_low")
-        if champion is not None and low is not None and math.isnan(low):
-            reasons.append(
-                "the held-out rows hold fewer than 2 defaults or 2 repaid loans: the models' AUCs cannot be "
-                "compared; hold out more rows, or promote by hand (`ipcredit models promote`) with a reason"
-            )
-        elif champion is not None and low is not None and not low >= -self.auc_margin:
-            reasons.append(
-                f"AUC {challenger['auc']:.4f} against the champion's {champion['auc']:.4f} on the same rows: "
-                f"the difference could be as low as {low:+.4f} ({self.confidence:.0%} one-sided, DeLong), so "
-                f"these rows cannot show it is no worse by more than {self.auc_margin}: hold out more rows, "
-                "or promote by hand (`ipcredit models promote`) with a reason"
-            )
-        elif (
-            champion is not None
-            and low is None
-            and not challenger["auc"] >= champion["auc"] - self.auc_margin
-        ):
-            reasons.append(  # figures without the paired bound: the point estimates decide
-                f"AUC {challenger['auc']:.4f} is lower than the champion's {champion['auc']:.4f} "
-                f"by more than {self.auc_margin}"
-            )
+        if champion is not None:
+            low = challenger.get("auc_difference_low")
+            if low is None:  # figures without the paired bound: the point estimates decide
+                if not challenger["auc"] >= champion["auc"] - self.auc_margin:
+                    reasons.append(
+                        f"AUC {challenger['auc']:.4f} is lower than the champion's {champion['auc']:.4f} "
+                        f"by more than {self.auc_margin}"
+                    )
+            elif math.isnan(low):
+                reasons.append(
+                    "the held-out rows hold fewer than 2 defaults or 2 repaid loans: the models' AUCs cannot "
+                    "be compared; hold out more rows, or promote by hand (`ipcredit models promote`) with a "
+                    "reason"
+                )
+            elif low < -self.auc_margin:
+                reasons.append(
+                    f"AUC {challenger['auc']:.4f} against the champion's {champion['auc']:.4f} on the same "
+                    f"rows: the difference could be as low as {low:+.4f} ({self.confidence:.0%} one-sided, "
+                    f"DeLong), so these rows cannot show it is no worse by more than {self.auc_margin}: hold "
+                    "out more rows, or promote by hand (`ipcredit models promote`) with a reason"
+                )
         return Verdict("", not reasons, tuple(reasons), challenger, champion)
 
 
