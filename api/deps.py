@@ -21,12 +21,14 @@ from collections.abc import AsyncIterator, Iterator
 from email.message import Message
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Query, Request, Security, status
+from fastapi import Depends, Query, Request, Security, status
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
+from api.errors import ServiceError
 from api.schemas import Language
 from api.serving import ServedModels
+from features.errors import Problem
 from lending import keys
 from lending.db import reading, transaction
 from lending.keys import Principal
@@ -54,17 +56,16 @@ def get_session(request: Request) -> Iterator[Session]:
 def get_principal(request: Request, key: Annotated[str | None, Security(api_key_header)]) -> Principal:
     challenge = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
     if not key:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, f"an API key is needed in the {API_KEY_HEADER} header", challenge
-        )
+        message = f"an API key is needed in the {API_KEY_HEADER} header"
+        missing = Problem(API_KEY_HEADER, "an institution's API key (ipcredit keys create)", None)
+        raise ServiceError(status.HTTP_401_UNAUTHORIZED, message, [missing], challenge)
     with reading(request.app.state.sessions) as session:
         principal = keys.authenticate(session, key)
     if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "the API key is not valid (unknown, revoked or malformed)",
-            challenge,
-        )
+        message = "the API key is not valid (unknown, revoked or malformed)"
+        # the key given is never echoed: a caller's secret stays out of answers and logs
+        refused = Problem(API_KEY_HEADER, "a key that is issued and not revoked", "(not shown)")
+        raise ServiceError(status.HTTP_401_UNAUTHORIZED, message, [refused], challenge)
     return principal
 
 
@@ -72,9 +73,8 @@ async def get_models(request: Request) -> ServedModels:
     # async: it only reads the app's state, and a sync dependency costs a worker-thread round trip.
     models = request.app.state.models
     if models is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"the models are not loaded: {request.app.state.not_ready}"
-        )
+        message = f"the models are not loaded: {request.app.state.not_ready}"
+        raise ServiceError(status.HTTP_503_SERVICE_UNAVAILABLE, message)
     return models
 
 
@@ -93,10 +93,9 @@ async def json_body(request: Request) -> None:
     json = header.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
     if not json or header.get_content_charset("utf-8") not in ("utf-8", "utf8"):
         got = request.headers["content-type"]
-        raise HTTPException(
-            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            f"the body must be JSON in UTF-8 (Content-Type: application/json); got {got!r}",
-        )
+        message = f"the body must be JSON in UTF-8 (Content-Type: application/json); got {got!r}"
+        wrong = Problem("Content-Type", "application/json in UTF-8", got)
+        raise ServiceError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, message, [wrong])
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -1,21 +1,27 @@
-"""Domain exceptions become HTTP answers here, and only here.
+"""Domain exceptions become HTTP answers here, and only here, all in one shape (api.schemas.ErrorResponse):
 
-- `features.errors.InvalidData` (refused input, every problem listed): 422 with
-  ``{"message", "detail": [{"field", "row", "id", "expected", "got", "msg"}]}``.
+    {"message": "<what happened, in one line>",
+     "detail": [{"field", "row", "id", "expected", "got", "msg"}, ...]}
+
+`detail` lists each bad value of refused input, and is empty when there is no value to name.
+
+- a body that does not match the schema (a type, an enumeration, a list's length; FastAPI's
+  RequestValidationError), and `features.errors.InvalidData` (a rule of the domain broken, every problem
+  listed): 422. Each echoed `got` is made safe to send back: a number JSON cannot hold (NaN, Infinity:
+  Python's JSON reader accepts them) as text, long text or a large object cut short.
+- `ServiceError`, raised by the routes' dependencies: its status (401 without a valid key, 415 for a body that
+  is not JSON in UTF-8, 503 while the models are not loaded), naming the header or the reason.
 - `lending.errors.PermissionDenied` (the key's role may not do this): 403.
 - `lending.errors.NotFound` (no such record, or none the caller may see): 404.
-- `lending.errors.AlreadyReviewed` (the application has left pending_review): 409.
-- `lending.errors.AlreadyDecided` (the bank's application_id was decided before): 409.
-- `api.serving.ModelMismatch` (the scoring model reads features an application does not give: it was
+- `lending.errors.AlreadyReviewed` (the application has left pending_review) and `AlreadyDecided` (the bank's
+  application_id was decided before): 409.
+- `features.errors.ModelMismatch` (the scoring model reads features an application does not give: it was
   trained on another table and promoted by hand): 503 naming them; nothing is stored.
 - the records database out of reach (`lending.db.unavailable`: down, unreachable, locked): 503 with a fixed
-  ``{"detail": "the records database is unavailable (...)"}`` (the driver's words, which name hosts and
-  users, go to the log as one line); the next request tries again (the pool pings its connections). A
-  statement at fault (SQLite reports "no such table" as an OperationalError too) stays a 500 with its trace.
-
-A body that does not match the schema keeps FastAPI's own 422 (``detail``: loc, msg, type per field), with
-each echoed ``input`` made safe to send back: a number JSON cannot hold (NaN, Infinity: Python's JSON reader
-accepts them) is shown as text, and long text or a large object is cut short rather than echoed whole.
+  message (the driver's words, which name hosts and users, go to the log as one line); the next request
+  tries again (the pool pings its connections). A statement at fault (SQLite reports "no such table" as an
+  OperationalError too) stays a 500 with its trace.
+- FastAPI's own answers (no such route, a method the route does not take) keep their status.
 """
 
 from __future__ import annotations
@@ -23,68 +29,61 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
 
-from api.compute import plain
-from api.schemas import ErrorResponse, InvalidDataResponse
-from api.serving import ModelMismatch
-from features.errors import InvalidData, Problem
+from api.schemas import ErrorResponse
+from features.errors import InvalidData, ModelMismatch, Problem
+from features.schema import body_problems
+from features.values import json_value
 from lending.db import driver_message, unavailable
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
 
+
+def _answer(description: str) -> dict[str, Any]:
+    return {"model": ErrorResponse, "description": description}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorResponse, "description": "No API key, or one that is not valid"},
-    415: {"model": ErrorResponse, "description": "A body that is not JSON in UTF-8 (Content-Type)"},
-    422: {
-        "model": InvalidDataResponse,
-        "description": "Refused input: the problems found, each with its field, row, id, expected and got "
-        "(a body that does not match the schema gets FastAPI's list of loc, msg and type instead)",
-    },
-    503: {"model": ErrorResponse, "description": "The records database does not answer (see /ready)"},
+    401: _answer("No API key, or one that is not valid"),
+    415: _answer("A body that is not JSON in UTF-8 (Content-Type)"),
+    422: _answer("Refused input: each problem with its field, row, id, expected and got"),
+    503: _answer("The records database does not answer (see /ready)"),
 }
-NOT_FOUND = {404: {"model": ErrorResponse, "description": "No such record, or none the caller may see"}}
-FORBIDDEN = {403: {"model": ErrorResponse, "description": "The key's role may not do this"}}
-CONFLICT = {409: {"model": ErrorResponse, "description": "The application has already been reviewed"}}
-ALREADY_DECIDED = {
-    409: {
-        "model": ErrorResponse,
-        "description": "The bank's application_id was decided before (the record named)",
-    }
-}
+NOT_FOUND = {404: _answer("No such record, or none the caller may see")}
+FORBIDDEN = {403: _answer("The key's role may not do this")}
+CONFLICT = {409: _answer("The application has already been reviewed")}
+ALREADY_DECIDED = {409: _answer("The bank's application_id was decided before (the record named)")}
 UNAVAILABLE = {
-    503: {
-        "model": ErrorResponse,
-        "description": "The models are not loaded, or the records database does not answer (see /ready)",
-    }
+    503: _answer("The models are not loaded, or the records database does not answer (see /ready)")
 }
+RECORDS_UNAVAILABLE = "the records database is unavailable (the service's log says why)"
 
 
-def problem_document(problem: Problem) -> dict[str, Any]:
-    return {
-        "field": problem.field,
-        "row": problem.row,
-        "id": problem.record_id,
-        "expected": problem.expected,
-        "got": plain(problem.got),
-        "msg": str(problem),
-    }
+class ServiceError(Exception):
+    """An answer other than success, with its status, its message, the problems it names and its headers."""
 
-
-def _invalid(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, InvalidData)
-    body = {"message": f"{exc.what} refused", "detail": [problem_document(p) for p in exc.problems]}
-    return JSONResponse(body, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        problems: Sequence[Problem] = (),
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status_code, self.message, self.problems, self.headers = status_code, message, problems, headers
 
 
 MAX_ECHO_CHARS = 200  # of an input echoed back in a 422
+PLACES = (("body",), ("query",), ("path",), ("header",))  # where FastAPI found a value it refused
 
 
 def echoed(value: Any) -> Any:
@@ -99,19 +98,51 @@ def echoed(value: Any) -> Any:
     elif isinstance(value, float) and not math.isfinite(value) or isinstance(value, dict | list):
         text = json.dumps(value, default=str)  # NaN and Infinity written as those words
     else:
-        return value
+        return json_value(value)
     if len(text) > MAX_ECHO_CHARS:
         return f"{text[:MAX_ECHO_CHARS]}... ({len(text):,} characters in all)"
     return value if isinstance(value, str) else json.loads(text, parse_constant=str)
 
 
+def problem_document(problem: Problem) -> dict[str, Any]:
+    return {
+        "field": problem.field,
+        "row": problem.row,
+        "id": problem.record_id,
+        "expected": problem.expected,
+        "got": echoed(problem.got),
+        "msg": str(
+            Problem(problem.field, problem.expected, echoed(problem.got), problem.row, problem.record_id)
+        ),
+    }
+
+
+def answer(status_code: int, message: str, problems: Sequence[Problem] = (), headers=None) -> JSONResponse:
+    body = {"message": message, "detail": [problem_document(p) for p in problems]}
+    return JSONResponse(body, status_code, headers=headers)
+
+
+def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, InvalidData)
+    return answer(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{exc.what} refused", exc.problems)
+
+
 def _schema_refused(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{**e, "input": echoed(e["input"])} if "input" in e else e for e in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    # "body.assets.2.claims" is the body's assets.claims, row 2; "query.lang" the query's lang
+    errors = [{**e, "loc": e["loc"][1:]} if e["loc"][:1] in PLACES else e for e in exc.errors()]
+    message = "request refused: it does not match the schema"
+    return answer(status.HTTP_422_UNPROCESSABLE_CONTENT, message, body_problems(errors))
 
 
-RECORDS_UNAVAILABLE = "the records database is unavailable (the service's log says why)"
+def _service_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ServiceError)
+    return answer(exc.status_code, exc.message, exc.problems, exc.headers)
+
+
+def _framework(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    return answer(exc.status_code, str(exc.detail), headers=exc.headers)
 
 
 def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -119,12 +150,12 @@ def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
         raise exc
     # The driver's words (host, user) stay in the log: callers, some without a key, get a fixed text.
     log.warning("the records database is unavailable: %s", driver_message(exc))
-    return JSONResponse({"detail": RECORDS_UNAVAILABLE}, status.HTTP_503_SERVICE_UNAVAILABLE)
+    return answer(status.HTTP_503_SERVICE_UNAVAILABLE, RECORDS_UNAVAILABLE)
 
 
 def _status(code: int):
     def handler(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, code)
+        return answer(code, str(exc))
 
     return handler
 
@@ -132,6 +163,8 @@ def _status(code: int):
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _schema_refused)
     app.add_exception_handler(InvalidData, _invalid)
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(HTTPException, _framework)
     app.add_exception_handler(PermissionDenied, _status(status.HTTP_403_FORBIDDEN))
     app.add_exception_handler(NotFound, _status(status.HTTP_404_NOT_FOUND))
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))

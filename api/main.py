@@ -9,8 +9,8 @@ them 503), and it tries again every `model_retry_seconds` (30 s) until they load
 or a champion promoted since, makes it ready without a restart. Once loaded, nothing reloads: if the
 registry becomes unreachable the loaded versions keep serving.
 
-A registry server that does not answer costs the start seconds, not minutes (models.config sets MLflow's
-retries), and the service keeps trying in the background.
+A registry server that does not answer costs the start seconds, not minutes (models.store sets MLflow's
+retries), and the service keeps trying in the background. Settings: core.settings (the environment).
 
 Run it with ``ipcredit serve`` (api.server) or ``uvicorn --factory api.main:create_app``.
 """
@@ -22,74 +22,24 @@ import contextlib
 import datetime as dt
 import gc
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from pydantic import Field, field_validator, model_validator
 
 from api import errors
 from api.routes import applications, health, models, valuations
-from api.serving import ModelMismatch, ServedModels, load_models, service_code
+from api.serving import ServedModels, load_models, service_code
+from core.settings import Settings
+from features.errors import ModelMismatch
 from lending.db import make_engine, migrate, session_factory
-from lending.settings import Settings
-from models.registry import ModelNotFound, RegistryUnavailable
+from models.store import ModelNotFound, RegistryUnavailable
 
 log = logging.getLogger(__name__)
 
-VALUATION_URI = "models:/ipcredit-valuation@champion"
-SCORING_URI = "models:/ipcredit-scoring@champion"
-_DEFAULT_URIS = {"valuation_uri": VALUATION_URI, "scoring_uri": SCORING_URI}
 
-
-class ServiceSettings(Settings):
-    """The records' settings (lending.settings: DATABASE_URL, IPCREDIT_HOME, IPCREDIT_ENV) and the models
-    to serve: ``IPCREDIT_VALUATION_URI`` and ``IPCREDIT_SCORING_URI`` (default: the champions). Where the
-    registry is comes from models.config (``MLFLOW_TRACKING_URI``, else the store under the home; with
-    IPCREDIT_ENV=prod it must be set, as DATABASE_URL must). ``IPCREDIT_MODEL_RETRY_SECONDS`` (30): how long
-    a service whose models could not be loaded waits before it tries again."""
-
-    valuation_uri: str = Field(default=VALUATION_URI, validation_alias="IPCREDIT_VALUATION_URI")
-    scoring_uri: str = Field(default=SCORING_URI, validation_alias="IPCREDIT_SCORING_URI")
-    model_retry_seconds: float = Field(default=30.0, gt=0, validation_alias="IPCREDIT_MODEL_RETRY_SECONDS")
-    mlflow_tracking_uri: str = Field(default="", validation_alias="MLFLOW_TRACKING_URI")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
-        if env is None:
-            return cls()
-        names = (
-            "IPCREDIT_ENV",
-            "IPCREDIT_HOME",
-            "DATABASE_URL",
-            "IPCREDIT_VALUATION_URI",
-            "IPCREDIT_SCORING_URI",
-            "MLFLOW_TRACKING_URI",
-        )
-        given = {name: env.get(name, "") for name in names}
-        if env.get("IPCREDIT_MODEL_RETRY_SECONDS"):
-            given["IPCREDIT_MODEL_RETRY_SECONDS"] = env["IPCREDIT_MODEL_RETRY_SECONDS"]
-        return cls(**given)
-
-    @model_validator(mode="after")
-    def _registry_set_in_prod(self) -> ServiceSettings:
-        if self.environment == "prod" and not self.mlflow_tracking_uri.strip():
-            raise ValueError(
-                "MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store "
-                "under IPCREDIT_HOME is for one machine: point the service at the bank's MLflow server)"
-            )
-        return self
-
-    @field_validator("valuation_uri", "scoring_uri", mode="before")
-    @classmethod
-    def _default_when_empty(cls, value: object, info) -> object:
-        if isinstance(value, str) and not value.strip():
-            return _DEFAULT_URIS[info.field_name]  # set but empty means unset
-        return value
-
-
-def _load(settings: ServiceSettings) -> tuple[ServedModels | None, str | None]:
+def _load(settings: Settings) -> tuple[ServedModels | None, str | None]:
     """The models, or None with the reason they could not be loaded (logged, and shown by /ready)."""
     try:
         return load_models(settings.valuation_uri, settings.scoring_uri), None
@@ -109,7 +59,7 @@ def _freeze_long_lived() -> None:
     gc.freeze()
 
 
-async def _load_until_loaded(app: FastAPI, settings: ServiceSettings) -> None:
+async def _load_until_loaded(app: FastAPI, settings: Settings) -> None:
     """Try again, every `model_retry_seconds`, until the models load; then serve them (and stop)."""
     while app.state.models is None:
         await asyncio.sleep(settings.model_retry_seconds)
@@ -124,7 +74,7 @@ async def _load_until_loaded(app: FastAPI, settings: ServiceSettings) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    settings = app.state.settings if app.state.settings is not None else ServiceSettings()
+    settings = app.state.settings if app.state.settings is not None else Settings()
     app.state.settings = settings
     engine = make_engine(settings.database_url)
     retrying: asyncio.Task | None = None
@@ -149,7 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine.dispose()
 
 
-def create_app(settings: ServiceSettings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None) -> FastAPI:
     """The app; `settings` default to the environment's, read when the app starts (not here)."""
     app = FastAPI(
         title="ipcredit",

@@ -1,105 +1,35 @@
 """Request and response bodies of the service (Pydantic), as the OpenAPI document shows them.
 
-Requests refuse unknown fields (`extra="forbid"`) and check every field on its own: strict scalar types
-("12" is not 12, 1 is not true), bounds, enumerations and ISO dates, so that a bad value is a 422 naming
-its place (``body.assets.2.remaining_years``) before any model runs. Rules that tie fields or records
-together (a little giant must be a 专精特新 SME, a report dated on or before the application) stay in the
-domain (features.schema) and come back as 422 too, as a list of problems (field, row, id, expected, got).
+Requests refuse unknown fields (`extra="forbid"`) and check each field's type and the body's shape: strict
+scalar types ("12" is not 12, 1 is not true), enumerations, ISO dates and list lengths, so that a body that is
+not an application is a 422 naming its place (``assets.claims``, row 2) before any model runs. Every rule
+about the values is the domain's and comes back as a 422 in the same shape, the same for the API and the
+command line (``ipcredit value``, ``ipcredit decide``): an asset's (valuation.assets: bounds, yes/no flags,
+counts, figures of the other kind, flags that contradict the status, terms no right can have), a record's
+(features.schema: a little giant must be a 专精特新 SME) and an application's (underwriting.applications: a
+report dated on or before the application, owner facts that agree with it).
 
-An asset is one flat row of the valuation table (valuation.data, the input of `ipcredit value`): the
-columns of both kinds, each left out (null) where it does not apply or is unknown. The enterprise is the
-project's own `features.schema.Enterprise` record with plausibility limits on magnitudes added.
+An asset is one flat row of the valuation table (valuation.assets.AssetRecord, the input of `ipcredit value`):
+the columns of both kinds, each left out (null) where it does not apply or is unknown. An application is
+underwriting.applications.ApplicationRecord, the line `ipcredit decide` reads.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import math
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from features.schema import (
-    ENDED_STATUSES,
-    AssetKind,
-    Bool,
-    Date,
-    Enterprise,
-    GuaranteeType,
-    Id,
-    Industry,
-    Int,
-    IpcSection,
-    LegalStatus,
-    PatentType,
-    TrademarkStatus,
-)
-
-# Figures of one kind of asset only: null on the other kind.
-PATENT_ONLY = (
-    "ipc_section",
-    "is_valid",
-    "is_pending",
-    "age_years",
-    "remaining_share",
-    "claims",
-    "independent_claims",
-    "backward_citations",
-    "forward_citations",
-    "citations_per_year",
-    "family_size",
-    "family_countries",
-    "ipc_count",
-    "n_inventors",
-    "policy_fit",
-    "litigations",
-)
-TRADEMARK_ONLY = (
-    "nice_class",
-    "is_registered",
-    "goods_services",
-    "years_registered",
-    "renewals",
-    "well_known",
-    "time_honoured",
-    "log_revenue_under_mark",
-    "oppositions",
-)
+from features.schema import Int
+from underwriting.applications import MAX_PLEDGED, ApplicationRecord, EnterpriseReport, LoanTerms
+from valuation.assets import AssetRecord
 
 Language = Literal["zh", "en"]
 Recommendation = Literal["approve", "review", "decline"]
 ApplicationStatus = Literal["pending_review", "approved", "declined", "overridden"]
 
 MAX_ASSETS = 1000  # assets valued in one request
-MAX_PLEDGED = 100  # assets pledged in one application
-MAX_AMOUNT_CNY = 1e15  # no enterprise, asset or loan in the programme comes near this
-MAX_COUNT = 1_000_000_000
-EARLIEST_DATE = dt.date(1900, 1, 1)
-
-
-def _finite(low: float | None = None, high: float | None = None, **kwargs: Any) -> Any:
-    """A strict float (an integer is accepted, text and booleans are not) within [low, high]."""
-    return Field(ge=low, le=high, allow_inf_nan=False, strict=True, **kwargs)
-
-
-def _zero_or_one(value: float) -> float:
-    if value not in (0.0, 1.0):
-        raise ValueError("0 or 1 (a yes/no flag)")
-    return value
-
-
-def _whole(value: float) -> float:
-    if value != math.floor(value):
-        raise ValueError("a whole number (a count)")
-    return value
-
-
-Share = Annotated[float, _finite(0.0, 1.0)]
-Flag = Annotated[float, _finite(0.0, 1.0), AfterValidator(_zero_or_one)]
-Count = Annotated[float, _finite(0.0, 1e6), AfterValidator(_whole)]
-Rate = Annotated[float, _finite(0.0, 1e6)]
-Years = Annotated[float, _finite(0.0, 200.0)]
-AmountCNY = Annotated[float, _finite(0.0, MAX_AMOUNT_CNY)]
 
 
 class Body(BaseModel):
@@ -117,25 +47,11 @@ class Out(BaseModel):
 # --------------------------------------------------------------------------- requests
 
 
-# The flags each legal status implies (a flag that says otherwise contradicts the status).
-_FLAGS_OF_STATUS = {
-    "valid": {"is_valid": 1, "is_pending": 0},
-    "pending": {"is_valid": 0, "is_pending": 1, "is_registered": 0},
-    "registered": {"is_registered": 1},
-    "ended": {"is_valid": 0, "is_pending": 0, "is_registered": 0},
-}
-
-
-class AssetIn(Body):
-    """One patent or trademark as a flat row of the valuation table, figures as of the valuation date.
-
-    Patent columns are null for a trademark and the other way round. Required: `asset_id`, `asset_kind` and
-    the owner's `owner_revenue_cny` and `owner_industry`, and `patent_type` for a patent; a pledged asset
-    (bundle, application) needs `remaining_years` too. Every other feature may be null (unknown), which the
-    model handles but which widens no interval: send what you know.
-    """
+class AssetIn(AssetRecord):
+    __doc__ = AssetRecord.__doc__
 
     model_config = ConfigDict(
+        title="AssetIn",
         json_schema_extra={
             "examples": [
                 {
@@ -170,123 +86,8 @@ class AssetIn(Body):
                     "owner_high_tech": 1,
                 }
             ]
-        }
+        },
     )
-
-    asset_id: Id = Field(description="Patent or trademark number; names the asset in every answer")
-    asset_kind: AssetKind = Field(description="patent / trademark")
-    as_of: Date | None = Field(None, description="Valuation date (informational: the figures are as of it)")
-    enterprise_id: Id | None = Field(None, description="Owner enterprise (informational)")
-    status_as_of: LegalStatus | TrademarkStatus | None = Field(
-        None,
-        description="Legal status on the valuation date, of the asset's kind; an ended right (lapsed, "
-        "expired, invalidated, withdrawn, cancelled) is valued but cannot be pledged",
-    )
-    # patents
-    patent_type: PatentType | None = Field(
-        None, validate_default=True, description="Patents (required): invention / utility_model / design"
-    )
-    ipc_section: IpcSection | None = Field(None, description="Patents: IPC section (first letter), A-H")
-    is_valid: Flag | None = Field(None, description="Patents: 1 when granted and in force")
-    is_pending: Flag | None = Field(None, description="Patents: 1 while the application is pending")
-    age_years: Years | None = Field(None, description="Patents: years since filing")
-    remaining_years: Years | None = Field(
-        None,
-        description="Years of legal protection left (0 for an ended right); needed to pledge the asset "
-        "(bundles and applications), may be unknown for a valuation (a pending mark)",
-    )
-    remaining_share: Share | None = Field(None, description="Patents: remaining share of the legal term")
-    claims: Count | None = Field(None, description="Patents: number of claims")
-    independent_claims: Count | None = Field(None, description="Patents: independent claims")
-    backward_citations: Count | None = Field(None, description="Patents: references cited")
-    forward_citations: Count | None = Field(None, description="Patents: citations received so far")
-    citations_per_year: Rate | None = Field(None, description="Patents: citations received per year")
-    family_size: Count | None = Field(None, description="Patents: members of the patent family")
-    family_countries: Count | None = Field(None, description="Patents: jurisdictions the family covers")
-    ipc_count: Count | None = Field(None, description="Patents: distinct IPC subclasses")
-    n_inventors: Count | None = Field(None, description="Patents: named inventors")
-    policy_fit: Flag | None = Field(None, description="Patents: 1 in a strategic emerging industry")
-    in_use: Flag | None = Field(None, description="1 when the owner uses the right (declared)")
-    transfers: Count | None = Field(None, description="Transfers recorded so far")
-    licences: Count | None = Field(None, description="Licences recorded so far")
-    prior_pledges: Count | None = Field(None, description="Pledges recorded so far")
-    invalidation_requests: Count | None = Field(None, description="Invalidation requests so far")
-    litigations: Count | None = Field(None, description="Patents: litigations so far")
-    # trademarks
-    nice_class: Int | None = Field(None, ge=1, le=45, description="Trademarks: Nice class 1-45")
-    is_registered: Flag | None = Field(None, description="Trademarks: 1 when registered")
-    goods_services: Count | None = Field(None, description="Trademarks: goods or services designated")
-    years_registered: Years | None = Field(None, description="Trademarks: years since registration")
-    renewals: Count | None = Field(None, description="Trademarks: 10-year renewals so far")
-    well_known: Flag | None = Field(None, description="Trademarks: 1 for a well-known mark (驰名商标)")
-    time_honoured: Flag | None = Field(
-        None, description="Trademarks: 1 for a time-honoured brand (中华老字号)"
-    )
-    log_revenue_under_mark: Annotated[float, _finite(0.0, 40.0)] | None = Field(
-        None, description="Trademarks: log(1 + yearly revenue under the mark in CNY)"
-    )
-    oppositions: Count | None = Field(None, description="Trademarks: oppositions so far")
-    # the owner
-    owner_patents_in_force: Count | None = Field(None, description="Patents the owner holds in force")
-    owner_revenue_cny: AmountCNY = Field(description="Owner's revenue of the last fiscal year, CNY")
-    owner_industry: Industry = Field(description="Owner's main industry")
-    owner_high_tech: Flag | None = Field(
-        None, description="1 when the owner is a certified high-tech enterprise"
-    )
-
-    @field_validator("status_as_of", mode="after")
-    @classmethod
-    def _status_fits_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("asset_kind")
-        statuses = {AssetKind.PATENT: LegalStatus, AssetKind.TRADEMARK: TrademarkStatus}.get(kind)
-        if value is not None and statuses is not None and value not in {s.value for s in statuses}:
-            raise ValueError(f"a {kind}'s status: one of {[s.value for s in statuses]}")
-        return value
-
-    @field_validator(*PATENT_ONLY, *TRADEMARK_ONLY, mode="after")
-    @classmethod
-    def _figure_fits_kind(cls, value: Any, info: ValidationInfo) -> Any:
-        own = AssetKind.PATENT if info.field_name in PATENT_ONLY else AssetKind.TRADEMARK
-        kind = info.data.get("asset_kind")
-        if value is not None and kind is not None and kind != own:
-            raise ValueError(f"null on a {kind}: {info.field_name} is a {own.value} figure")
-        return value
-
-    @field_validator("independent_claims", mode="after")
-    @classmethod
-    def _independent_claims_within_claims(cls, value: float | None, info: ValidationInfo) -> float | None:
-        claims = info.data.get("claims")
-        if value is not None and claims is not None and value > claims:
-            raise ValueError(f"at most the number of claims ({claims:g})")
-        return value
-
-    @field_validator("is_pending", mode="after")
-    @classmethod
-    def _not_both_in_force_and_pending(cls, value: float | None, info: ValidationInfo) -> float | None:
-        if value == 1 and info.data.get("is_valid") == 1:
-            raise ValueError("0 when is_valid is 1: a patent is granted and in force, or pending, not both")
-        return value
-
-    @field_validator("is_valid", "is_pending", "is_registered", mode="after")
-    @classmethod
-    def _flag_fits_status(cls, value: float | None, info: ValidationInfo) -> float | None:
-        status = info.data.get("status_as_of")
-        expected = _FLAGS_OF_STATUS.get("ended" if status in ENDED_STATUSES else status, {}).get(
-            info.field_name
-        )
-        if value is not None and expected is not None and value != expected:
-            raise ValueError(f"{expected} when status_as_of is {status}: the status and the flag disagree")
-        return value
-
-    @field_validator("patent_type", mode="after")
-    @classmethod
-    def _patent_type_fits_kind(cls, value: str | None, info: ValidationInfo) -> str | None:
-        kind = info.data.get("asset_kind")  # absent when asset_kind itself was refused
-        if kind == AssetKind.PATENT and value is None:
-            raise ValueError("a patent needs its patent_type (invention, utility_model or design)")
-        if kind == AssetKind.TRADEMARK and value is not None:
-            raise ValueError("a trademark has no patent_type (null)")
-        return value
 
 
 class ValuationRequest(Body):
@@ -305,54 +106,17 @@ class BundleRequest(Body):
     loan_term_months: Int = Field(ge=1, le=60, description="Term of the loan the bundle secures, months")
 
 
-class EnterpriseIn(Enterprise):
-    """A credit snapshot of the applying enterprise (features.schema.Enterprise), with every amount within
-    ±1e15 CNY, every count up to 1e9 and every date from 1900 on (values no real record has, which the
-    arithmetic downstream must not meet)."""
-
-    model_config = ConfigDict(title="Enterprise")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _plausible(cls, value: Any) -> Any:
-        if isinstance(value, float) and math.isfinite(value) and abs(value) > MAX_AMOUNT_CNY:
-            raise ValueError(f"a magnitude of at most {MAX_AMOUNT_CNY:g}")
-        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_COUNT:
-            raise ValueError(f"at most {MAX_COUNT:,}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError("a finite number")
-        if isinstance(value, dt.date) and value < EARLIEST_DATE:
-            raise ValueError(f"a date from {EARLIEST_DATE} on")
-        return value
+class EnterpriseIn(EnterpriseReport):
+    __doc__ = EnterpriseReport.__doc__
 
 
-class LoanIn(Body):
-    """The loan asked for (features.schema.LoanApplication without its ids and its bundle)."""
-
-    application_date: Date = Field(description="Date of application; every feature is computed as of it")
-    amount_cny: float = _finite(None, MAX_AMOUNT_CNY, gt=0.0, description="Amount asked for, CNY")
-    term_months: Int = Field(ge=1, le=60, description="Loan term, months")
-    annual_rate: Annotated[float, _finite(0.0, 0.36)] = Field(description="Annual rate (0.045 = 4.5%)")
-    guarantee: GuaranteeType = Field(description="Guarantee beside the pledge")
-    guarantee_share: Share = Field(description="Share of a loss the guarantor bears (0 with no guarantee)")
-    insurance: Bool = Field(description="IP pledge financing insurance bought")
-    insurance_share: Share = Field(description="Share of a loss the insurer bears (0 without insurance)")
-    bank_id: Id | None = Field(None, description="Lending bank; the caller's institution when left out")
-
-    @field_validator("application_date", mode="after")
-    @classmethod
-    def _not_ancient(cls, value: dt.date) -> dt.date:
-        if value < EARLIEST_DATE:
-            raise ValueError(f"a date from {EARLIEST_DATE} on")
-        return value
+class LoanIn(LoanTerms):
+    __doc__ = LoanTerms.__doc__
 
 
-class ApplicationRequest(Body):
-    """An enterprise, the bundle it pledges and the loan it asks for."""
+class ApplicationRequest(ApplicationRecord):
+    __doc__ = ApplicationRecord.__doc__
 
-    application_id: Id | None = Field(
-        None, description="The bank's own application id; the record's id when left out"
-    )
     enterprise: EnterpriseIn
     assets: list[AssetIn] = Field(min_length=1, max_length=MAX_PLEDGED, description="The pledged bundle")
     loan: LoanIn
@@ -517,7 +281,7 @@ class PolicyRule(Out):
 
 
 class LossSplit(Out):
-    """Who bears the expected loss (scoring.policy): the bank, the guarantor, the insurer, the risk fund."""
+    """Who bears the expected loss (underwriting.policy): the bank, the guarantor, the insurer, the fund."""
 
     bank: float
     guarantor: float
@@ -660,18 +424,18 @@ class Readiness(Out):
 class ProblemOut(Out):
     """One bad value: where it is, what was expected and what was got."""
 
-    field: str
+    field: str = Field(description="Where: the field's names from the body's top (assets.claims), a header")
     row: int | None = Field(description="Position in the list it belongs to (assets), when there is one")
     id: str | None = Field(description="Id of the record it belongs to, when known")
     expected: str
     got: Any
-    msg: str
-
-
-class InvalidDataResponse(Out):
-    detail: list[ProblemOut]
-    message: str
+    msg: str = Field(description="The problem in one line")
 
 
 class ErrorResponse(Out):
-    detail: str
+    """Every error answer of the service: what happened in one line, and each bad value when there are
+    some (refused input); `detail` is empty when there is no value to name (a record not found, a database
+    that does not answer)."""
+
+    message: str
+    detail: list[ProblemOut] = Field(default_factory=list)

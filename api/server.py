@@ -4,8 +4,8 @@ checkout to a service answering on localhost.
 `up`, step by step, each step skipped when its result exists already (so a second start is ready in seconds):
 
 1. the synthetic portfolio in ``data/portfolio`` (models.datasets), written when absent;
-2. the valuation and the scoring model, trained on it, logged and registered with promote=True, when the
-   registry has no champion of that name (models.lifecycle; the same training as ``ipcredit train``);
+2. the valuation and the scoring model, trained on it, logged and registered as champions, when the
+   registry has no champion of that name (models.training: the training ``ipcredit train --promote`` runs);
 3. the records database, migrated (lending.db);
 4. a demo key of the bank role, issued once and kept in ``<home>/demo-api-key`` (readable by its owner
    only) so that later starts can print it again; a revoked or foreign one is replaced;
@@ -18,15 +18,26 @@ issued by ``ipcredit keys create``).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import socket
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from api.main import ServiceSettings, create_app
+import uvicorn
+
+from api.main import create_app
+from core.settings import REGISTERED_MODELS, Settings, champion_uri
+from lending import keys
+from lending.db import make_engine, migrate, session_factory, transaction
+from models import registry
+from models.datasets import DEFAULT_PORTFOLIO, portfolio_at
+from models.lifecycle import RunOptions
+from models.training import train
+from underwriting.examples import application_bodies
 
 log = logging.getLogger(__name__)
 
@@ -35,39 +46,55 @@ DEFAULT_PORT = 8000
 DEMO_INSTITUTION = "Demo Bank (ipcredit up)"
 DEMO_KEY_FILE = "demo-api-key"
 EXAMPLE_FILE = "example-application.json"
-VALUATION_MODEL = "ipcredit-valuation"
-SCORING_MODEL = "ipcredit-scoring"
 
 Progress = Callable[[str], None]
+
+
+class PortInUse(OSError):
+    """The address to serve on is taken (another service, or another program)."""
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def check_port(host: str, port: int) -> None:
+    """PortInUse when nothing could listen on (host, port) now: said in one line before the server starts,
+    not in a server's trace."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds: a closed port is free
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                why = "is in use (another service is listening there): choose another with --port"
+            elif e.errno == errno.EACCES:
+                why = "needs privileges this user lacks (ports below 1024): choose another with --port"
+            else:
+                raise
+            raise PortInUse(e.errno, f"port {port} on {host} {why}") from e
+
+
 def serve(
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    settings: ServiceSettings | None = None,
+    settings: Settings | None = None,
     workers: int = 1,
 ) -> None:
     """Serve the API with uvicorn until interrupted. One process by default; with `workers` > 1, that many
     processes, each loading the models and reading its settings from the environment (so `settings`
     must then be None)."""
-    import uvicorn
-
-    from lending.db import migrate
-
     if workers < 1:
         raise ValueError(f"workers must be at least 1; got {workers}")
-    # Settings and the records database checked here, before the server starts: a refusal is one line
-    # (ipcredit's), not a server's trace.
-    migrate((settings or ServiceSettings()).database_url)
+    if workers > 1 and settings is not None:
+        raise ValueError("several workers read their settings from the environment: pass settings=None")
+    # Settings, the port and the records database checked here, before the server starts: a refusal is one
+    # line (ipcredit's), not a server's trace.
+    migrate((settings or Settings()).database_url)
+    check_port(host, port)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return
-    if settings is not None:
-        raise ValueError("several workers read their settings from the environment: pass settings=None")
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
@@ -83,12 +110,14 @@ def up(
     request, then serve. `progress(step)` is told each step; `echo` prints the key and the example.
     `run(host=, port=, settings=)` serves (default `serve`). Returns the demo key."""
     say = progress or _stderr
-    settings = ServiceSettings()
+    settings = Settings()
     if settings.environment == "prod":
         raise ValueError(
             "ipcredit up prepares a demonstration (synthetic data, a demo key kept on disk); "
             "got IPCREDIT_ENV=prod: run `ipcredit serve` with keys from `ipcredit keys create` instead"
         )
+    if run is None:
+        check_port(host, port)  # before minutes of training, not after
     ensure_models(say)
     key = ensure_demo_key(settings, say)
     example = ensure_example(settings, say)
@@ -106,70 +135,32 @@ def up(
 
 
 def ensure_models(say: Progress) -> None:
-    """Champions of both models in the registry, trained on the synthetic portfolio when missing."""
-    from models import registry
-
-    champions = registry.champion_versions((VALUATION_MODEL, SCORING_MODEL))
-    if len(champions) == 2:
+    """Champions of both models in the registry, trained on the synthetic portfolio when missing, by the
+    training `ipcredit train ... --promote` runs (models.training)."""
+    names = tuple(REGISTERED_MODELS.values())
+    champions = registry.champion_versions(names)
+    if len(champions) == len(names):
         say(
             "models: using the champions "
             + ", ".join(f"{name} version {c.version}" for name, c in sorted(champions.items()))
         )
         return
-    from models.datasets import DEFAULT_PORTFOLIO, portfolio_at
-
     if not (DEFAULT_PORTFOLIO / "manifest.json").exists():
         say(f"writing the synthetic portfolio to {DEFAULT_PORTFOLIO}")
     else:
         say(f"reading the portfolio in {DEFAULT_PORTFOLIO}")
     portfolio_at(None)  # written first when absent
-    if VALUATION_MODEL not in champions:
-        _train_valuation(say)
-    if SCORING_MODEL not in champions:
-        _train_scoring(say)
+    for task, name in REGISTERED_MODELS.items():
+        if name not in champions:
+            say(f"training the {task} model")
+            registration = train(
+                task, options=RunOptions(promote=True), valuation_uri=champion_uri("valuation")
+            )
+            say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
 
 
-def _train_valuation(say: Progress) -> None:
-    from models import lifecycle
-    from models.datasets import training_data
-    from valuation.train import train_valuation
-
-    say("training the valuation model")
-    table, spec, source = training_data("valuation")
-    registration = lifecycle.train_and_log(
-        "valuation", table, spec, train_valuation, data_source=source, name=VALUATION_MODEL, promote=True
-    )
-    say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
-
-
-def _train_scoring(say: Progress) -> None:
-    from models import lifecycle, registry
-    from models.datasets import training_data
-    from scoring.train import train_scoring
-    from scoring.validation import write_report
-
-    say("training the scoring model")
-    valuer = registry.load_fitted(f"models:/{VALUATION_MODEL}@{registry.CHAMPION}", task="valuation")
-    table, spec, source = training_data("scoring", valuer=valuer)
-    with tempfile.TemporaryDirectory() as folder:
-        registration = lifecycle.train_and_log(
-            "scoring",
-            table,
-            spec,
-            train_scoring,
-            data_source=source,
-            name=SCORING_MODEL,
-            promote=True,
-            report_files=lambda trained: write_report(trained.report, folder),
-        )
-    say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
-
-
-def ensure_demo_key(settings: ServiceSettings, say: Progress) -> str:
+def ensure_demo_key(settings: Settings, say: Progress) -> str:
     """The demo bank's key: the one kept in <home>/demo-api-key while it is valid, else a new one."""
-    from lending import keys
-    from lending.db import make_engine, migrate, session_factory, transaction
-
     say("opening the records")
     engine = make_engine(settings.database_url)
     try:
@@ -193,17 +184,14 @@ def ensure_demo_key(settings: ServiceSettings, say: Progress) -> str:
         engine.dispose()
 
 
-def ensure_example(settings: ServiceSettings, say: Progress) -> Path:
+def ensure_example(settings: Settings, say: Progress) -> Path:
     """<home>/example-application.json: the portfolio's first application as a request body."""
     target = settings.home / EXAMPLE_FILE
     if target.exists():
         return target
-    from api.examples import application_bodies
-    from models.datasets import portfolio_at
-
     say(f"writing an example request to {target}")
     portfolio, _ = portfolio_at(None)
-    body = next(application_bodies(portfolio))
+    body = next(application_bodies(portfolio, limit=1))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     return target

@@ -13,32 +13,19 @@ import datetime as dt
 import functools
 import logging
 import re
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.schemas import AssetIn
-from models import registry
+from mlflow.exceptions import MlflowException
+
+from features.errors import require_features
+from models import registry, store
+from models.provenance import code_version
+from valuation.assets import AssetRecord
 
 log = logging.getLogger(__name__)
 
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
-
-
-class ModelMismatch(Exception):
-    """A model reads features the service does not give it: it was trained on another table (a bank's own
-    book, say) and promoted by hand. Computing with it would read each such feature as missing."""
-
-
-def require_features(task: str, fitted: Any, given: Collection[str], source: str) -> None:
-    """ModelMismatch unless every feature of the model's spec is among `given`, the columns `source` gives."""
-    absent = [f for f in fitted.spec.feature_names if f not in given]
-    if absent:
-        shown = ", ".join(absent[:8]) + (f" (and {len(absent) - 8} more)" if len(absent) > 8 else "")
-        raise ModelMismatch(
-            f"the {task} model reads features that {source} does not give: {shown}; it was trained on "
-            f"another table: serve one trained on the programme's data (`ipcredit train {task} --promote`)"
-        )
 
 
 @dataclass(frozen=True)
@@ -70,7 +57,7 @@ class ServedModels:
     valuation: ServedModel
     scoring: ServedModel
     loaded_at: dt.datetime
-    code: dict[str, Any]  # the service's own code (models.lifecycle.code_version), kept with every record
+    code: dict[str, Any]  # the service's own code (models.provenance.code_version), kept with every record
 
     @property
     def valuer(self) -> Any:
@@ -100,10 +87,8 @@ def pin(uri: str) -> tuple[str, str | None, str | None, str, dict[str, str | Non
     match = _REGISTRY_URI.match(uri)
     if match is None:
         return uri, None, None, uri, {}
-    from mlflow.exceptions import MlflowException
-
     name, alias, version = match["name"], match["alias"], match["version"]
-    client = registry.mlflow_client()
+    client = store.mlflow_client()
     try:
         found = (
             client.get_model_version_by_alias(name, alias)
@@ -111,9 +96,9 @@ def pin(uri: str) -> tuple[str, str | None, str | None, str, dict[str, str | Non
             else client.get_model_version(name, version)
         )
     except MlflowException as e:
-        registry.unless_absent(e)
+        store.unless_absent(e)
         where = "alias " + alias if alias is not None else "version " + str(version)
-        raise registry.ModelNotFound(
+        raise store.ModelNotFound(
             f"no model at {uri}: the registry has no {where} of {name!r} "
             "(train one with `ipcredit train ... --promote`, or run `ipcredit up`)"
         ) from e
@@ -134,20 +119,18 @@ def load_model(uri: str, task: str) -> ServedModel:
 
 @functools.cache
 def service_code() -> dict[str, Any]:
-    """This process's code (models.lifecycle.code_version), read once, when the service starts: files
+    """This process's code (models.provenance.code_version), read once, when the service starts: files
     changed on disk later are not the code that runs."""
-    from models.lifecycle import code_version
-
     return code_version()
 
 
 def load_models(valuation_uri: str, scoring_uri: str) -> ServedModels:
     """Both models, pinned; ModelMismatch when the valuation model reads a feature an asset in a request
     cannot carry (the scoring model's features are checked on each application's row, which only a
-    valuation builds: api.compute.decide_application)."""
+    valuation builds: underwriting.decision.decide)."""
     valuation = load_model(valuation_uri, "valuation")
     require_features(
-        "valuation", valuation.fitted, AssetIn.model_fields, f"an asset in a request ({valuation.uri})"
+        "valuation", valuation.fitted, AssetRecord.model_fields, f"an asset in a request ({valuation.uri})"
     )
     return ServedModels(
         valuation, load_model(scoring_uri, "scoring"), dt.datetime.now(dt.UTC), service_code()

@@ -121,10 +121,11 @@ def speed(seed: int) -> None:
         ratio = rate / figures["raw boosters pred_contrib"]
         print(f"  {label:<28} {rate:>12,.0f} rows/s   {ratio:6.2f} x raw pred_contrib")
     one = table.iloc[[7]]
-    record = one.iloc[0].to_dict()
-    single = {"decide (1-row DataFrame)": lambda: model.decide(one)}
-    if hasattr(model, "decide_one"):
-        single["decide_one (record)"] = lambda: model.decide_one(record)
+    row = {c: np.array([v]) for c, v in one.iloc[0].to_dict().items()}
+    single = {
+        "decide (1-row DataFrame)": lambda: model.decide(one),
+        "decide_rows (one row)": lambda: model.decide_rows(row),
+    }
     for label, fn in single.items():
         fn()
         times = []

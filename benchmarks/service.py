@@ -216,10 +216,10 @@ def prepare(home: Path, workdir: Path) -> None:
 def bodies(home: Path, portfolio: Path) -> list[bytes]:
     """Up to BODIES application bodies from the portfolio, else the example `ipcredit up` wrote."""
     if (portfolio / "manifest.json").exists():
-        from api.examples import application_bodies
         from features.portfolio import Portfolio
+        from underwriting.examples import application_bodies
 
-        found = list(itertools.islice(application_bodies(Portfolio.load(portfolio)), BODIES))
+        found = list(application_bodies(Portfolio.load(portfolio), limit=BODIES))
         return [json.dumps(b).encode() for b in found]
     example = home / "example-application.json"
     if not example.exists():
@@ -230,29 +230,23 @@ def bodies(home: Path, portfolio: Path) -> list[bytes]:
 def scoring_rows(payloads: list[bytes]) -> tuple[list[bytes], str]:
     """The scoring model's input rows for the same applications (what the service builds before scoring),
     as MLflow /invocations bodies, and the scoring model's pinned URI."""
-    from api.compute import asset_records
     from api.schemas import ApplicationRequest
     from api.serving import load_model
-    from scoring.data import request_scoring_table
-
-    valuation = load_model("models:/ipcredit-valuation@champion", "valuation")
-    scoring = load_model("models:/ipcredit-scoring@champion", "scoring")
+    from core.settings import champion_uri
     from models import registry
+    from underwriting.decision import scoring_rows as rows_of
 
+    valuation = load_model(champion_uri("valuation"), "valuation")
+    scoring = load_model(champion_uri("scoring"), "scoring")
     columns = registry.load(scoring.uri, task="scoring").metadata.get_input_schema().input_names()
+    applications = [
+        ApplicationRequest.model_validate_json(payload).application(f"BENCH{i}", "bench")
+        for i, payload in enumerate(payloads)
+    ]
+    rows = rows_of(applications, valuation.fitted)
     out = []
-    for i, payload in enumerate(payloads):
-        request = ApplicationRequest.model_validate_json(payload)
-        loan = {
-            **request.loan.model_dump(exclude={"bank_id"}),
-            "application_id": f"BENCH{i}",
-            "enterprise_id": request.enterprise.enterprise_id,
-            "bank_id": "bench",
-        }
-        row, _, _ = request_scoring_table(
-            request.enterprise.model_dump(), asset_records(request.assets), loan, valuation.fitted
-        )
-        frame = pd.DataFrame([{c: row[c] for c in columns if c in row}])
+    for i in range(len(applications)):
+        frame = pd.DataFrame([{c: rows[c][i] for c in columns if c in rows}])
         split = json.loads(frame.to_json(orient="split", index=False))
         out.append(json.dumps({"dataframe_split": split}).encode())
     return out, scoring.uri

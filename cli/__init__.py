@@ -1,1 +1,1 @@
-"""ipcredit cli package."""
+"""The `ipcredit` command line."""

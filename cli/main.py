@@ -1,4 +1,13 @@
-"""The `ipcredit` command. Errors in the user's input print as messages, never as stack traces."""
+"""The `ipcredit` command. Errors in the user's input print as messages, never as stack traces.
+
+Exit codes: 0 done; 1 a fault of ours (its trace with --verbose); 2 refused input or settings (every problem
+printed); 3 some rows refused (each with its reason in the output's `error` column); 4 a service the command
+needs (the model registry, the records database) did not answer; 5 `train --promote`: the gate refused the
+promotion (the version is registered, the champion unchanged); 6 `serve` or `up`: the port is in use.
+
+A command imports what it uses when it runs: importing every model library at start would cost `ipcredit
+--help` and `ipcredit keys list` about 6 s (mlflow 2.4 s, shap 3.8 s, lightgbm 1.9 s, measured one by one).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +22,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from core.settings import REGISTERED_MODELS, champion_uri
 from features.errors import InvalidData
 
 # LightGBM's OpenMP threads otherwise spin between trees; on a machine shared with other jobs that turns
@@ -28,17 +38,21 @@ app = typer.Typer(
 console = Console(stderr=True, soft_wrap=True)  # long messages stay whole lines
 
 DEFAULT_DATA = Path("data/portfolio")
+VALUATION_URI, SCORING_URI = champion_uri("valuation"), champion_uri("scoring")
 
 
-# A service the command needs (the model registry, the records database) did not answer.
-UNAVAILABLE_EXIT = 4
+REFUSED_INPUT_EXIT = 2
+REFUSED_ROWS_EXIT = 3
+UNAVAILABLE_EXIT = 4  # a service the command needs (the model registry, the records database) did not answer
+GATE_REFUSED_EXIT = 5
+PORT_IN_USE_EXIT = 6
 PROBLEMS_SHOWN = 20  # refused input: the first rows of each kind of problem are shown, the rest counted
 
 
 def _unavailable(e: Exception) -> str | None:
     """What did not answer, for an error that says a service is down rather than a fault of ours."""
     from lending.db import driver_message, unavailable
-    from models.registry import RegistryUnavailable
+    from models.store import RegistryUnavailable
 
     if isinstance(e, RegistryUnavailable):
         return str(e)
@@ -74,7 +88,7 @@ def user_errors(command):
         except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
             # markup off: file names and data values may hold square brackets
             console.print(f"error: {_text(e)}", markup=False, highlight=False)
-            raise typer.Exit(2) from None
+            raise typer.Exit(REFUSED_INPUT_EXIT) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
         except Exception as e:  # a fault of ours, not of the input: say so, trace only with --verbose
@@ -162,9 +176,7 @@ def features(
             help="Write the scoring table (the input of `ipcredit score`), valuing bundles with --valuation"
         ),
     ] = None,
-    valuation: Annotated[str, typer.Option(help="Valuation model URI for --scoring-out")] = (
-        "models:/ipcredit-valuation@champion"
-    ),
+    valuation: Annotated[str, typer.Option(help="Valuation model URI for --scoring-out")] = VALUATION_URI,
 ):
     """Validate a portfolio and summarise its application features (as of each application date)."""
     from features.io import check_format, write_table
@@ -187,7 +199,7 @@ def features(
         typer.echo(f"wrote {out}")
     if scoring_out is not None:
         from models import registry
-        from scoring.data import scoring_table
+        from underwriting.table import scoring_table
 
         write_table(scoring_table(portfolio, registry.load_fitted(valuation, task="valuation")), scoring_out)
         typer.echo(f"wrote the scoring table to {scoring_out}")
@@ -227,9 +239,6 @@ def _progress() -> Progress:
     return Progress(TextColumn("{task.description:<24}"), BarColumn(), TimeElapsedColumn(), console=console)
 
 
-VALUATION_URI = "models:/ipcredit-valuation@champion"
-SCORING_URI = "models:/ipcredit-scoring@champion"
-
 train_app = typer.Typer(help="Train a model, log it to MLflow and register it.", no_args_is_help=True)
 app.add_typer(train_app, name="train")
 models_app = typer.Typer(
@@ -247,14 +256,35 @@ PromoteOption = Annotated[
 ]
 
 
-def _print_registration(registration) -> None:
+def _train(task: str, data: Path | None, spec: Path | None, options, valuation: str) -> None:
+    """Train, print the registration and the gate's verdict; exit GATE_REFUSED_EXIT when --promote was
+    refused by the gate."""
     import json
 
+    from models.training import train
+
+    with _progress() as bar:
+        step = bar.add_task("loading data", total=None)
+        registration = train(
+            task,
+            data,
+            spec,
+            options=options,
+            valuation_uri=valuation,
+            progress=lambda what: bar.update(step, description=what),
+        )
+        bar.update(step, total=1, completed=1, description="done")
     typer.echo(json.dumps(registration.metrics, indent=2, default=str))
     typer.echo(
         f"registered {registration.model_uri} (run {registration.run_id}); "
         f"gate: {registration.verdict.summary()}"
     )
+    if options.promote and registration.verdict.decision == "refused":
+        console.print(
+            f"not promoted: the gate refused it; the champion is unchanged (exit code {GATE_REFUSED_EXIT})",
+            markup=False,
+        )
+        raise typer.Exit(GATE_REFUSED_EXIT)
 
 
 @train_app.command("valuation")
@@ -262,32 +292,15 @@ def _print_registration(registration) -> None:
 def train_valuation_command(
     data: DataOption = None,
     spec: SpecOption = None,
-    name: Annotated[str, typer.Option(help="Registered model name")] = "ipcredit-valuation",
+    name: Annotated[str, typer.Option(help="Registered model name")] = REGISTERED_MODELS["valuation"],
     seed: SeedOption = 0,
     promote: PromoteOption = False,
 ):
     """Train the value model, log it to MLflow with its metrics, card and plots, and register it
-    (alias challenger; champion with --promote when it passes the gate)."""
-    from models import lifecycle
-    from models.datasets import training_data
-    from valuation.train import train_valuation
+    (alias challenger; champion with --promote when it passes the gate; exit code 5 when it does not)."""
+    from models.lifecycle import RunOptions
 
-    with _progress() as bar:
-        task = bar.add_task("loading data", total=2)
-        table, feature_spec, source = training_data("valuation", data, spec)
-        bar.update(task, advance=1, description=f"training and logging ({len(table):,} rows)")
-        registration = lifecycle.train_and_log(
-            "valuation",
-            table,
-            feature_spec,
-            train_valuation,
-            data_source=source,
-            name=name,
-            seed=seed,
-            promote=promote,
-        )
-        bar.update(task, advance=1, description="done")
-    _print_registration(registration)
+    _train("valuation", data, spec, RunOptions(name=name, seed=seed, promote=promote), VALUATION_URI)
 
 
 @train_app.command("scoring")
@@ -295,43 +308,19 @@ def train_valuation_command(
 def train_scoring_command(
     data: DataOption = None,
     spec: SpecOption = None,
-    name: Annotated[str, typer.Option(help="Registered model name")] = "ipcredit-scoring",
+    name: Annotated[str, typer.Option(help="Registered model name")] = REGISTERED_MODELS["scoring"],
     valuation: Annotated[
         str, typer.Option(help="Valuation model (URI) that values a portfolio's bundles")
-    ] = (VALUATION_URI),
+    ] = VALUATION_URI,
     seed: SeedOption = 0,
     promote: PromoteOption = False,
 ):
     """Train the "IP + credit" scoring model and its scorecard challenger; log both figures, the
-    validation report (HTML and JSON) and the model to MLflow and register it."""
-    import tempfile
+    validation report (HTML and JSON) and the model to MLflow and register it (exit code 5 when --promote
+    is refused by the gate)."""
+    from models.lifecycle import RunOptions
 
-    from models import lifecycle, registry
-    from models.datasets import training_data
-    from scoring.train import train_scoring
-    from scoring.validation import write_report
-
-    with _progress() as bar:
-        task = bar.add_task("loading data", total=3)
-        flat_table = data is not None and (data.is_file() or data.suffix.lower() in (".csv", ".parquet"))
-        # a bank's flat table carries its own features; a portfolio's bundles are valued by the champion
-        valuer = None if flat_table else registry.load_fitted(valuation, task="valuation")
-        table, feature_spec, source = training_data("scoring", data, spec, valuer=valuer)
-        bar.update(task, advance=1, description=f"training on {len(table):,} rows, logging and registering")
-        with tempfile.TemporaryDirectory() as folder:
-            registration = lifecycle.train_and_log(
-                "scoring",
-                table,
-                feature_spec,
-                train_scoring,
-                data_source=source,
-                name=name,
-                seed=seed,
-                promote=promote,
-                report_files=lambda trained: write_report(trained.report, folder),
-            )
-        bar.update(task, advance=2, description="done")
-    _print_registration(registration)
+    _train("scoring", data, spec, RunOptions(name=name, seed=seed, promote=promote), valuation)
 
 
 @app.command()
@@ -372,13 +361,59 @@ def score(
     exit code 3."""
     from features.io import check_format, read_table, write_table
     from models import registry
-    from scoring.decision import decide_loans
+    from underwriting.decision import decide_loans
 
     check_format(output)
     scorer = registry.load_fitted(model, task="scoring")
     out, problems = decide_loans(scorer, read_table(input), language=language)
     write_table(out, output)
     _report_refused(len(out), problems, output, "scored")
+
+
+@app.command()
+@user_errors
+def decide(
+    input: Annotated[
+        Path,
+        typer.Option(
+            help="Applications: JSON lines (.jsonl, one POST /v1/applications body a line), or a table (.csv "
+            "or .parquet, one application a row) with --assets"
+        ),
+    ],
+    output: Annotated[Path, typer.Option(help="Where to write the decisions (.csv, .parquet or .jsonl)")],
+    assets: Annotated[
+        Path | None, typer.Option(help="The pledged assets of a table of applications (.csv or .parquet)")
+    ] = None,
+    language: Annotated[str, typer.Option(help="Language of the texts: zh or en")] = "zh",
+    model_valuation: Annotated[str, typer.Option(help="Valuation model URI")] = VALUATION_URI,
+    model_scoring: Annotated[str, typer.Option(help="Scoring model URI")] = SCORING_URI,
+    bank_id: Annotated[str, typer.Option(help="The lending bank of applications that name none")] = "offline",
+):
+    """Decide applications as the service does (POST /v1/applications), one output row each, in input
+    order: the bundle's valuation, PD, score, grade, recommendation, holds, credit line, expected loss and
+    its split, subsidy, reasons and the explanation (as JSON text), under the service's names. Refused
+    applications get an `error` text and are listed on stderr; the exit code is then 3."""
+    from models import registry
+    from underwriting import book
+
+    if language not in ("zh", "en"):
+        raise ValueError(f"--language: expected zh or en; got {language!r}")
+    book.check_formats(input, output, assets)
+    valuer = registry.load_fitted(model_valuation, task="valuation")
+    scorer = registry.load_fitted(model_scoring, task="scoring")
+    with _progress() as bar:
+        step = bar.add_task("deciding", total=book.count(input))
+        outcome = book.decide_book(
+            input,
+            output,
+            valuer,
+            scorer,
+            assets=assets,
+            language=language,
+            bank_id=bank_id,
+            progress=lambda n: bar.update(step, advance=n),
+        )
+    _report_refused(outcome.rows, outcome.refused, output, "decided")
 
 
 def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
@@ -394,7 +429,7 @@ def _report_refused(n_rows: int, problems, output: Path, verb: str) -> None:
                 f"... {hidden} more; every refused row has its reason in the `error` column",
                 markup=False,
             )
-        raise typer.Exit(3)
+        raise typer.Exit(REFUSED_ROWS_EXIT)
 
 
 @app.command()
@@ -485,10 +520,16 @@ def serve(
         int, typer.Option(min=1, help="Server processes; each loads the models (one per core)")
     ] = 1,
 ):
-    """Serve the HTTP API (models from the registry's champions, records in DATABASE_URL)."""
+    """Serve the HTTP API (models from the registry's champions, records in DATABASE_URL); exit code 6 when
+    the port is in use."""
+    from api.server import PortInUse
     from api.server import serve as run
 
-    run(host=host, port=port, workers=workers)
+    try:
+        run(host=host, port=port, workers=workers)
+    except PortInUse as e:
+        console.print(f"error: {e.strerror}", markup=False, highlight=False)
+        raise typer.Exit(PORT_IN_USE_EXIT) from None
 
 
 @app.command()
@@ -496,9 +537,14 @@ def serve(
 def up(port: Annotated[int, typer.Option(help="Port")] = 8000):
     """From a fresh checkout to a ready service: write the synthetic portfolio if none is there, train
     and register both models if no champion exists, create a demo key, then serve on localhost."""
+    from api.server import PortInUse
     from api.server import up as run
 
-    run(port=port, progress=lambda step: console.print(f"[ipcredit up] {step}", markup=False))
+    try:
+        run(port=port, progress=lambda step: console.print(f"[ipcredit up] {step}", markup=False))
+    except PortInUse as e:
+        console.print(f"error: {e.strerror}", markup=False, highlight=False)
+        raise typer.Exit(PORT_IN_USE_EXIT) from None
 
 
 keys_app = typer.Typer(help="API keys: one per institution and role, stored hashed.", no_args_is_help=True)
@@ -551,8 +597,8 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="Id of the key (`ipcr
 @contextlib.contextmanager
 def _records():
     """A transaction on the records of DATABASE_URL, migrated first."""
+    from core.settings import Settings
     from lending.db import make_engine, migrate, session_factory, transaction
-    from lending.settings import Settings
 
     engine = make_engine(Settings().database_url)
     try:

@@ -23,7 +23,8 @@ import pandas as pd
 from scipy.io import arff
 
 from features.errors import InvalidData, Problem
-from features.spec import FeatureColumn, FeatureSpec, _plain
+from features.spec import FeatureColumn, FeatureSpec
+from features.values import plain
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def _map_labels(values: pd.Series, mapping: dict, field: str, source: Path) -> p
     if bad.any():
         expected = f"one of {list(mapping)}"
         rows = np.flatnonzero(bad.to_numpy())
-        problems = [Problem(field, expected, _plain(values.iloc[i]), row=int(i)) for i in rows]
+        problems = [Problem(field, expected, plain(values.iloc[i]), row=int(i)) for i in rows]
         raise InvalidData(problems, what=str(source))
     return mapped.astype("int64")
 
@@ -421,7 +422,7 @@ def _clean_invoices(raw: pd.DataFrame, counterparty: str, folder: Path) -> pd.Da
         Problem(
             field,
             expected,
-            _plain(raw[field].iloc[i]),
+            plain(raw[field].iloc[i]),
             row=int(raw["file_row"].iloc[i]),
             record_id=raw["企业代号"].iloc[i],
         )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 # Rows are positions in the table or list given: in a file with a header line, line 2 is row 0.
 ROWS_COUNTED = "\n  (rows count from 0: row 0 is the first row of data)"
@@ -60,3 +62,29 @@ class InvalidData(ValueError):
         more = f"\n  ... and {hidden.total():,} more ({fields})" if hidden else ""
         rows = ROWS_COUNTED if any(p.row is not None for p in problems) else ""
         return f"{self.what} refused, {len(problems)} problem(s):\n{shown}{more}{rows}"
+
+
+class ModelMismatch(Exception):
+    """A model reads features its input does not give: it was trained on another table (a bank's own book,
+    say) and promoted by hand. Computing with it would read each such feature as missing."""
+
+
+def require_features(task: str, fitted: Any, given: Collection[str], source: str) -> None:
+    """ModelMismatch unless every feature of the model's spec is among `given`, the columns `source` gives."""
+    absent = [f for f in fitted.spec.feature_names if f not in given]
+    if absent:
+        shown = ", ".join(absent[:8]) + (f" (and {len(absent) - 8} more)" if len(absent) > 8 else "")
+        raise ModelMismatch(
+            f"the {task} model reads features that {source} does not give: {shown}; it was trained on "
+            f"another table: serve one trained on the programme's data (`ipcredit train {task} --promote`)"
+        )
+
+
+def first_per_field(problems: Iterable[Problem]) -> list[Problem]:
+    """The problems, one per value (row and field): a value two checks refuse is listed once, the first's."""
+    seen, out = set(), []
+    for p in problems:
+        if (p.row, p.field) not in seen:
+            seen.add((p.row, p.field))
+            out.append(p)
+    return out

@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 
 from features.errors import InvalidData, Problem
+from features.values import plain
 
 # --- enumerations ---------------------------------------------------------------------------
 
@@ -456,7 +457,7 @@ def columns(model: type[Record]) -> tuple[Column, ...]:
 # --- table validation -----------------------------------------------------------------------
 
 # A table as a DataFrame (a portfolio), or as a mapping of column name to a 1-D array (one request's records,
-# _record_columns): checks and formulas take either, so one record does not pay pandas' fixed cost per column.
+# record_columns): checks and formulas take either, so one record does not pay pandas' fixed cost per column.
 Table = pd.DataFrame | Mapping[str, Any]
 
 
@@ -486,18 +487,9 @@ def _problems_at(
     values = np.asarray(table[field_name])[positions] if got is None else np.asarray(list(got), dtype=object)
     ids = _row_label(table, key, positions)
     return [
-        Problem(field_name, expected, _plain(v), int(r), i)
+        Problem(field_name, expected, plain(v), int(r), i)
         for r, v, i in zip(positions, values, ids, strict=True)
     ]
-
-
-def _plain(value: Any) -> Any:
-    """numpy and pandas scalars shown as plain Python values in messages."""
-    if isinstance(value, pd.Timestamp | np.datetime64):
-        return str(pd.Timestamp(value).date())
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt.date) -> list[Problem]:
@@ -573,7 +565,7 @@ def _check_parsed_column(
 ) -> list[Problem]:
     """What pydantic leaves to the table in records it parsed (it checked each field's type, bounds,
     pattern and length): infinite numbers and dates after today. `arrays`: the records' columns as
-    _record_columns built them, so one request's records are checked without pandas."""
+    record_columns built them, so one request's records are checked without pandas."""
     if col.kind in ("int", "float"):
         return _not_finite(arrays, key, col, arrays[col.name])
     if col.kind == "date":
@@ -582,7 +574,7 @@ def _check_parsed_column(
 
 
 def _rule_arrays(df: pd.DataFrame, present: Iterable[Column]) -> dict[str, np.ndarray]:
-    """A type-checked table's columns as the numpy arrays the row rules take, as _record_columns makes
+    """A type-checked table's columns as the numpy arrays the row rules take, as record_columns makes
     them for records: dates as datetime64 (NaT when missing), numbers as floats (NaN), booleans as
     bools, text as objects (None)."""
     out = {}
@@ -605,7 +597,7 @@ def _date_gap(d: Mapping[str, np.ndarray], later: str, earlier: str) -> np.ndarr
 
 
 # Rules that tie several fields of one row together. Each returns (field, expected, mask of bad rows).
-# They take the table's columns as numpy arrays (_rule_arrays, _record_columns).
+# They take the table's columns as numpy arrays (_rule_arrays, record_columns).
 RowRule = Callable[[Mapping[str, np.ndarray]], tuple[str, str, np.ndarray]]
 _ROW_RULES: dict[type[Record], list[RowRule]] = {
     Patent: [
@@ -739,12 +731,12 @@ def validate_table(
 
 
 def _table_rule_problems(
-    table: Table, model: type[Record], arrays: Mapping[str, np.ndarray], rows: int
+    table: Table, model: type[Record], arrays: Mapping[str, np.ndarray], rows: int, *, unique: bool = True
 ) -> list[Problem]:
-    """Repeated keys and broken cross-field rules. `table` names the rows in problems (a DataFrame, or
-    the records' arrays); `arrays`: its columns as the rules take them."""
+    """Repeated keys (unless not `unique`) and broken cross-field rules. `table` names the rows in problems
+    (a DataFrame, or the records' arrays); `arrays`: its columns as the rules take them."""
     problems: list[Problem] = []
-    if model.key and rows > 1:  # one record cannot repeat a key
+    if unique and model.key and rows > 1:  # one record cannot repeat a key
         dup = pd.DataFrame({k: table[k] for k in model.key}).duplicated(keep="first").to_numpy()
         problems += _problems_at(
             table,
@@ -765,10 +757,10 @@ def _table_rule_problems(
 
 def records_to_table(records: Iterable[Record], model: type[Record]) -> pd.DataFrame:
     """Records as a typed table (dates as datetime64, enums as strings)."""
-    return pd.DataFrame(_record_columns(records, model), columns=[c.name for c in columns(model)])
+    return pd.DataFrame(record_columns(records, model), columns=[c.name for c in columns(model)])
 
 
-def _record_columns(records: Iterable[Record], model: type[Record]) -> dict[str, np.ndarray]:
+def record_columns(records: Iterable[Record], model: type[Record]) -> dict[str, np.ndarray]:
     """The records' columns as typed numpy arrays. Built column by column in numpy, then framed once: one
     request's records become a table in microseconds, not milliseconds."""
     rows = [r.model_dump(include={c.name for c in columns(model)}) for r in records]
@@ -793,32 +785,66 @@ def parse_records(
     """Parse and check raw records (dicts; dates as dates or ISO text). Every problem in every record
     is reported at once, with its row and id: type errors in some records and table rules (future
     dates, cross-field rules, duplicates) in the others."""
+    parsed, problems = parse_each(model, items, today=today)
+    if problems:
+        raise InvalidData(problems, f"{model.__name__} records")
+    return parsed  # type: ignore[return-value]
+
+
+def parse_each(
+    model: type[Record],
+    items: Iterable[Mapping[str, Any]],
+    *,
+    today: dt.date | None = None,
+    keys: bool = True,
+) -> tuple[list[Record | None], list[Problem]]:
+    """`parse_records` that refuses nothing: each item parsed (None where pydantic refused it), and every
+    problem of every item, in row order (a row named there is refused, parsed or not). With `keys` False, a
+    key repeated is no problem (the credit reports of several applications: one enterprise may apply twice
+    on one report)."""
     items = list(items)
     today = today or dt.date.today()
-    parsed, rows, problems = [], [], []
+    parsed: list[Record | None] = [None] * len(items)
+    rows, problems = [], []
     for row, item in enumerate(items):
         try:
-            parsed.append(model.model_validate(item))
+            parsed[row] = model.model_validate(item)
             rows.append(row)
         except ValidationError as e:
             for err in e.errors():
                 name = ".".join(str(p) for p in err["loc"]) or "record"
-                expected = err["msg"].removeprefix("Input should be ").removeprefix("Value error, ")
-                problems.append(Problem(name, expected, err.get("input"), row, _record_label(model, item)))
+                label = _record_label(model, item)
+                problems.append(Problem(name, expected_text(err["msg"]), err.get("input"), row, label))
     # What pydantic leaves, on the records' columns as arrays (no DataFrame: a request's one record is
     # checked in microseconds). Rows here are positions among the records that parsed.
-    arrays = _record_columns(parsed, model)
+    valid = [parsed[row] for row in rows]
+    arrays = record_columns(valid, model)
     found = [p for col in columns(model) for p in _check_parsed_column(arrays, col, model.key, today)]
-    found += _table_rule_problems(arrays, model, arrays, len(parsed))
+    found += _table_rule_problems(arrays, model, arrays, len(valid), unique=keys)
     problems += [
         Problem(p.field, p.expected, p.got, rows[p.row] if p.row is not None else None, p.record_id)
         for p in found
     ]
-    if problems:
-        raise InvalidData(
-            sorted(problems, key=lambda p: (p.row is None, p.row or 0)), f"{model.__name__} records"
-        )
-    return parsed
+    return parsed, sorted(problems, key=lambda p: (p.row is None, p.row or 0))
+
+
+def expected_text(message: str) -> str:
+    """What pydantic says was expected, in the project's words: "a valid number", not "Input should be a
+    valid number"."""
+    return message.removeprefix("Input should be ").removeprefix("Value error, ")
+
+
+def body_problems(errors: Iterable[Mapping[str, Any]]) -> list[Problem]:
+    """pydantic's errors on a request body (an application, or assets to value) as Problems: the field by
+    its names (``assets.claims``), the row by the first list position in it (the asset's), what was expected
+    in words, and what was got."""
+    problems = []
+    for err in errors:
+        loc = list(err["loc"])
+        names = [str(part) for part in loc if not isinstance(part, int)]
+        row = next((part for part in loc if isinstance(part, int)), None)
+        problems.append(Problem(".".join(names) or "body", expected_text(err["msg"]), err.get("input"), row))
+    return problems
 
 
 def _record_label(model: type[Record], item: Any) -> str | None:

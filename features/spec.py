@@ -45,6 +45,7 @@ import pandas as pd
 import yaml
 
 from features.errors import InvalidData, Problem
+from features.values import plain
 
 logger = logging.getLogger(__name__)
 
@@ -464,11 +465,6 @@ def _task_problems(task: str | None, spec_task: str | None) -> list[Problem]:
     return []
 
 
-def _plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds, so messages read `got 2`, not `got np.int64(2)`."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _record_id(ids: pd.Series | None, position: int) -> str | None:
     if ids is None:
         return None
@@ -487,7 +483,7 @@ def _id_problems(ids: pd.Series) -> list[Problem]:
     ]
     repeated = ids.duplicated(keep="first") & ids.notna()
     problems += [
-        Problem(name, "unique ids", _plain(ids.iloc[i]), row=i, record_id=_record_id(ids, i))
+        Problem(name, "unique ids", plain(ids.iloc[i]), row=i, record_id=_record_id(ids, i))
         for i in _positions(repeated)
     ]
     return problems
@@ -535,7 +531,7 @@ def _target_problems(target: pd.Series, task: str, ids: pd.Series | None) -> lis
     else:
         expected = "a strictly positive, finite amount"
     return problems + [
-        Problem(name, expected, _plain(target.iloc[i]), row=i, record_id=_record_id(ids, i))
+        Problem(name, expected, plain(target.iloc[i]), row=i, record_id=_record_id(ids, i))
         for i in _bad_target_positions(target, task)
     ]
 
@@ -545,7 +541,7 @@ def _level_problems(column: pd.Series, levels: tuple[str, ...], ids: pd.Series |
         dtype=bool
     )
     return [
-        Problem(str(column.name), levels_text(levels), _plain(column.iloc[i]), int(i), _record_id(ids, i))
+        Problem(str(column.name), levels_text(levels), plain(column.iloc[i]), int(i), _record_id(ids, i))
         for i in np.flatnonzero(outside)
     ]
 
@@ -581,7 +577,7 @@ def _numeric_feature_problems(column: pd.Series, ids: pd.Series | None) -> list[
     # The cells that are not numbers, not even as text (a CSV column with one word in it is read as text
     # whole: its numbers are not the fault, the word is).
     bad = [
-        Problem(name, "a number", _plain(value), row=position, record_id=_record_id(ids, position))
+        Problem(name, "a number", plain(value), row=position, record_id=_record_id(ids, position))
         for position, value in enumerate(column)
         if not pd.isna(value) and not _is_number(value) and not _number_text(value)
     ]

@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from lending.settings import normalise_url
+from core.settings import normalise_url
 
 __all__ = [
     "MIGRATIONS",

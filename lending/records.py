@@ -5,8 +5,8 @@
   A record the caller may not see is reported exactly like one that does not exist (None), so that ids of
   other banks' records cannot be probed.
 - An evaluator or an admin reviews an application once, while it is pending_review: approve, decline, or
-  override (with a reason). The status change and the review row are written in the caller's transaction,
-  so they land together or not at all.
+  override (with a reason), by the review rules of underwriting.review. The status change and the review row
+  are written in the caller's transaction, so they land together or not at all.
 
 Inputs, outputs, explanation and model versions are stored as JSON exactly as given; values that JSON
 cannot hold exactly (NaN, infinities, tuples, non-string keys, numpy scalars other than float64) are
@@ -17,7 +17,6 @@ commit: run them inside `lending.db.transaction`. Role violations raise `Permiss
 
 from __future__ import annotations
 
-import json
 import math
 import uuid
 from collections.abc import Mapping
@@ -34,11 +33,10 @@ from features.schema import enterprise_key
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import Principal
 from lending.tables import Application, Decision, Review, Role, Status, Valuation
-from scoring.policy import LendingPolicy
+from underwriting import review
 
 __all__ = [
     "MAX_PAGE_SIZE",
-    "differences",
     "outcome",
     "get_application",
     "get_valuation",
@@ -48,21 +46,17 @@ __all__ = [
     "save_application",
     "save_valuation",
     "subsidy_granted",
-    "subsidy_year",
 ]
 
 MAX_PAGE_SIZE = 200
-MAX_REASON_CHARS = 4000
 MAX_JSON_DEPTH = 64
 OUTCOME = {
     Decision.APPROVE: Status.APPROVED,
     Decision.DECLINE: Status.DECLINED,
     Decision.OVERRIDE: Status.OVERRIDDEN,
 }
-# An override turns the recommendation to the other side: the loan's decision it makes.
-OVERRIDDEN_TO = {"approve": "decline", "decline": "approve"}
-# Decisions against the recommendation, which need a reason as an override does.
-AGAINST = {(Decision.APPROVE, "decline"): "approving", (Decision.DECLINE, "approve"): "declining"}
+# The review decision a status records (none while pending).
+DECIDED = {Status.APPROVED: "approve", Status.DECLINED: "decline", Status.OVERRIDDEN: "override"}
 JSON_VALUE = "a JSON value (object with string keys, list, string, finite number, true, false or null)"
 
 
@@ -103,47 +97,6 @@ def json_problems(value: Any, path: str, depth: int = 0) -> list[Problem]:
     )
     kind = f"a {type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
     return [Problem(path, JSON_VALUE, _Shown(f"{kind} {value!r}{hint}"))]
-
-
-def differences(stored: Any, recomputed: Any, path: str = "result") -> list[str]:
-    """Where a recomputed document differs from the stored one, compared exactly (floats bit for bit,
-    types included, so 1 and 1.0 differ): empty when a decision is reproduced.
-
-    >>> differences({"pd": 0.1, "reasons": ["R1"]}, {"pd": 0.1, "reasons": ["R1"]})
-    []
-    >>> for line in differences({"pd": 0.1, "codes": ["R1"]}, {"pd": 0.1 + 2e-17, "codes": ["R2"], "x": 1}):
-    ...     print(line)
-    result.pd: stored 0.1, recomputed 0.10000000000000002
-    result.codes[0]: stored 'R1', recomputed 'R2'
-    result.x: stored nothing, recomputed 1
-    """
-    if isinstance(stored, dict) and isinstance(recomputed, dict):
-        found = []
-        for key in list(stored) + [k for k in recomputed if k not in stored]:
-            if key not in recomputed:
-                found.append(f"{path}.{key}: stored {stored[key]!r}, recomputed nothing")
-            elif key not in stored:
-                found.append(f"{path}.{key}: stored nothing, recomputed {recomputed[key]!r}")
-            else:
-                found.extend(differences(stored[key], recomputed[key], f"{path}.{key}"))
-        return found
-    if isinstance(stored, list) and isinstance(recomputed, list) and len(stored) == len(recomputed):
-        return [
-            d
-            for i, (a, b) in enumerate(zip(stored, recomputed, strict=True))
-            for d in differences(a, b, f"{path}[{i}]")
-        ]
-    if _as_json(stored) == _as_json(recomputed):
-        return []
-    return [f"{path}: stored {stored!r}, recomputed {recomputed!r}"]
-
-
-def _as_json(value: Any) -> str:
-    """The JSON text of a value (repr of each float: exact), or its repr when JSON cannot hold it."""
-    try:
-        return json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 class _Shown(str):
@@ -302,25 +255,15 @@ def _reviewed_already(application: Application) -> AlreadyReviewed:
     )
 
 
-def _barred_by(result: Mapping[str, Any]) -> list[str]:
-    """The decline flags of the stored policy that declined the application: a bar (an enterprise on the
-    dishonest-debtor list may not get new credit), which no review approves; a decline limit (an arrear)
-    is credit policy, which an evaluator may approve against with a reason."""
-    flags = set((result.get("policy") or {}).get("decline_flags", ()))
-    return [rule["feature"] for rule in result.get("declined_by", []) if rule.get("feature") in flags]
-
-
 def outcome(status: Status, recommendation: str | None) -> str | None:
-    """The loan's decision after review, "approve" or "decline"; None while pending.
+    """The loan's decision after review, "approve" or "decline"; None while pending (underwriting.review).
 
     >>> outcome(Status.OVERRIDDEN, "approve"), outcome(Status.APPROVED, "decline")
     ('decline', 'approve')
     >>> outcome(Status.PENDING_REVIEW, "approve") is None
     True
     """
-    if status is Status.OVERRIDDEN:
-        return OVERRIDDEN_TO.get(recommendation or "")
-    return {Status.APPROVED: "approve", Status.DECLINED: "decline"}.get(status)
+    return review.outcome(DECIDED.get(status), recommendation)
 
 
 def _check_undecided(session: Session, principal: Principal, application_ref: str) -> None:
@@ -432,36 +375,16 @@ def review_application(
     decision: Decision | str,
     reason: str | None = None,
 ) -> Review:
-    """Decide a pending application: approve, decline or override. Sets the status (approved, declined,
-    overridden) and stores the review, both in the caller's transaction.
-
-    Going against the recommendation needs a written reason: an override (the opposite of an approve or
-    decline recommendation; a review recommendation has no side to override: approve or decline it), and
-    also an approval of a recommended decline or a decline of a recommended approval; and so does an
-    approval of an application a hold rule held for review (an exception to the lending policy, such as a
-    loan term beyond the pledge policy's cap). An application that a decline flag of the lending policy
-    declined (the dishonest-debtor list) is not approved at all.
+    """Decide a pending application: approve, decline or override, by the review rules (underwriting.review:
+    what needs a written reason, what no review approves, what an approval grants). Sets the status
+    (approved, declined, overridden) and stores the review, both in the caller's transaction.
 
     Raises `PermissionDenied` for a bank key, `NotFound` for an unknown id, `AlreadyReviewed` when the
     application is no longer pending (two reviewers at once: the second gets this), `InvalidData` for an
     unknown decision or a missing reason.
     """
     _require(principal, (Role.EVALUATOR, Role.ADMIN), "reviewing an application")
-    problems: list[Problem] = []
-    try:
-        chosen = Decision(decision)
-    except ValueError:
-        chosen = None
-        problems.append(Problem("decision", f"one of {', '.join(d.value for d in Decision)}", decision))
-    text = reason.strip() if isinstance(reason, str) else None
-    if reason is not None and not isinstance(reason, str):
-        problems.append(Problem("reason", "text", reason))
-    elif text is not None and len(text) > MAX_REASON_CHARS:
-        problems.append(
-            Problem("reason", f"at most {MAX_REASON_CHARS} characters", f"{len(text)} characters")
-        )
-    if chosen is Decision.OVERRIDE and not text:
-        problems.append(Problem("reason", "a reason for the override", reason))
+    chosen, text, problems = review.review_input(getattr(decision, "value", decision), reason)
     if problems:
         raise InvalidData(problems, what="review")
     assert chosen is not None
@@ -472,22 +395,11 @@ def review_application(
         raise NotFound(f"no application {application_id!r}")
     if application.status is not Status.PENDING_REVIEW:
         raise _reviewed_already(application)
-    recommended = application.result.get("recommendation")
-    if chosen is Decision.OVERRIDE and recommended not in OVERRIDDEN_TO:
-        expected = f"approve or decline (the recommendation is {recommended}: there is no side to override)"
-        raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
-    approving = outcome(OUTCOME[chosen], recommended) == "approve"
-    barred = _barred_by(application.result)
-    if barred and approving:
-        expected = f"decline: the lending policy's decline flag {', '.join(barred)} bars new credit"
-        raise InvalidData([Problem("decision", expected, chosen.value)], what="review")
-    if not text and (chosen, recommended) in AGAINST:
-        expected = f"a reason for {AGAINST[chosen, recommended]} against the recommendation to {recommended}"
-        raise InvalidData([Problem("reason", expected, reason)], what="review")
-    held = [rule["feature"] for rule in application.result.get("held_by", [])]
-    if not text and held and approving:
-        expected = f"a reason for approving an exception to the lending policy ({', '.join(held)})"
-        raise InvalidData([Problem("reason", expected, reason)], what="review")
+    problems = review.review_problems(application.result, chosen, text)
+    if problems:
+        raise InvalidData(problems, what="review")
+    chosen_decision = Decision(chosen)
+    approving = review.outcome(chosen, application.result.get("recommendation")) == "approve"
     # An approval grants the subsidy; the enterprise's applications are locked first (before this one's row
     # is updated: two approvals at once would otherwise each hold a row the other waits for).
     grant = _subsidy_grant(session, application) if approving else (None, None)
@@ -495,23 +407,18 @@ def review_application(
     changed = session.execute(
         update(Application)
         .where(Application.id == key, Application.status == Status.PENDING_REVIEW)
-        .values(status=OUTCOME[chosen])
+        .values(status=OUTCOME[chosen_decision])
         .execution_options(synchronize_session=False)
     ).rowcount
     if changed != 1:
         session.refresh(application)
         raise _reviewed_already(application)
-    set_committed_value(application, "status", OUTCOME[chosen])  # as written by the update above
-    review = Review(reviewer_key_id=principal.key_id, decision=chosen, reason=text or None)
-    review.interest_subsidy_cny, review.subsidy_year = grant
-    application.reviews.append(review)
+    set_committed_value(application, "status", OUTCOME[chosen_decision])  # as written by the update above
+    stored = Review(reviewer_key_id=principal.key_id, decision=chosen_decision, reason=text)
+    stored.interest_subsidy_cny, stored.subsidy_year = grant
+    application.reviews.append(stored)
     session.flush()
-    return review
-
-
-def subsidy_year(request: Mapping[str, Any]) -> int:
-    """The subsidy year of an application: the calendar year of its loan's application date."""
-    return int(str(request["loan"]["application_date"])[:4])
+    return stored
 
 
 # A unified social credit code (统一社会信用代码, GB 32100-2015): 18 characters of this set, the same at every
@@ -557,18 +464,14 @@ def subsidy_granted(
 
 
 def _subsidy_grant(session: Session, application: Application) -> tuple[float | None, int | None]:
-    """(the subsidy an approval grants, its year): the decision's subsidy, within what the cap it was
-    decided under leaves the enterprise for the year now (other approvals may have been granted since the
-    decision); (None, None) for a record with no subsidy."""
-    decided = application.result.get("interest_subsidy_cny")
-    if decided is None or application.enterprise_id is None:
+    """(the subsidy an approval grants, its year: underwriting.review.subsidy_grant, with what the
+    enterprise's approvals of the year were granted read under lock); (None, None) for a record with no
+    subsidy."""
+    if application.result.get("interest_subsidy_cny") is None or application.enterprise_id is None:
         return None, None
-    # a decision made before the cap was kept with it was made under the programme's cap, the default
-    cap = float(application.result.get("subsidy_cap_cny", LendingPolicy().subsidy_cap_cny))
-    year = subsidy_year(application.request)
+    year = review.subsidy_year(application.request)
     granted = subsidy_granted(session, application.enterprise_id, year, application.institution_id, lock=True)
-    left = max(cap - granted, 0.0)
-    return min(float(decided), left), year
+    return review.subsidy_grant(application.result, granted), year
 
 
 def save_valuation(

@@ -24,6 +24,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlflow.artifacts import download_artifacts
+
+from models.store import mlflow_client, model_version
+
 CARD_FILE = "model_card.md"
 FACTS_FILE = "model_card.json"
 PENDING = "PENDING"
@@ -133,8 +137,6 @@ def render(facts: dict[str, Any]) -> str:
 def sign_review(name: str, version: str, reviewer: str, note: str = "", date: str | None = None) -> str:
     """Record that `reviewer` reviewed version `version` of `name` (tags and a re-rendered card); returns
     the new card."""
-    from models.registry import mlflow_client
-
     if not reviewer.strip():
         raise ValueError("sign_review needs the reviewer's name")
     date = date or _dt.date.today().isoformat()
@@ -163,10 +165,6 @@ def note_promotion(name: str, version: str, reason: str, operator: str, time: st
 
 def _amend(name: str, version: str, change: Callable[[dict[str, Any]], None]) -> tuple[str, dict[str, Any]]:
     """Change the facts logged with a version's run, render its card again and log both; (card, facts)."""
-    from mlflow.artifacts import download_artifacts
-
-    from models.registry import mlflow_client, model_version
-
     client = mlflow_client()
     mv = model_version(name, version)  # ModelNotFound for a version the registry does not have
     with tempfile.TemporaryDirectory() as tmp:

@@ -14,6 +14,9 @@ import pandas as pd
 from features.io import read_table
 from features.portfolio import Portfolio
 from features.spec import FeatureSpec
+from features.synth import synthesize
+from underwriting import table as scoring_data
+from valuation import data as valuation_data
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +28,6 @@ def portfolio_at(folder: Path | None, seed: int = 7) -> tuple[Portfolio, Path]:
     """The portfolio in `folder`; with no folder given, the default one, written first if absent."""
     target = folder or DEFAULT_PORTFOLIO
     if folder is None and not (target / "manifest.json").exists():
-        from features.synth import synthesize
-
         log.warning("no data given: writing the synthetic portfolio to %s", target)
         synthesize(seed=seed).save(target)
     portfolio = Portfolio.load(target)
@@ -52,18 +53,16 @@ def training_data(
     portfolio, folder = portfolio_at(data)
     source = {"source": str(folder), "kind": "portfolio", "manifest": portfolio.manifest}
     if task == "valuation":
-        from valuation.data import default_spec, in_force, training_table
-
-        table = training_table(portfolio)
-        table = table[in_force(table)].reset_index(drop=True)
+        table = valuation_data.training_table(portfolio)
+        table = table[valuation_data.in_force(table)].reset_index(drop=True)
+        default_spec = valuation_data.default_spec
     else:
         if valuer is None:
             raise ValueError(
                 "scoring on a portfolio needs a fitted valuation: train one first "
                 "(`ipcredit train valuation`)"
             )
-        from scoring.data import default_spec, scoring_table
-
-        table = scoring_table(portfolio, valuer)
+        table = scoring_data.scoring_table(portfolio, valuer)
+        default_spec = scoring_data.default_spec
     spec = FeatureSpec.from_yaml(spec_path) if spec_path else default_spec(table)
     return table, spec, source

@@ -17,7 +17,7 @@ scoring/) and, in one MLflow run of the experiment named after the registered mo
    registry) and runs the gate, on the held-out rows the champion was not trained on (its row keys): a
    champion scored on its own training rows would look better than it is. Fewer than MIN_GATE_ROWS such
    rows (or fewer than all, on a smaller held-out set) refuse the promotion, saying so (hold out new rows,
-   or promote by hand). With ``promote=True`` the champion alias moves only if the gate passes (the first
+   or promote by hand). With ``options.promote`` the champion alias moves only if the gate passes (the first
    version becomes champion when there is none). The verdict and its figures are logged to the run
    (tags ``gate.*``, metrics ``gate.challenger.*`` / ``gate.champion.*``, ``gate/verdict.json``) and set as
    tags of the version;
@@ -29,25 +29,29 @@ the SHAP sample and plot are seeded too).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
-import os
-import platform
 import re
-import subprocess
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import metadata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import matplotlib
+import matplotlib.pyplot as plt
+import mlflow
 import numpy as np
 import pandas as pd
+import shap
+from mlflow.artifacts import download_artifacts
+from mlflow.models import infer_signature
 
-from features.spec import FeatureSpec
-from models import card, config, pyfunc, registry
+from features.spec import FeatureSpec, category_text
+from models import card, pyfunc, registry, store
+from models.provenance import code_version, environment
 from models.tasks import Task, Verdict, flatten, get_task
 
 log = logging.getLogger(__name__)
@@ -57,17 +61,31 @@ TRAIN_ROWS_FILE = "train_rows.npz"
 # Held-out rows the champion never saw, at least, for the gate to compare a challenger with it.
 MIN_GATE_ROWS = 100
 EXAMPLE_ROWS = 5
-ENVIRONMENT_PACKAGES = (
-    "numpy",
-    "pandas",
-    "scipy",
-    "scikit-learn",
-    "lightgbm",
-    "pyarrow",
-    "joblib",
-    "mlflow",
-    "shap",
-)
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training run is named, seeded, logged and gated (what `ipcredit train` sets).
+
+    name: the registered model (default ipcredit-valuation / ipcredit-scoring).
+    seed: the split's and the model's seed, given to a callable `trained`.
+    promote: move the champion alias when the gate passes (the first version becomes champion).
+    gate: the task's gate with its margins (models.tasks.ValuationGate / ScoringGate); None: defaults.
+    params: the caller's training options, logged as train.* parameters.
+    date_column: the column whose span is the data's time span (default: the first datetime column).
+    experiment: the MLflow experiment (default: the registered model's name).
+    shap_rows, reference_rows: rows of the SHAP summary plot and of the drift reference sample.
+    """
+
+    name: str | None = None
+    seed: int = 0
+    promote: bool = False
+    gate: Any = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    date_column: str | None = None
+    experiment: str | None = None
+    shap_rows: int = 300
+    reference_rows: int = 5000
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,41 @@ class Registration:
         return f"models:/{self.name}/{self.version}"
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What one training run logs: the task, its data, the trained model and who made it with what."""
+
+    task: Task
+    name: str
+    options: RunOptions
+    table: pd.DataFrame
+    spec: FeatureSpec
+    result: Any
+    held_out: pd.DataFrame
+    fingerprint: dict
+    code: dict
+    environment: dict
+    operator: str
+    started: str
+    finished: str
+
+    @property
+    def fitted(self) -> Any:
+        return self.task.fitted(self.result)
+
+    @property
+    def metrics(self) -> dict:
+        return dict(self.result.metrics)
+
+    @property
+    def inputs(self) -> list[str]:
+        return self.task.input_columns(self.spec, self.table)
+
+    @property
+    def predict_params(self) -> dict:
+        return self.task.predict_params(self.metrics)
+
+
 def train_and_log(
     task: str,
     table: pd.DataFrame,
@@ -93,18 +146,10 @@ def train_and_log(
     trained: Any | Callable[..., Any],
     *,
     data_source: Mapping[str, Any],
-    name: str | None = None,
-    seed: int = 0,
-    promote: bool = False,
-    gate: Any = None,
-    params: Mapping[str, Any] | None = None,
+    options: RunOptions = RunOptions(),  # noqa: B008 - frozen, so one shared default is safe
     report_files: Sequence[str | Path] | Callable[[Any], Sequence[str | Path]] = (),
-    date_column: str | None = None,
-    experiment: str | None = None,
-    shap_rows: int = 300,
-    reference_rows: int = 5000,
 ) -> Registration:
-    """Log, register and (with `promote`) gate a trained model; see the module docstring.
+    """Log, register and (with `options.promote`) gate a trained model; see the module docstring.
 
     task: "valuation" or "scoring".
     table, spec: the whole training table (the held-out rows included) and its feature spec.
@@ -114,146 +159,160 @@ def train_and_log(
         `test` holds the held-out rows with the table's index labels (as train_test_split keeps them).
     data_source: where the table came from, e.g. {"path": "data/book.parquet", "acquired": "2026-06-30"}
         (logged as data.* parameters and written in the model card).
-    name: the registered model (default ipcredit-valuation / ipcredit-scoring).
-    gate: the task's gate with its margins (models.tasks.ValuationGate / ScoringGate); None: defaults.
-    params: the caller's training options, logged as train.* parameters.
     report_files: validation report files (HTML, JSON) to log under validation/, or a callable that writes
         them from the training result (so that `trained` can be a callable, timed here for the card).
-    date_column: the column whose span is the data's time span (default: the first datetime column).
     """
     the_task = get_task(task)
-    name = name or the_task.registered_model
-    gate = gate if gate is not None else the_task.default_gate()
+    name = options.name or the_task.registered_model
+    gate = options.gate if options.gate is not None else the_task.default_gate()
     _check_name(name)
     spec.check(table, task=the_task.name)  # refused data stops here: nothing is logged
-    settings = config.configure()
-
-    started = registry.utc_now()
-    result = trained(table, spec, seed=seed) if callable(trained) else trained
-    finished = registry.utc_now()
-    fitted = the_task.fitted(result)
-    metrics = dict(result.metrics)
-    held_out = _held_out_rows(table, result.test)
-    fingerprint = data_fingerprint(table, data_source, date_column)
-    operator = registry.operator_name()
-    code = code_version()
-    env = environment()
-    inputs = the_task.input_columns(spec, table)
-    predict_params = the_task.predict_params(metrics)
-
-    import mlflow
-
-    experiment_id = config.experiment_id(experiment or name, settings)
+    settings = store.configure()
+    started = store.utc_now()
+    result = trained(table, spec, seed=options.seed) if callable(trained) else trained
+    run = _Run(
+        the_task,
+        name,
+        options,
+        table,
+        spec,
+        result,
+        _held_out_rows(table, result.test),
+        data_fingerprint(table, data_source, options.date_column),
+        code_version(),
+        environment(),
+        store.operator_name(),
+        started,
+        store.utc_now(),
+    )
+    experiment = store.experiment_id(options.experiment or name, settings)
     with (
         tempfile.TemporaryDirectory() as tmp_name,
-        mlflow.start_run(experiment_id=experiment_id, run_name=f"{name} seed {seed}") as run,
+        mlflow.start_run(experiment_id=experiment, run_name=f"{name} seed {options.seed}") as active,
     ):
         tmp = Path(tmp_name)
-        run_id = run.info.run_id
-        mlflow.set_tags(
-            {
-                "ipcredit.task": the_task.name,
-                "ipcredit.registered_model": name,
-                "ipcredit.operator": operator,
-                "code.commit": code["commit"],
-                "code.dirty": str(code["dirty"]),
-                "code.package_version": code["package_version"],
-                "code.sha256": code["code_sha256"],
-                "data.sha256": fingerprint["sha256"],
-                "train.started": started,
-                "train.finished": finished,
-            }
-        )
-        mlflow.log_params(
-            _param_dict(
-                {
-                    "task": the_task.name,
-                    "registered_model": name,
-                    "seed": seed,
-                    "train": dict(params or {}),
-                    "model": the_task.model_params(fitted),
-                    **spec_params(spec),
-                    "data": fingerprint,
-                }
-            )
-        )
-        mlflow.log_metrics({k: float(v) for k, v in flatten(metrics).items() if _is_number(v)})
-        _log_json(tmp / "metrics.json", metrics, "metrics")
-        _log_json(tmp / "fingerprint.json", fingerprint, "data")
-        _log_json(tmp / "environment.json", env, "environment")
-        spec.to_yaml(tmp / "spec.yaml")
-        mlflow.log_artifact(str(tmp / "spec.yaml"), "spec")
-        for file in report_files(result) if callable(report_files) else report_files:
-            mlflow.log_artifact(str(file), "validation")
-
-        held_out_output = _output(the_task, fitted, held_out[inputs], predict_params)
-        shap_plot(
-            the_task, fitted, held_out[inputs], held_out_output, tmp / "shap_summary.png", seed, shap_rows
-        )
-        mlflow.log_artifact(str(tmp / "shap_summary.png"), "explain")
-        reference = _reference(
-            the_task, fitted, spec, table, held_out, inputs, predict_params, reference_rows, seed
-        )
-        reference.to_parquet(tmp / "reference.parquet", index=False)
-        mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
-        # Which rows this version learned from, as row keys: a later gate compares on rows it never saw.
-        trained_rows = table.drop(index=held_out.index)
-        by = _key_columns(spec, table)
-        np.savez(tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, spec, by), by=np.array(by))
-        mlflow.log_artifact(str(tmp / TRAIN_ROWS_FILE), "data")
-
-        version = _log_model(the_task, fitted, table[inputs], spec, predict_params, name, tmp)
+        _log_inputs(run, tmp, report_files(result) if callable(report_files) else report_files)
+        _log_explanations(run, tmp)
+        version = _log_model(run, tmp)
         registry.set_challenger(name, version)
-        verdict = evaluate_gate(the_task, gate, name, version, held_out, spec, predict_params, promote)
+        verdict = evaluate_gate(
+            the_task, gate, name, version, run.held_out, spec, run.predict_params, options.promote
+        )
         mlflow.log_metrics(verdict.flat_figures())
         mlflow.set_tags(_verdict_tags(verdict))
         _log_json(tmp / "verdict.json", verdict.to_dict(), "gate")
+        _record_version(run, version, active.info.run_id, verdict, tmp)
+    log.info("%s version %s registered (run %s); %s", name, version, active.info.run_id, verdict.summary())
+    return Registration(name, version, active.info.run_id, verdict, run.fingerprint, run.metrics)
 
-        client = registry.mlflow_client()
-        version_tags = {
-            "ipcredit.task": the_task.name,
-            "data.sha256": fingerprint["sha256"],
+
+def _log_inputs(run: _Run, tmp: Path, report_files: Sequence[str | Path]) -> None:
+    """Tags, parameters, held-out metrics, the spec, the data's fingerprint, the environment, the reports."""
+    code, fingerprint = run.code, run.fingerprint
+    mlflow.set_tags(
+        {
+            "ipcredit.task": run.task.name,
+            "ipcredit.registered_model": run.name,
+            "ipcredit.operator": run.operator,
             "code.commit": code["commit"],
-            "ipcredit.operator": operator,
-            "review.status": "pending",
-            **_verdict_tags(verdict),
+            "code.dirty": str(code["dirty"]),
+            "code.package_version": code["package_version"],
+            "code.sha256": code["code_sha256"],
+            "data.sha256": fingerprint["sha256"],
+            "train.started": run.started,
+            "train.finished": run.finished,
         }
-        for key, value in version_tags.items():
-            client.set_model_version_tag(name, version, key, value)
-        facts = {
-            "name": name,
-            "version": version,
-            "task": the_task.name,
-            "run_id": run_id,
-            "registered_at": registry.utc_now(),
-            "purpose": the_task.purpose,
-            "users": the_task.users,
-            "limits": list(the_task.limits),
-            "data": fingerprint,
-            "sampling": _sampling(result.test, table, seed),
-            "spec": spec.to_dict(),
-            "metrics": {k: v for k, v in flatten(metrics).items() if _is_number(v) or isinstance(v, str)},
-            "gate": verdict.to_dict(),
-            "environment": env,
-            "code": code,
-            "operator": operator,
-            "trained_from": started,
-            "trained_until": finished,
-            "review": {"status": "pending", "by": card.PENDING, "date": card.PENDING},
-        }
-        card.write(facts, tmp / "card")
-        mlflow.log_artifact(str(tmp / "card" / card.CARD_FILE))
-        mlflow.log_artifact(str(tmp / "card" / card.FACTS_FILE))
-        client.update_model_version(
-            name,
-            version,
-            description=(
-                f"{the_task.name} model trained by {operator} on {fingerprint['rows']:,} rows "
-                f"(SHA-256 {fingerprint['sha256'][:12]}); gate: {verdict.summary()}"[:4000]
-            ),
+    )
+    mlflow.log_params(
+        _param_dict(
+            {
+                "task": run.task.name,
+                "registered_model": run.name,
+                "seed": run.options.seed,
+                "train": dict(run.options.params),
+                "model": run.task.model_params(run.fitted),
+                **spec_params(run.spec),
+                "data": fingerprint,
+            }
         )
-    log.info("%s version %s registered (run %s); %s", name, version, run_id, verdict.summary())
-    return Registration(name, version, run_id, verdict, fingerprint, metrics)
+    )
+    mlflow.log_metrics({k: float(v) for k, v in flatten(run.metrics).items() if _is_number(v)})
+    _log_json(tmp / "metrics.json", run.metrics, "metrics")
+    _log_json(tmp / "fingerprint.json", fingerprint, "data")
+    _log_json(tmp / "environment.json", run.environment, "environment")
+    run.spec.to_yaml(tmp / "spec.yaml")
+    mlflow.log_artifact(str(tmp / "spec.yaml"), "spec")
+    for file in report_files:
+        mlflow.log_artifact(str(file), "validation")
+
+
+def _log_explanations(run: _Run, tmp: Path) -> None:
+    """The SHAP summary of the held-out rows, the drift reference sample and the training rows' keys."""
+    task, fitted, held_out, inputs = run.task, run.fitted, run.held_out, run.inputs
+    held_out_output = _output(task, fitted, held_out[inputs], run.predict_params)
+    shap_plot(
+        task,
+        fitted,
+        held_out[inputs],
+        held_out_output,
+        tmp / "shap_summary.png",
+        run.options.seed,
+        run.options.shap_rows,
+    )
+    mlflow.log_artifact(str(tmp / "shap_summary.png"), "explain")
+    _reference(run).to_parquet(tmp / "reference.parquet", index=False)
+    mlflow.log_artifact(str(tmp / "reference.parquet"), "reference")
+    # Which rows this version learned from, as row keys: a later gate compares on rows it never saw.
+    trained_rows = run.table.drop(index=held_out.index)
+    by = _key_columns(run.spec, run.table)
+    np.savez(tmp / TRAIN_ROWS_FILE, keys=row_keys(trained_rows, run.spec, by), by=np.array(by))
+    mlflow.log_artifact(str(tmp / TRAIN_ROWS_FILE), "data")
+
+
+def _record_version(run: _Run, version: str, run_id: str, verdict: Verdict, tmp: Path) -> None:
+    """The version's tags and description, and its model card (pending review)."""
+    client = store.mlflow_client()
+    version_tags = {
+        "ipcredit.task": run.task.name,
+        "data.sha256": run.fingerprint["sha256"],
+        "code.commit": run.code["commit"],
+        "ipcredit.operator": run.operator,
+        "review.status": "pending",
+        **_verdict_tags(verdict),
+    }
+    for key, value in version_tags.items():
+        client.set_model_version_tag(run.name, version, key, value)
+    metrics = {k: v for k, v in flatten(run.metrics).items() if _is_number(v) or isinstance(v, str)}
+    facts = {
+        "name": run.name,
+        "version": version,
+        "task": run.task.name,
+        "run_id": run_id,
+        "registered_at": store.utc_now(),
+        "purpose": run.task.purpose,
+        "users": run.task.users,
+        "limits": list(run.task.limits),
+        "data": run.fingerprint,
+        "sampling": _sampling(run.result.test, run.table, run.options.seed),
+        "spec": run.spec.to_dict(),
+        "metrics": metrics,
+        "gate": verdict.to_dict(),
+        "environment": run.environment,
+        "code": run.code,
+        "operator": run.operator,
+        "trained_from": run.started,
+        "trained_until": run.finished,
+        "review": {"status": "pending", "by": card.PENDING, "date": card.PENDING},
+    }
+    card.write(facts, tmp / "card")
+    mlflow.log_artifact(str(tmp / "card" / card.CARD_FILE))
+    mlflow.log_artifact(str(tmp / "card" / card.FACTS_FILE))
+    rows, digest = run.fingerprint["rows"], run.fingerprint["sha256"][:12]
+    description = (
+        f"{run.task.name} model trained by {run.operator} on {rows:,} rows (SHA-256 {digest}); "
+        f"gate: {verdict.summary()}"
+    )
+    client.update_model_version(run.name, version, description=description[:4000])
 
 
 # ---------------------------------------------------------------- the gate
@@ -277,7 +336,7 @@ def evaluate_gate(
     new = gate.figures(held_out, predicted, spec, level)
     try:
         champion = registry.current_champion(name)
-    except registry.RegistryUnavailable as e:  # unknown is not "no champion": promote nothing
+    except store.RegistryUnavailable as e:  # unknown is not "no champion": promote nothing
         log.warning("%s: %s", name, e)
         return Verdict("refused" if promote else "not requested", False, (str(e),), new, None, None)
     if champion is not None:
@@ -313,7 +372,7 @@ def evaluate_gate(
         old_model = registry.load(f"models:/{name}/{champion.version}", task.name)
         old_predicted = registry.predict(old_model, held_out, predict_params)
         old = gate.figures(held_out, old_predicted, spec, level)
-    except (registry.ModelCorrupt, ValueError, KeyError) as e:
+    except (store.ModelCorrupt, ValueError, KeyError) as e:
         reason = f"the champion (version {champion.version}) could not be scored on the held-out rows: {e}"
         log.warning("%s: %s", name, reason)
         return Verdict(
@@ -332,9 +391,7 @@ def evaluate_gate(
 
 
 def _with(verdict: Verdict, **changes) -> Verdict:
-    from dataclasses import replace
-
-    return replace(verdict, **changes)
+    return dataclasses.replace(verdict, **changes)
 
 
 def _verdict_tags(verdict: Verdict) -> dict[str, str]:
@@ -400,64 +457,6 @@ def spec_params(spec: FeatureSpec) -> dict[str, Any]:
     return out
 
 
-def environment() -> dict[str, Any]:
-    packages = {}
-    for package in ENVIRONMENT_PACKAGES:
-        try:
-            packages[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            packages[package] = "not installed"
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpus": os.cpu_count(),
-        "packages": packages,
-        "pip_requirements": pyfunc.pip_requirements(),
-    }
-
-
-def code_version() -> dict[str, Any]:
-    """The git commit of the project (and whether tracked files have uncommitted changes; "unknown" without
-    git), and the SHA-256 of the Python files logged with the model: the code's identity even when it is
-    not committed."""
-    try:
-        version = metadata.version("ipcredit")
-    except metadata.PackageNotFoundError:
-        version = "not installed"
-    digest = hashlib.sha256()
-    for package in pyfunc.CODE_PACKAGES:
-        for file in sorted((pyfunc.PROJECT_ROOT / package).rglob("*.py")):
-            digest.update(
-                file.relative_to(pyfunc.PROJECT_ROOT).as_posix().encode() + b"\0" + file.read_bytes()
-            )
-    out: dict[str, Any] = {
-        "commit": "unknown",
-        "dirty": False,
-        "package_version": version,
-        "code_sha256": digest.hexdigest(),
-    }
-    root = str(pyfunc.PROJECT_ROOT)
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        )
-        status = subprocess.run(
-            ["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError) as e:
-        log.info("no git commit recorded: %s", e)
-        return out
-    if commit.returncode == 0:
-        out["commit"] = commit.stdout.strip()
-        out["dirty"] = bool(status.stdout.strip())
-    return out
-
-
 def shap_plot(
     task: Task, fitted: Any, rows: pd.DataFrame, output: pd.DataFrame, path: Path, seed: int, max_rows: int
 ) -> Path:
@@ -467,9 +466,6 @@ def shap_plot(
     sample = usable.sample(min(max_rows, len(usable)), random_state=seed) if len(usable) else usable
     values, shown = task.explain(fitted, sample)
     _use_agg()
-    import matplotlib.pyplot as plt
-    import shap
-
     figure = plt.figure()
     try:
         shap.summary_plot(
@@ -491,8 +487,6 @@ def shap_plot(
 
 def _use_agg() -> None:
     """Draw off-screen: switch to Agg unless the backend already needs no display (Agg, or a notebook's)."""
-    import matplotlib
-
     backend = matplotlib.get_backend().lower()
     if backend != "agg" and "inline" not in backend:
         matplotlib.use("Agg")
@@ -506,21 +500,20 @@ def _output(task: Task, fitted: Any, table: pd.DataFrame, params: dict) -> pd.Da
     return out
 
 
-def _reference(task, fitted, spec, table, held_out, inputs, params, n, seed) -> pd.DataFrame:
+def _reference(run: _Run) -> pd.DataFrame:
     """A seeded sample of the training rows (held-out rows excluded, ids dropped) with the model's output."""
-    train = table.drop(index=held_out.index)
-    sample = train.sample(min(n, len(train)), random_state=seed).sort_index()
-    output = _output(task, fitted, sample[inputs], params)
-    out = sample[[c for c in inputs if c != spec.id]].copy()
-    out["model_output"] = output[task.output_column].to_numpy(dtype="float64")
+    train = run.table.drop(index=run.held_out.index)
+    sample = train.sample(min(run.options.reference_rows, len(train)), random_state=run.options.seed)
+    sample = sample.sort_index()
+    output = _output(run.task, run.fitted, sample[run.inputs], run.predict_params)
+    out = sample[[c for c in run.inputs if c != run.spec.id]].copy()
+    out["model_output"] = output[run.task.output_column].to_numpy(dtype="float64")
     return out.reset_index(drop=True)
 
 
 def _example(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     """A few rows such that every column has a value in at least one row when the table allows it, with
     numbers as double and categories and ids as text (what the signature should say)."""
-    from features.spec import category_text
-
     present = table.notna().to_numpy()
     covered = ~present.any(axis=0)  # a column empty in the whole table cannot be covered
     chosen: list[int] = []
@@ -541,28 +534,25 @@ def _example(table: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
     return example
 
 
-def _log_model(
-    task: Task, fitted, table: pd.DataFrame, spec: FeatureSpec, params: dict, name: str, tmp: Path
-) -> str:
-    import mlflow
-    from mlflow.models import infer_signature
-
-    example = _example(table, spec)
-    output = _output(task, fitted, example, params)
-    signature = infer_signature(example, output, params=params or None)
-    fitted_path = pyfunc.save_fitted(fitted, tmp)
+def _log_model(run: _Run, tmp: Path) -> str:
+    """Log the pyfunc model with its signature and register it; the new version."""
+    table = run.table[run.inputs]
+    example = _example(table, run.spec)
+    output = _output(run.task, run.fitted, example, run.predict_params)
+    signature = infer_signature(example, output, params=run.predict_params or None)
+    fitted_path = pyfunc.save_fitted(run.fitted, tmp)
     info = mlflow.pyfunc.log_model(
         name="model",
-        python_model=pyfunc.wrapper_for(task.name)(),
+        python_model=pyfunc.wrapper_for(run.task.name)(),
         artifacts={pyfunc.FITTED_KEY: str(fitted_path)},
         signature=signature,
         input_example=example,
         code_paths=pyfunc.code_paths(),
         pip_requirements=pyfunc.pip_requirements(),
-        registered_model_name=name,
+        registered_model_name=run.name,
         metadata={
-            registry.TASK_METADATA_KEY: task.name,
-            registry.COMMIT_METADATA_KEY: code_version()["commit"],
+            registry.TASK_METADATA_KEY: run.task.name,
+            registry.COMMIT_METADATA_KEY: run.code["commit"],
         },
     )
     return str(info.registered_model_version)
@@ -591,9 +581,7 @@ def _key_text(value: Any) -> str:
 def _unseen_by(run_id: str, rows: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     """Which of `rows` the run's model was not trained on, keyed as it was; every row for a run logged
     before training keys were kept, or keyed by columns these rows lack (a warning says so)."""
-    from mlflow.artifacts import download_artifacts
-
-    kept = {a.path for a in registry.mlflow_client().list_artifacts(run_id, "data")}
+    kept = {a.path for a in store.mlflow_client().list_artifacts(run_id, "data")}
     if f"data/{TRAIN_ROWS_FILE}" not in kept:
         log.warning("run %s kept no training row keys: the gate uses every held-out row", run_id)
         return np.ones(len(rows), dtype=bool)
@@ -630,8 +618,6 @@ def _sampling(test: pd.DataFrame, table: pd.DataFrame, seed: int) -> str:
 
 
 def _log_json(path: Path, obj: Any, folder: str) -> None:
-    import mlflow
-
     path.write_text(json.dumps(obj, indent=2, default=str, allow_nan=True) + "\n", encoding="utf-8")
     mlflow.log_artifact(str(path), folder)
 

@@ -22,15 +22,22 @@ import datetime as _dt
 import html
 import io
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from mlflow.artifacts import download_artifacts
+from mlflow.exceptions import MlflowException
 
-from features.spec import FeatureSpec
+from features.spec import FeatureSpec, category_text
+from features.values import json_value
+from models import registry
+from models.store import ModelCorrupt
+from models.tasks import get_task
 from scoring.validation import PSI_EPSILON, psi_label, psi_table
 
 OUTPUT_NAME = "model output"
@@ -52,7 +59,7 @@ class DriftReport:
         return dict(zip(self.table["variable"], self.table["label"], strict=True))
 
     def to_dict(self) -> dict[str, Any]:
-        rows = [{k: _plain(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")]
+        rows = [{k: json_value(v) for k, v in row.items()} for row in self.table.to_dict(orient="records")]
         worst = self.table["label"].map({"stable": 0, "watch": 1, "rebuild": 2}).max()
         return {
             "meta": self.meta,
@@ -103,20 +110,14 @@ def drift_report(
 def monitor_model(uri: str, current: pd.DataFrame, *, bins: int = 10) -> DriftReport:
     """Score `current` with the model at `uri` and compare it, and its output, with the training sample
     logged with the model (reference/reference.parquet of the model's run)."""
-    from mlflow.artifacts import download_artifacts
-    from mlflow.exceptions import MlflowException
-
-    from models import registry
-    from models.tasks import get_task
-
     model = registry.load(uri)
     run_id = model.metadata.run_id
     if run_id is None:
-        raise registry.ModelCorrupt(f"model {uri} has no run: its training reference cannot be found")
+        raise ModelCorrupt(f"model {uri} has no run: its training reference cannot be found")
     try:
         path = download_artifacts(run_id=run_id, artifact_path="reference/reference.parquet")
     except (MlflowException, OSError) as e:
-        raise registry.ModelCorrupt(f"model {uri}: its training reference could not be read ({e})") from e
+        raise ModelCorrupt(f"model {uri}: its training reference could not be read ({e})") from e
     reference = pd.read_parquet(path)
     spec = registry.load_spec(model)
     task = (model.metadata.metadata or {}).get(registry.TASK_METADATA_KEY)
@@ -167,8 +168,6 @@ def categorical_psi(expected: Any, actual: Any) -> dict[str, float]:
     >>> categorical_psi(["a", "b", "a"], ["a", "b", "a"])["psi"]
     0.0
     """
-    from features.spec import category_text
-
     e, a = category_text(pd.Series(expected)), category_text(pd.Series(actual))
     levels = sorted(e.dropna().unique())
     e_share, a_share = [], []
@@ -213,12 +212,6 @@ def _output_values(output: Any) -> Any:
     return output
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 # ---------------------------------------------------------------- HTML
@@ -226,9 +219,6 @@ def _plain(value: Any) -> Any:
 
 def _plot(report: DriftReport) -> str:
     """Horizontal bars of PSI per variable with the 0.1 and 0.25 lines, as base64 PNG (Agg canvas)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     table = report.table.iloc[::-1]
     names = [n if str(n).isascii() else f"feature {i + 1}" for i, n in enumerate(table["variable"])]
     figure = Figure(figsize=(7, 0.3 * len(table) + 1.5))

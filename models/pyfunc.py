@@ -9,7 +9,7 @@ objects); the `error` column carries the same text.
 
 The fitted object is an artifact (``fitted.joblib``) loaded in `load_context`; the wrapper itself holds no
 state, so the pickled `python_model` is a few hundred bytes and the model's behaviour is all in the artifact
-and in the code logged beside it (``code_paths``: the packages features, valuation, scoring and models,
+and in the code logged beside it (``code_paths``: the project's packages below the service,
 copied into the model; see `CODE_PACKAGES`). In a fresh process MLflow puts that copy first on ``sys.path``;
 in a process that already imported the packages (the CLI, the API) the imported code is used, which is why
 every version records the commit it was trained with (models.lifecycle).
@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import logging
 import warnings
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import joblib
 import pandas as pd
+from packaging.requirements import Requirement
 
 with warnings.catch_warnings():
     # MLflow 3.17 warns, once, while importing its own agent types (mlflow.types.responses): a message about
@@ -55,7 +57,7 @@ logging.getLogger("mlflow.pyfunc").addFilter(_NoCloudPickleNotice())
 FITTED_KEY = "fitted"  # the artifact's key in `artifacts=` and in `context.artifacts`
 FITTED_FILE = "fitted.joblib"
 # Project packages a loaded model imports (the joblib pickle refers to their classes by module path).
-CODE_PACKAGES = ("features", "valuation", "scoring", "models")
+CODE_PACKAGES = ("core", "features", "valuation", "scoring", "underwriting", "models")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -136,10 +138,6 @@ def code_paths() -> list[str]:
 def pip_requirements() -> list[str]:
     """The project's runtime dependencies (from its installed metadata) pinned to the versions in use, and
     mlflow. The project itself is not listed: its code travels with the model (`code_paths`)."""
-    from importlib import metadata
-
-    from packaging.requirements import Requirement
-
     try:
         declared = metadata.requires("ipcredit") or []
     except metadata.PackageNotFoundError as e:

@@ -13,58 +13,57 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import getpass
 import importlib
 import json
 import logging
 import re
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
+from core.settings import CHALLENGER, CHAMPION, REGISTERED_MODELS, Settings
 from features.errors import InvalidData, Problem
-from models import config
+from features.spec import category_text
+from models import card, pyfunc, store
+from models.provenance import code_version
+from models.store import (
+    ModelCorrupt,
+    ModelNotFound,
+    RegistryUnavailable,
+    cause,
+    mlflow_client,
+    model_version,
+    operator_name,
+    unless_absent,
+    utc_now,
+)
 
 log = logging.getLogger(__name__)
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-DEFAULT_NAMES = ("ipcredit-valuation", "ipcredit-scoring")
+__all__ = [  # the store's failures and client are read from here too
+    "CHALLENGER",
+    "CHAMPION",
+    "ModelCorrupt",
+    "ModelNotFound",
+    "RegistryUnavailable",
+    "mlflow_client",
+    "model_version",
+    "operator_name",
+    "unless_absent",
+    "utc_now",
+]
+
+DEFAULT_NAMES = tuple(REGISTERED_MODELS.values())
 TASK_METADATA_KEY = "ipcredit_task"
 COMMIT_METADATA_KEY = "ipcredit_code_commit"
 _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>[^/]+))$")
-
-
-class ModelNotFound(LookupError):
-    """No model at the URI (no such registered model, version or alias, or no such path)."""
-
-
-class ModelCorrupt(RuntimeError):
-    """The registry knows the model, but its files are missing or unreadable."""
-
-
-class RegistryUnavailable(RuntimeError):
-    """The registry did not answer (unreachable, timing out, failing): unknown, which is not "no model"."""
-
-
-# What the registry answers for no such model, version or alias; any other failure leaves it unknown.
-_ABSENT = ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
-# What it answers when it cannot be reached or fails; other errors while loading are the model's own.
-_UNREACHABLE = ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "DEADLINE_EXCEEDED")
-
-
-def unless_absent(e: Exception) -> None:
-    """Return when `e` (an MlflowException) says there is no such model, version or alias; otherwise
-    raise RegistryUnavailable: a failure to look is never read as "none"."""
-    if getattr(e, "error_code", None) in _ABSENT:
-        return
-    where = config.TrackingSettings.from_env().registry_uri
-    raise RegistryUnavailable(f"the model registry at {where} did not answer: {_cause(e)}") from e
 
 
 # ---------------------------------------------------------------- loading
@@ -73,14 +72,8 @@ def unless_absent(e: Exception) -> None:
 def load(uri: str, task: str | None = None):
     """The pyfunc model at `uri` (mlflow.pyfunc.load_model), or ModelNotFound / ModelCorrupt naming the URI.
     With `task`, a model of another task is refused (ValueError)."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
-
-    import models.pyfunc  # noqa: F401 - imports mlflow.pyfunc under its one import-time warning filter
-
-    config.configure()
-    for package in pyfunc_packages():  # this process's code, never a mix with the model's copy
+    store.configure()
+    for package in pyfunc.CODE_PACKAGES:  # this process's code, never a mix with the model's copy
         importlib.import_module(package)
     described = _describe(uri)
     try:
@@ -88,9 +81,9 @@ def load(uri: str, task: str | None = None):
     except MlflowException as e:
         if described is None and e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
             raise ModelNotFound(f"no model at {uri}: {e.message}") from e
-        if e.error_code in _UNREACHABLE:
+        if e.error_code in store.UNREACHABLE:
             unless_absent(e)
-        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {_cause(e)}") from e
+        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {cause(e)}") from e
     except FileNotFoundError as e:
         if (
             described is None
@@ -100,10 +93,10 @@ def load(uri: str, task: str | None = None):
         ):
             raise ModelNotFound(f"no model at {uri}: no such file or folder") from e
         raise ModelCorrupt(
-            f"model {uri}{described or ''} could not be loaded: its files are incomplete ({_cause(e)})"
+            f"model {uri}{described or ''} could not be loaded: its files are incomplete ({cause(e)})"
         ) from e
     except Exception as e:  # unpickling errors, a missing class: the stored model is unusable
-        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {_cause(e)}") from e
+        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {cause(e)}") from e
     meta = model.metadata.metadata or {}
     running = _running_commit()
     if meta.get(COMMIT_METADATA_KEY) not in (None, "unknown", running) and running != "unknown":
@@ -133,10 +126,6 @@ def predict(model, table: pd.DataFrame, params: dict[str, Any] | None = None) ->
     booleans to double where the signature says double, and numbers to text where it says string (9 and
     9.0 both become "9", as features.spec.category_text reads categories). Anything else that does not
     fit the signature is refused as InvalidData naming the column."""
-    from mlflow.exceptions import MlflowException
-
-    from features.spec import category_text
-
     schema = model.metadata.get_input_schema()
     if schema is not None:  # only the signature's columns: MLflow would drop the others with a warning
         table = table[[c for c in schema.input_names() if c in table.columns]]
@@ -194,15 +183,13 @@ def _describe(uri: str) -> str | None:
     match = _REGISTRY_URI.match(uri)
     if match is None:
         return None
-    from mlflow.exceptions import MlflowException
-
     client = mlflow_client()
     name, alias, version = match["name"], match["alias"], match["version"]
     try:
         registered = client.get_registered_model(name)
     except MlflowException as e:
         unless_absent(e)
-        where = config.TrackingSettings.from_env().registry_uri
+        where = Settings().registry_uri
         raise ModelNotFound(
             f"no model at {uri}: there is no registered model {name!r} in {where} "
             "(train one with `ipcredit train ... --promote`)"
@@ -223,30 +210,9 @@ def _describe(uri: str) -> str | None:
     return ""
 
 
-def pyfunc_packages() -> tuple[str, ...]:
-    from models.pyfunc import CODE_PACKAGES
-
-    return CODE_PACKAGES
-
-
 @functools.cache
 def _running_commit() -> str:
-    from models.lifecycle import code_version
-
     return code_version()["commit"]
-
-
-def _cause(e: BaseException) -> str:
-    text = getattr(e, "message", None) or str(e)
-    return f"{type(e).__name__}: {text}"[:600]
-
-
-def mlflow_client():
-    """An MlflowClient on the project's tracking and registry URIs."""
-    from mlflow import MlflowClient
-
-    settings = config.configure()
-    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
 
 
 # ---------------------------------------------------------------- champion and its history
@@ -267,8 +233,6 @@ class Champion:
 
 def registered_names() -> list[str]:
     """Every registered model's name (a bank's own models beside the built-in ones), sorted."""
-    from mlflow.exceptions import MlflowException
-
     client, names, token = mlflow_client(), [], None
     while True:
         try:
@@ -284,8 +248,6 @@ def registered_names() -> list[str]:
 
 def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champion]:
     """The champion of each registered model that has one (names without a champion are left out)."""
-    from mlflow.exceptions import MlflowException
-
     client = mlflow_client()
     out = {}
     for name in names:
@@ -303,8 +265,6 @@ def champion_versions(names: Iterable[str] = DEFAULT_NAMES) -> dict[str, Champio
 def current_champion(name: str):
     """The ModelVersion that holds the champion alias, or None when there is none (RegistryUnavailable when
     the registry cannot say)."""
-    from mlflow.exceptions import MlflowException
-
     client = mlflow_client()
     try:
         registered = client.get_registered_model(name)
@@ -319,20 +279,6 @@ def current_champion(name: str):
     except MlflowException as e:
         unless_absent(e)
         raise
-
-
-def model_version(name: str, version: str):
-    """The registered ModelVersion; ModelNotFound naming it when the registry has no such version."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return mlflow_client().get_model_version(name, str(version))
-    except MlflowException as e:
-        unless_absent(e)
-        raise ModelNotFound(
-            f"no model at models:/{name}/{version}: the registry has no version {version} of {name!r} "
-            "(`ipcredit models history NAME` lists them)"
-        ) from e
 
 
 def set_challenger(name: str, version: str) -> None:
@@ -379,10 +325,8 @@ def promote(name: str, version: str, reason: str, operator: str | None = None) -
     operator = operator or operator_name()
     moved = move_champion(name, version, f"manual: {reason}", operator)
     if moved is not None:  # the card says so too: it would otherwise keep only the gate's verdict
-        from models.card import note_promotion
-
         try:
-            note_promotion(name, version, reason, operator, moved)
+            card.note_promotion(name, version, reason, operator, moved)
         except Exception as e:  # the promotion stands (the version's tags say so): only the card lags
             log.warning("%s %s is the champion, but its card could not record it: %s", name, version, e)
     return moved
@@ -392,8 +336,6 @@ def history(name: str) -> pd.DataFrame:
     """One row per event, oldest first: time (UTC), version, event ("registered", "champion", "retired"),
     run_id, verdict (the gate's decision and reasons, on "registered" rows) and note (why it became champion,
     and by whom)."""
-    from mlflow.exceptions import MlflowException
-
     client = mlflow_client()
     try:
         client.get_registered_model(name)
@@ -434,16 +376,3 @@ def _periods(tags: dict) -> list[list[str | None]]:
     if "champion_from" in tags:  # written by hand or by an older version: one period
         return [[tags["champion_from"], tags.get("champion_until")]]
     return []
-
-
-def utc_now() -> str:
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-
-
-def operator_name() -> str:
-    """user@host of the person (or service account) running this process."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers): record that rather than fail
-        user = "unknown-user"
-    return f"{user}@{socket.gethostname()}"

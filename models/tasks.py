@@ -37,7 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.settings import REGISTERED_MODELS
 from features.spec import FeatureSpec
+from scoring.validation import auc_difference, metrics
 from valuation.data import EXTRA_INPUTS
 
 # ---------------------------------------------------------------- gates
@@ -143,8 +145,6 @@ class ScoringGate:
         self, rows: pd.DataFrame, output: pd.DataFrame, spec: FeatureSpec, level: float | None
     ) -> dict:
         """AUC, ECE and the other validation metrics of the output's `pd` against the observed defaults."""
-        from scoring.validation import metrics
-
         pd_ = output["pd"].to_numpy(dtype="float64")
         scored = np.isfinite(pd_)
         y = rows[spec.target].to_numpy(dtype="float64")
@@ -160,8 +160,6 @@ class ScoringGate:
     ) -> dict:
         """The challenger's AUC minus the champion's on the same rows (both scored), with DeLong's standard
         error and one-sided 95% lower bound (scoring.validation.auc_difference)."""
-        from scoring.validation import auc_difference
-
         new, old = (out["pd"].to_numpy(dtype="float64") for out in (challenger, champion))
         scored = np.isfinite(new) & np.isfinite(old)
         y = rows[spec.target].to_numpy(dtype="float64")[scored]
@@ -294,7 +292,7 @@ def _scoring_params(scorer) -> dict:
 
 VALUATION = Task(
     name="valuation",
-    registered_model="ipcredit-valuation",
+    registered_model=REGISTERED_MODELS["valuation"],
     output_column="value_cny",
     extra_inputs=EXTRA_INPUTS,
     fitted_attributes=("valuer",),
@@ -320,7 +318,7 @@ VALUATION = Task(
 
 SCORING = Task(
     name="scoring",
-    registered_model="ipcredit-scoring",
+    registered_model=REGISTERED_MODELS["scoring"],
     output_column="pd",
     extra_inputs=(),
     fitted_attributes=("scorer", "model"),

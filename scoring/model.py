@@ -44,11 +44,12 @@ from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from features.encoder import SpecEncoder
 from features.errors import InvalidData, Problem
+from features.schema import Table
 from features.spec import FeatureSpec
-from scoring.reasons import MAX_REASONS, Reason, reason_codes, reasons_of_points, spec_reasons
+from scoring.reasons import MAX_REASONS, Reason, reason_codes, reason_for, reasons_of_points, spec_reasons
 from scoring.scale import DecisionPolicy, ScoreScale, grade
-from valuation.model import SpecEncoder
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,25 @@ def exact_points(raw: np.ndarray, target: np.ndarray, rescale: np.ndarray) -> np
 # ================================================================ shared behaviour of PD models
 
 
+@dataclass(frozen=True, eq=False)
+class Scored:
+    """`decide_rows`' answer, row for row; a row refused (named in `problems`) has NaN and None."""
+
+    pd: np.ndarray
+    score: np.ndarray
+    grade: np.ndarray
+    recommendation: np.ndarray  # approve / review / decline
+    declined_by: list[list[str]]  # the decline rules (their features) that set a decline whatever the PD
+    points: np.ndarray  # rows x features, in score points: base + a row's points = its score
+    base: float
+    reasons: list[list[dict]]  # per row: code, feature, points of the features that lowered the score most
+    problems: list[Problem]
+
+
+def _length(rows: Table) -> int:
+    return len(rows) if isinstance(rows, pd.DataFrame) else len(next(iter(rows.values()), ()))
+
+
 class PDModelMixin:
     """Score, grade, explanations, reasons and decisions for a fitted PD model.
 
@@ -392,6 +412,46 @@ class PDModelMixin:
         """Per row, the up to `top` features that lowered the score most (scoring.reasons)."""
         return reason_codes(self.contributions(df), top=top, language=language, own=self.own_reasons)
 
+    def decide_rows(
+        self, rows: Table, policy: DecisionPolicy | None = None, top: int = MAX_REASONS
+    ) -> Scored:
+        """PD, score, grade, recommendation, the decline rules that set it, the points of every feature and
+        the reasons of each row of `rows` (a DataFrame or a mapping of column to values, row for row: one
+        application's row or a batch's), from one pass over the model. A row with an unusable value is not
+        scored (NaN, None) and is named in `problems`; the other rows are."""
+        check_is_fitted(self, "encoder_")
+        policy = policy if policy is not None else DecisionPolicy()
+        prepared, problems = self._prepare_rows(rows)
+        n = _length(rows)
+        good = np.ones(n, dtype=bool)
+        good[[p.row for p in problems]] = False
+        names = list(self.spec.feature_names)
+        pd_, score = np.full(n, np.nan), np.full(n, np.nan)
+        points, base = np.full((n, len(names)), np.nan), np.nan
+        if good.any():
+            pd_[good], score[good], points[good], base = self._points(prepared)
+        reasons: list[list[dict]] = [[] for _ in range(n)]
+        found = reasons_of_points(points[good], names, top, own=self.own_reasons)
+        for i, row in zip(np.flatnonzero(good), found, strict=True):
+            reasons[i] = row
+        flags = {f: np.asarray(rows[f])[good] for f in policy.rule_features if f in rows}
+        recommendation = np.full(n, None, dtype=object)
+        declined_by: list[list[str]] = [[] for _ in range(n)]
+        if good.any():
+            recommendation[good], flagged = policy.recommend_with_flags(pd_[good], flags)
+            for i, found in zip(np.flatnonzero(good), flagged, strict=True):
+                declined_by[i] = found
+        return Scored(
+            pd_, score, grade(pd_), recommendation, declined_by, points, float(base), reasons, problems
+        )
+
+    def _prepare_rows(self, rows: Table) -> tuple[object, list[Problem]]:
+        """The model's input of the usable rows of `rows`, and the problems of the others."""
+        frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(dict(rows))
+        problems = self.encoder_.row_problems(frame)
+        bad = {p.row for p in problems}
+        return self._prepare(frame.iloc[[i for i in range(len(frame)) if i not in bad]]), problems
+
     def decide(
         self,
         df: pd.DataFrame,
@@ -408,24 +468,22 @@ class PDModelMixin:
         Refuses the whole table if any row is unusable; `score_batch` scores the good rows instead.
         """
         policy = policy if policy is not None else DecisionPolicy()
-        prepared = self._checked(df)
-        pd_, score, points, base = self._points(prepared)
-        frame = pd.DataFrame(points, columns=list(self.spec.feature_names), index=df.index)
-        frame["base"] = base
-        reasons = reason_codes(frame, top=top, language=language, own=self.own_reasons)
+        scored = self.decide_rows(df, policy, top)
+        if scored.problems:
+            raise InvalidData(scored.problems, "table to score")
         out = pd.DataFrame(index=df.index)
         if self.spec.id is not None and self.spec.id in df.columns:
             out[self.spec.id] = df[self.spec.id].to_numpy()
-        flags = {f: df[f].to_numpy() for f in policy.rule_features if f in df.columns}
-        recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
-        out["pd"] = pd_
-        out["score"] = score
-        out["grade"] = grade(pd_)
-        out["recommendation"] = recommendation
-        out["recommendation_label"] = [policy.label(r, language) for r in recommendation]
-        out["reason_codes"] = [[r["code"] for r in row] for row in reasons]
-        out["reasons"] = [[r["text"] for r in row] for row in reasons]
-        out["declined_by"] = declined_by
+        out["pd"] = scored.pd
+        out["score"] = scored.score
+        out["grade"] = scored.grade
+        out["recommendation"] = scored.recommendation
+        out["recommendation_label"] = [policy.label(r, language) for r in scored.recommendation]
+        out["reason_codes"] = [[r["code"] for r in row] for row in scored.reasons]
+        own = self.own_reasons
+        texts = [[reason_for(r["feature"], own).text(language) for r in row] for row in scored.reasons]
+        out["reasons"] = texts
+        out["declined_by"] = scored.declined_by
         return out
 
     def score_table(
@@ -601,40 +659,6 @@ class ScoringModel(PDModelMixin, BaseEstimator):
         log.info("scoring model fitted: %s", report)
         return self
 
-    def decide_one(
-        self,
-        record: Mapping,
-        policy: DecisionPolicy | None = None,
-        top: int = MAX_REASONS,
-        language: str = "zh",
-    ) -> dict:
-        """One application on the fast path (a record in, no DataFrame to encode): pd, score, grade,
-        recommendation, reasons, declined_by (as `decide`) and the points of every feature (points +
-        base_points = score).
-        Refused with InvalidData listing every bad field."""
-        check_is_fitted(self, "encoder_")
-        x, problems = self.encoder_.record_row(record)
-        if problems:
-            raise InvalidData(problems, "application")
-        pd_, score, points, base = self._points(x[None, :])
-        names = list(self.spec.feature_names)
-        reasons = reasons_of_points(points, names, top=top, language=language, own=self.own_reasons)[0]
-        policy = policy if policy is not None else DecisionPolicy()
-        flags = {f: [record[f]] for f in policy.rule_features if f in record}
-        recommendation, declined_by = policy.recommend_with_flags(pd_, flags)
-        return {
-            "pd": float(pd_[0]),
-            "score": float(score[0]),
-            "grade": grade(pd_)[0],
-            "recommendation": recommendation[0],
-            "recommendation_label": policy.label(recommendation[0], language),
-            "reason_codes": [r["code"] for r in reasons],
-            "reasons": reasons,
-            "declined_by": declined_by[0],
-            "points": dict(zip(names, points[0].tolist(), strict=True)),
-            "base_points": float(np.asarray(base).reshape(-1)[0]),
-        }
-
     # ------------------------------------------------------------ predictions
 
     def _boosters(self) -> list:
@@ -660,6 +684,13 @@ class ScoringModel(PDModelMixin, BaseEstimator):
 
     def _prepare(self, df: pd.DataFrame) -> np.ndarray:
         return self.encoder_.transform(df).to_numpy(dtype="float64")
+
+    def _prepare_rows(self, rows: Table) -> tuple[np.ndarray, list[Problem]]:
+        # One application's row is encoded as a record (microseconds), a batch's as a table.
+        encode = self.encoder_.encode if isinstance(rows, pd.DataFrame) else self.encoder_.encode_columns
+        X, problems = encode(rows)
+        bad = {p.row for p in problems}
+        return (X if not bad else X[[i for i in range(len(X)) if i not in bad]]), problems
 
     def _pd(self, X: np.ndarray) -> np.ndarray:
         return self.scale.clip(self.calibrator_.predict(self._margin(X)))
@@ -713,35 +744,25 @@ def score_batch(
     missing a feature column is refused as a whole (InvalidData).
     """
     check_is_fitted(model, "encoder_")
-    problems = model.encoder_.row_problems(table)
-    bad = np.zeros(len(table), dtype=bool)
-    bad[[p.row for p in problems]] = True
-    out = pd.DataFrame(index=table.index)
+    scored = model.decide_rows(table, policy, top)
     spec = model.spec
+    out = pd.DataFrame(index=table.index)
     if spec.id is not None and spec.id in table.columns:
         out[spec.id] = table[spec.id].to_numpy()
-    out["pd"] = np.nan
-    out["score"] = np.nan
-    out["grade"] = pd.Series([None] * len(table), index=table.index, dtype=object)
-    out["reason_codes"] = ""
+    out["pd"] = scored.pd
+    out["score"] = scored.score
+    out["grade"] = pd.Series(scored.grade, index=table.index, dtype=object)
+    out["reason_codes"] = [";".join(r["code"] for r in row) for row in scored.reasons]
     if policy is not None:
-        out["recommendation"] = pd.Series([None] * len(table), index=table.index, dtype=object)
-        out["declined_by"] = ""
-    out["reasons"] = ""
-    good = ~bad
-    if good.any():
-        decided = model.decide(table[good], policy=policy, top=top, language=language)
-        out.loc[good, "pd"] = decided["pd"].to_numpy()
-        out.loc[good, "score"] = decided["score"].to_numpy()
-        out.loc[good, "grade"] = decided["grade"].to_numpy()
-        out.loc[good, "reason_codes"] = [";".join(codes) for codes in decided["reason_codes"]]
-        out.loc[good, "reasons"] = ["; ".join(texts) for texts in decided["reasons"]]
-        if policy is not None:
-            out.loc[good, "recommendation"] = decided["recommendation"].to_numpy()
-            out.loc[good, "declined_by"] = [";".join(flags) for flags in decided["declined_by"]]
+        out["recommendation"] = pd.Series(scored.recommendation, index=table.index, dtype=object)
+        out["declined_by"] = [";".join(flags) for flags in scored.declined_by]
+    own = model.own_reasons
+    out["reasons"] = [
+        "; ".join(reason_for(r["feature"], own).text(language) for r in row) for row in scored.reasons
+    ]
     errors = [""] * len(table)
-    for p in problems:
+    for p in scored.problems:
         message = f"{p.field}: expected {p.expected}; got {p.got!r}"
         errors[p.row] = f"{errors[p.row]}; {message}" if errors[p.row] else message
     out["error"] = errors
-    return out, problems
+    return out, scored.problems

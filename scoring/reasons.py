@@ -10,7 +10,7 @@ Codes are stable: one per feature name, never reused, new features appended. The
 table the feature comes from:
 
 - R01-R49: the programme's own application table (features.pipeline.application_features);
-  R50-R62: the columns scoring.data.scoring_table adds once the pledged IP is valued
+  R50-R62: the columns underwriting.table.scoring_table adds once the pledged IP is valued
 - P01-P64: Polish bankruptcy ratios attr1-attr64 (Pnn is attrnn)
 - G01-G20: German credit (Statlog); H01-H11: HMEQ (HMEQ's `job` shares G17)
 - S01-S16: Chinese SME invoices (CUMCM 2020 C)
@@ -125,7 +125,7 @@ _APPLICATION = [
     ("R49", "strongest_asset_value_cny", "最高单项质押资产价值", "Value of the strongest pledged asset"),
 ]
 
-# Columns scoring.data.scoring_table adds to the application table once the pledged IP is valued.
+# Columns underwriting.table.scoring_table adds to the application table once the pledged IP is valued.
 _SCORING_TABLE = [
     ("R50", "ltv_on_pledge", "贷款金额与质押价值之比较高", "High loan amount relative to the pledge value"),
     (

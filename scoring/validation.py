@@ -60,7 +60,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from features.errors import InvalidData, Problem
-from scoring.policy import GRADE_NAMES
+from scoring.scale import GRADE_NAMES
 
 #: Keys each model's entry in `validation_report` must have.
 MODEL_KEYS: tuple[str, ...] = ("y_test", "pd_test", "score_train", "score_test", "grades_test")

@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from test_api_support import model_store, store_env
 
 from api import server
-from api.main import ServiceSettings, create_app
+from api.errors import RECORDS_UNAVAILABLE
+from api.main import create_app
+from core.settings import Settings
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +54,7 @@ def test_up_reuses_the_champions_issues_a_demo_key_once_and_prints_an_example(st
     assert any("reusing" in s for s in steps) and not any("writing" in s for s in steps)
 
     example = json.loads((store.home / server.EXAMPLE_FILE).read_text(encoding="utf-8"))
-    with TestClient(create_app(ServiceSettings())) as client:
+    with TestClient(create_app(Settings())) as client:
         response = client.post("/v1/applications", json=example, headers={"X-API-Key": key})
         assert response.status_code == 201, response.text
 
@@ -68,8 +70,8 @@ def test_up_refuses_production(monkeypatch):
 def test_production_needs_the_registry_named_as_it_needs_the_database():
     prod = {"IPCREDIT_ENV": "prod", "DATABASE_URL": "postgresql://u:p@127.0.0.1/db"}
     with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod"):
-        ServiceSettings.from_env(prod)
-    named = ServiceSettings.from_env({**prod, "MLFLOW_TRACKING_URI": "http://mlflow.bank.internal:5000"})
+        Settings.from_env(prod)
+    named = Settings.from_env({**prod, "MLFLOW_TRACKING_URI": "http://mlflow.bank.internal:5000"})
     assert named.environment == "prod" and named.model_retry_seconds == 30.0
 
 
@@ -85,7 +87,7 @@ def test_a_service_without_its_models_tries_again_and_becomes_ready(store, tmp_p
         return (None, "RegistryUnavailable: down for the test") if len(calls) == 1 else real(settings)
 
     monkeypatch.setattr(api.main, "_load", registry_down_once)
-    settings = ServiceSettings.from_env(
+    settings = Settings.from_env(
         {"DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}", "IPCREDIT_MODEL_RETRY_SECONDS": "0.05"}
     )
     with TestClient(create_app(settings)) as client:
@@ -103,7 +105,7 @@ def test_a_service_without_its_models_tries_again_and_becomes_ready(store, tmp_p
 def test_a_records_database_that_stops_answering_is_a_503_not_a_500(store, tmp_path):
     from lending.db import make_engine, session_factory
 
-    settings = ServiceSettings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}"})
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path / 'records.db'}"})
     with TestClient(create_app(settings)) as client:
         assert client.get("/ready").status_code == 200
         gone = make_engine("postgresql://ipcredit:x@127.0.0.1:1/none")  # nothing listens on port 1
@@ -112,5 +114,5 @@ def test_a_records_database_that_stops_answering_is_a_503_not_a_500(store, tmp_p
         assert ready.status_code == 503 and "the records database is unavailable" in ready.json()["reason"]
         listed = client.get("/v1/applications", headers={"X-API-Key": "ipc_00000000_" + "x" * 43})
         assert listed.status_code == 503
-        assert listed.json()["detail"].startswith("the records database is unavailable")
+        assert listed.json() == {"message": RECORDS_UNAVAILABLE, "detail": []}
         assert "127.0.0.1" not in listed.text + ready.text  # the driver's words stay in the log

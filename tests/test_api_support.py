@@ -9,7 +9,6 @@ modules find it by its marker file. Tests point IPCREDIT_HOME at it while they r
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import os
 from collections.abc import Iterator
@@ -53,9 +52,10 @@ def store_env(home: Path) -> Iterator[None]:
 def _build(home: Path) -> None:
     from features.synth import synthesize
     from models import lifecycle, registry
-    from scoring.data import default_spec as scoring_spec
-    from scoring.data import scoring_table
+    from models.lifecycle import RunOptions
     from scoring.train import train_scoring
+    from underwriting.table import default_spec as scoring_spec
+    from underwriting.table import scoring_table
     from valuation.data import default_spec as valuation_spec
     from valuation.data import in_force, training_table
     from valuation.train import train_valuation
@@ -71,9 +71,7 @@ def _build(home: Path) -> None:
         valuation_spec(table),
         functools.partial(train_valuation, params={"n_estimators": TREES, "n_jobs": 1}),
         data_source=source,
-        promote=True,
-        shap_rows=50,
-        reference_rows=200,
+        options=RunOptions(promote=True, shap_rows=50, reference_rows=200),
     )
     valuer = registry.load_fitted("models:/ipcredit-valuation@champion", task="valuation")
     applications = scoring_table(portfolio, valuer)
@@ -85,9 +83,7 @@ def _build(home: Path) -> None:
         spec,
         trained,
         data_source=source,
-        promote=True,
-        shap_rows=50,
-        reference_rows=200,
+        options=RunOptions(promote=True, shap_rows=50, reference_rows=200),
     )
 
 
@@ -104,10 +100,21 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 
 
 def application_bodies(store: Store, n: int) -> list[dict[str, Any]]:
-    """The first `n` application bodies of the store's portfolio (api.examples)."""
-    from api.examples import application_bodies as bodies
+    """The first `n` application bodies of the store's portfolio (underwriting.examples), each asset with
+    the applicant's owner facts repeated from its credit report (an application may leave them out), so
+    that the assets can be valued alone too."""
+    from underwriting.examples import application_bodies as bodies
 
-    return list(itertools.islice(bodies(store.portfolio), n))
+    out = []
+    for body in bodies(store.portfolio, limit=n):
+        report = body["enterprise"]
+        facts = {
+            "owner_revenue_cny": report["revenue_cny"],
+            "owner_industry": report["industry"],
+            "owner_high_tech": float(report["high_tech"]),
+        }
+        out.append({**body, "assets": [{**asset, **facts} for asset in body["assets"]]})
+    return out
 
 
 # --------------------------------------------------------------------------- apps and keys
@@ -123,8 +130,8 @@ def create_keys(sessions, roles: dict[str, tuple[str, str]]) -> dict[str, str]:
 
 
 def settings_for(database_url: str, **env: str):
-    from api.main import ServiceSettings
+    from core.settings import Settings
 
-    return ServiceSettings.from_env(
+    return Settings.from_env(
         {"IPCREDIT_HOME": os.environ["IPCREDIT_HOME"], "DATABASE_URL": database_url, **env}
     )

@@ -238,7 +238,7 @@ def test_serve_refuses_bad_settings_in_one_line_before_any_server_starts(tmp_pat
     assert result.exit_code == 2
     assert result.output.strip() == (
         "error: MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store under "
-        "IPCREDIT_HOME is for one machine: point the service at the bank's MLflow server)"
+        "IPCREDIT_HOME is for one machine: point the engine at the bank's MLflow server)"
     )
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")  # nothing listens on port 1
     result = runner.invoke(app, ["serve"])
@@ -277,3 +277,66 @@ def test_a_table_refused_row_by_row_shows_the_first_problems_and_counts_the_rest
     result = run("train", "scoring", "--data", tmp_path / "book.csv", "--spec", tmp_path / "spec.yaml")
     assert_refused(result, f"refused, {rows} problem(s)", f"... and {rows - 20} more (bad: {rows - 20})")
     assert sum(line.startswith("  - bad:") for line in result.output.splitlines()) == 20
+
+
+def test_serve_and_up_on_a_port_in_use_say_so_in_one_line_and_exit_6(tmp_path, monkeypatch):
+    import socket
+
+    import uvicorn
+
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("a server was started"))
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path / ".ipcredit"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (["serve", "--port", port], ["up", "--port", port]):
+            result = run(*command)
+            assert result.exit_code == 6, result.output
+            assert flat(result.output) == (
+                f"error: port {port} on 127.0.0.1 is in use (another service is listening there): choose "
+                "another with --port"
+            )
+    assert not (tmp_path / ".ipcredit" / "mlflow.db").exists()  # up stopped before any training
+
+
+@pytest.mark.parametrize(
+    "files, fragments",
+    [
+        (["--input", "book.csv", "--output", "out.csv"], ["--assets: expected the table of the"]),
+        (["--input", "book.txt", "--output", "out.csv"], ["--input: expected a file ending in .jsonl"]),
+        (["--input", "book.jsonl", "--output", "out.xlsx"], ["--output: expected a file ending in .csv"]),
+        (["--input", "missing.jsonl", "--output", "out.csv"], ["no such file", "missing.jsonl"]),
+    ],
+)
+def test_decide_refuses_files_it_cannot_read_or_write_before_loading_a_model(tmp_path, files, fragments):
+    (tmp_path / "book.csv").write_text("application_id\n")
+    (tmp_path / "book.txt").write_text("")
+    (tmp_path / "book.jsonl").write_text("")
+    paths = [str(tmp_path / f) if not f.startswith("--") else f for f in files]
+    assert_refused(run("decide", *paths), *fragments)
+
+
+def test_train_promote_exits_5_when_the_gate_refuses_and_leaves_the_champion(data, tmp_path, monkeypatch):
+    """A retrain with another seed holds out rows the champion learned from: too few unseen rows to compare
+    fairly, so the gate refuses, the version is registered, and the exit code says so."""
+    from features.portfolio import Portfolio
+    from valuation.data import default_spec, in_force, training_table
+
+    monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path / ".ipcredit"))
+    folder, _ = data
+    table = training_table(Portfolio.load(folder))
+    table = table[in_force(table)].reset_index(drop=True)
+    table.to_parquet(tmp_path / "values.parquet")
+    default_spec(table).to_yaml(tmp_path / "spec.yaml")
+    train = ["train", "valuation", "--data", tmp_path / "values.parquet", "--spec", tmp_path / "spec.yaml"]
+    first = run(*train, "--name", "bank-v", "--promote")
+    assert first.exit_code == 0, first.output
+    assert "first champion" in first.output
+    again = run(*train, "--name", "bank-v", "--promote", "--seed", 1)
+    assert again.exit_code == 5, again.output
+    assert "refused" in again.output and "not promoted: the gate refused it" in flat(again.output)
+    champions = run("models", "champions")
+    assert "bank-v: version 1 " in champions.output  # unchanged
+    without = run(*train, "--name", "bank-v", "--seed", 2)  # not asked to promote: nothing refused
+    assert without.exit_code == 0, without.output

@@ -30,6 +30,7 @@ from lending.records import (
 )
 from lending.tables import Application, Decision, Review, Status
 from lending.testing import BACKENDS, clear, scratch_database
+from underwriting.documents import differences
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -442,9 +443,9 @@ def test_rerunning_a_stored_request_reproduces_the_stored_result_exactly(db, peo
     with transaction(db.factory) as session:
         stored = get_application(session, people["evaluator"], saved.id)
     assert stored.model_versions == VERSIONS
-    assert records.differences(stored.result, toy_decision(stored.request)) == []
+    assert differences(stored.result, toy_decision(stored.request)) == []
     nudged = dict(stored.request, amount_cny=math.nextafter(stored.request["amount_cny"], 0))  # one ulp
-    assert records.differences(stored.result, toy_decision(nudged)) != []
+    assert differences(stored.result, toy_decision(nudged)) != []
 
 
 def test_of_two_concurrent_reviews_exactly_one_wins(db, people):

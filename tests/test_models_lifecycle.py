@@ -27,8 +27,10 @@ from mlflow import MlflowClient
 from features.errors import InvalidData
 from features.spec import FeatureSpec
 from features.synth import synthesize
-from models import card, config, lifecycle, monitor, registry
+from models import card, lifecycle, monitor, registry
+from models.lifecycle import RunOptions
 from models.registry import ModelCorrupt, ModelNotFound
+from models.store import configure
 from models.tasks import ValuationGate
 from valuation.data import default_spec, in_force, training_table
 from valuation.train import train_valuation
@@ -62,7 +64,7 @@ def store(tmp_path_factory):
             "MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}"
         )  # restored (unset) after the module
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        config.configure()
+        configure()
         yield home
 
 
@@ -89,10 +91,7 @@ def versions(store, table):
             spec,
             trainer(trees),
             data_source=source,
-            seed=0,
-            promote=True,
-            params={"n_estimators": trees},
-            shap_rows=150,
+            options=RunOptions(seed=0, promote=True, params={"n_estimators": trees}, shap_rows=150),
         )
     return out
 
@@ -180,7 +179,12 @@ def test_refused_training_data_stops_before_anything_is_logged(versions, table):
 
     with pytest.raises(InvalidData, match="value_cny"):
         lifecycle.train_and_log(
-            "valuation", bad, default_spec(bad), must_not_train, data_source={}, promote=True
+            "valuation",
+            bad,
+            default_spec(bad),
+            must_not_train,
+            data_source={},
+            options=RunOptions(promote=True),
         )
     assert len(mlflow.search_runs(search_all_experiments=True)) == runs_before
     assert len(client().search_model_versions(f"name = '{NAME}'")) == len(versions)
@@ -259,10 +263,7 @@ def test_the_gate_judges_the_champion_only_on_rows_it_never_trained_on(versions,
             default_spec(table),
             trainer(60),
             data_source={},
-            name="overlap-check",
-            seed=seed,
-            promote=True,
-            shap_rows=50,
+            options=RunOptions(name="overlap-check", seed=seed, promote=True, shap_rows=50),
         )
 
     first = train(0)
@@ -549,10 +550,7 @@ def test_a_registry_that_cannot_say_who_the_champion_is_promotes_nothing(version
         default_spec(table),
         trainer(60),
         data_source={"path": "synthesize(1200, seed=3)", "acquired": "2026-06-30"},
-        seed=1,
-        promote=True,
-        params={"n_estimators": 60},
-        shap_rows=50,
+        options=RunOptions(seed=1, promote=True, params={"n_estimators": 60}, shap_rows=50),
     )
     assert result.verdict.decision == "refused" and not result.verdict.passed
     assert "did not answer" in result.verdict.reasons[0]

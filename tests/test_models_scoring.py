@@ -22,12 +22,14 @@ from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 
+from features.encoder import SpecEncoder
 from features.errors import Problem
 from features.spec import FeatureSpec
-from models import config, lifecycle, registry
+from models import lifecycle, registry
+from models.lifecycle import RunOptions
+from models.store import configure
 from models.tasks import ScoringGate
 from scoring.validation import metrics
-from valuation.model import SpecEncoder
 
 NAME = "ipcredit-scoring"
 
@@ -128,7 +130,7 @@ def store(tmp_path_factory):
         mp.setenv("IPCREDIT_HOME", str(home))
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        config.configure()
+        configure()
         yield home
 
 
@@ -153,10 +155,7 @@ def versions(store, table):
             spec,
             train,
             data_source={"path": "loans()"},
-            seed=0,
-            promote=promote,
-            gate=gate,
-            shap_rows=150,
+            options=RunOptions(seed=0, promote=promote, gate=gate, shap_rows=150),
         )
     return out
 
@@ -255,7 +254,13 @@ def test_a_model_trained_here_writes_its_report_from_the_result_and_keeps_its_tr
         return [path]
 
     registration = lifecycle.train_and_log(
-        "scoring", table, FULL, train, data_source={}, name="period-check", report_files=report, shap_rows=50
+        "scoring",
+        table,
+        FULL,
+        train,
+        data_source={},
+        report_files=report,
+        options=RunOptions(name="period-check", shap_rows=50),
     )
     run = mlflow.get_run(registration.run_id)
     assert run.data.tags["train.started"] < run.data.tags["train.finished"]

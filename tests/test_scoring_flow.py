@@ -8,14 +8,15 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from features.encoder import SpecEncoder
 from features.errors import InvalidData
 from features.synth import synthesize
-from scoring.data import default_spec, scoring_table
-from scoring.decision import LOAN_COLUMNS, decide_loans, loan_term_columns
 from scoring.train import train_scoring
+from underwriting.decision import decide_loans
+from underwriting.policy import LOAN_COLUMNS, loan_term_columns
+from underwriting.table import default_spec, scoring_table
 from valuation.data import default_spec as valuation_spec
 from valuation.data import in_force, training_table
-from valuation.model import SpecEncoder
 from valuation.train import train_valuation
 
 
@@ -97,17 +98,23 @@ def test_training_reports_both_models_and_beats_plain_lightgbm_or_ties(trained):
     assert m["rows_test"] == len(trained.test)
 
 
-def test_decide_one_matches_the_batch_and_its_points_add_up(trained, table):
+def _one_row(rows: pd.DataFrame, i: int, **changed) -> dict:
+    """Row i as one application's row is given to the model: a mapping of column to one value."""
+    return {c: np.array([changed.get(c, v)]) for c, v in rows.iloc[i].to_dict().items()}
+
+
+def test_one_row_is_decided_as_in_the_batch_and_its_points_add_up(trained, table):
     model = trained.model
     rows = trained.test.head(5).reset_index(drop=True)
     batch = model.decide(rows)
-    for i, record in enumerate(rows.to_dict("records")):
-        one = model.decide_one(record)
-        assert one["pd"] == pytest.approx(batch["pd"].iat[i], rel=1e-12)
-        assert one["grade"] == batch["grade"].iat[i] and one["reason_codes"] == batch["reason_codes"].iat[i]
-        assert one["base_points"] + sum(one["points"].values()) == pytest.approx(one["score"], abs=1e-9)
-    with pytest.raises(InvalidData, match="max_overdue_days_24m"):
-        model.decide_one({**rows.iloc[0].to_dict(), "max_overdue_days_24m": -5})
+    for i in range(len(rows)):
+        one = model.decide_rows(_one_row(rows, i))
+        assert one.pd[0] == batch["pd"].iat[i]  # float for float: one row is a batch of one
+        assert one.grade[0] == batch["grade"].iat[i]
+        assert [r["code"] for r in one.reasons[0]] == batch["reason_codes"].iat[i]
+        assert one.base + one.points[0].sum() == pytest.approx(one.score[0], abs=1e-9)
+    refused = model.decide_rows(_one_row(rows, 0, max_overdue_days_24m=-5))
+    assert [p.field for p in refused.problems] == ["max_overdue_days_24m"] and np.isnan(refused.pd[0])
 
 
 def test_a_dishonest_debtor_is_declined_on_both_paths_whatever_its_pd(trained):
@@ -116,9 +123,9 @@ def test_a_dishonest_debtor_is_declined_on_both_paths_whatever_its_pd(trained):
     batch = trained.model.decide(rows)
     assert list(batch["declined_by"]) == [["dishonest_debtor"], [], ["dishonest_debtor"], [], [], []]
     assert (batch.loc[[0, 2], "recommendation"] == "decline").all()
-    for i, record in enumerate(rows.to_dict("records")):
-        one = trained.model.decide_one(record)
-        assert (one["recommendation"], one["declined_by"]) == (
+    for i in range(len(rows)):
+        one = trained.model.decide_rows(_one_row(rows, i))
+        assert (one.recommendation[0], one.declined_by[0]) == (
             batch["recommendation"].iat[i],
             batch["declined_by"].iat[i],
         )
@@ -208,75 +215,8 @@ def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, tabl
     assert out["grade"].isin(["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"]).all()
 
 
-def test_one_application_from_records_gives_the_same_row_as_the_batch(portfolio, table, trained):
-    """The service's path (records in) and the batch path (a portfolio) build the same scoring row, for a
-    bundle of patents only and one of patents and trademarks (the synthetic portfolio pledges no trademark
-    alone)."""
-    from scoring.data import request_scoring_table
-    from valuation.data import asset_rows
-
-    kinds = portfolio.pledges.groupby("application_id")["asset_kind"].agg(
-        lambda k: "+".join(sorted(set(map(str, k))))
-    )
-    chosen = [kinds.index[kinds == want][0] for want in ("patent", "patent+trademark")]
-    valuer = _valuer_of(portfolio)
-    batch = scoring_table(portfolio, valuer)
-    for application_id in chosen:
-        app = portfolio.applications.set_index("application_id").loc[application_id]
-        pledges = portfolio.pledges[portfolio.pledges["application_id"] == application_id]
-        assets = asset_rows(
-            portfolio,
-            pd.DataFrame(
-                {
-                    "asset_kind": pledges["asset_kind"].astype(str),
-                    "asset_id": pledges["asset_id"],
-                    "as_of": app["application_date"],
-                }
-            ),
-        )
-        reports = portfolio.enterprises[
-            (portfolio.enterprises["enterprise_id"] == app["enterprise_id"])
-            & (portfolio.enterprises["report_date"] <= app["application_date"])
-        ]
-        report = reports.sort_values("report_date").iloc[-1]
-        enterprise = {k: _plain(v) for k, v in report.items()}
-        loan = {"application_id": application_id, **{k: _plain(v) for k, v in app.items()}}
-        records = [{k: _plain(v) for k, v in r.items()} for r in assets.to_dict(orient="records")]
-        row, values, bundle = request_scoring_table(enterprise, records, loan, valuer)
-        expected = batch[batch["application_id"] == application_id].reset_index(drop=True)
-        pd.testing.assert_frame_equal(
-            pd.DataFrame([row]), expected.drop(columns="defaulted_12m"), check_dtype=False
-        )
-        assert list(row) == list(expected.columns.drop("defaulted_12m"))  # the model's column order
-        assert bundle.pledge_value_cny == row["pledge_value_cny"]
-        assert list(values["value_cny"]) == list(bundle.assets["value_cny"])  # each asset, in order
-        assert len(values["value_cny"]) == len(pledges)
-
-
 def _auc_standard_error(auc: float, y: np.ndarray) -> float:
     """Hanley and McNeil's standard error of an AUC from n1 positives and n0 negatives."""
     n1, n0 = int(y.sum()), int((y == 0).sum())
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
     return float(np.sqrt((auc * (1 - auc) + (n1 - 1) * (q1 - auc**2) + (n0 - 1) * (q2 - auc**2)) / (n1 * n0)))
-
-
-def _plain(v):
-    """A portfolio cell as a record value: dates as ISO text, NaN as None, numpy scalars as Python ones."""
-    if isinstance(v, pd.Timestamp):
-        return v.date().isoformat()
-    if isinstance(v, float) and np.isnan(v):
-        return None
-    return v.item() if hasattr(v, "item") else v
-
-
-_VALUERS: dict = {}
-
-
-def _valuer_of(portfolio):
-    if id(portfolio) not in _VALUERS:
-        values = training_table(portfolio)
-        values = values[in_force(values)].reset_index(drop=True)
-        _VALUERS[id(portfolio)] = train_valuation(
-            values, valuation_spec(values), params={"n_estimators": 80}
-        ).valuer
-    return _VALUERS[id(portfolio)]

@@ -354,7 +354,7 @@ def test_a_loan_term_beyond_the_pledge_cap_holds_an_approval_for_review():
 
 def test_a_banks_own_reason_texts_from_its_spec_come_before_the_table(german):
     """A bank's spec names the reasons of its own columns: its codes and texts, in both languages, in
-    the reasons of every path (reason_codes, decide, decide_one), ahead of the built-in table."""
+    the reasons of every path (reason_codes, decide, decide_rows), ahead of the built-in table."""
     own = {
         f.name: {"code": f"B{i:02d}", "zh": f"本行因素{i}", "en": f"Our factor {i}"}
         for i, f in enumerate(GERMAN_CREDIT_SPEC.features, start=1)
@@ -371,8 +371,8 @@ def test_a_banks_own_reason_texts_from_its_spec_come_before_the_table(german):
     assert codes and set(codes) <= set(given)
     for row_codes, texts in zip(decided["reason_codes"], decided["reasons"], strict=True):
         assert texts == [given[c][1] for c in row_codes]
-    one = fitted.decide_one(rows.iloc[0].to_dict())
-    assert [r["text"] for r in one["reasons"]] == [given[c][0] for c in one["reason_codes"]]
+    one = fitted.decide_rows({c: [v] for c, v in rows.iloc[0].to_dict().items()})
+    assert [r["text"] for r in one.reasons[0]] == [given[r["code"]][0] for r in one.reasons[0]]
     assert {r["code"] for row in fitted.reason_codes(rows) for r in row} <= set(given)
 
 
@@ -528,7 +528,7 @@ def test_reason_codes_skip_positive_points_and_name_unknown_features():
 
 def test_every_feature_of_the_application_table_and_the_adapters_has_its_own_code(synthetic):
     table = synthetic[0]
-    # columns scoring.data.scoring_table adds once the pledged IP is valued (as of this writing)
+    # columns underwriting.table.scoring_table adds once the pledged IP is valued (as of this writing)
     valued = [
         "bundle_value_cny",
         "liquidation_value_cny",

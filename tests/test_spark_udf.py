@@ -19,7 +19,9 @@ import pytest
 pyspark = pytest.importorskip("pyspark", reason="pyspark is in the dev extras")
 
 from features.synth import synthesize  # noqa: E402
-from models import config, lifecycle, registry  # noqa: E402
+from models import lifecycle, registry  # noqa: E402
+from models.lifecycle import RunOptions  # noqa: E402
+from models.store import configure  # noqa: E402
 from valuation.data import default_spec, in_force, training_table  # noqa: E402
 from valuation.train import train_valuation  # noqa: E402
 
@@ -53,7 +55,7 @@ def store(tmp_path_factory):
         mp.setenv("IPCREDIT_HOME", str(home))
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlflow.db'}")  # unset again after the module
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        config.configure()
+        configure()
         yield home
 
 
@@ -72,10 +74,7 @@ def champion(store, table):
         default_spec(table),
         functools.partial(train_valuation, params={"n_estimators": 30, "n_jobs": 1}),
         data_source={"path": "synthesize(600, seed=3)", "acquired": "2026-06-30"},
-        seed=0,
-        promote=True,
-        shap_rows=100,
-        reference_rows=500,
+        options=RunOptions(seed=0, promote=True, shap_rows=100, reference_rows=500),
     )
 
 

@@ -13,7 +13,7 @@ from scipy import stats
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
 from features.errors import InvalidData
-from scoring.policy import GRADE_NAMES
+from scoring.scale import GRADE_NAMES
 from scoring.validation import (
     calibration_by_grade,
     chance_eces,

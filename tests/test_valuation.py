@@ -10,11 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from features.encoder import SpecEncoder
 from features.errors import InvalidData
 from features.spec import category_text
 from features.synth import synthesize
 from valuation.data import default_spec, in_force, training_table
-from valuation.model import SpecEncoder, ValueModel
+from valuation.model import ValueModel
 from valuation.train import train_valuation
 
 

@@ -13,12 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from features.encoder import RECORD_ROWS
 from features.errors import InvalidData
 from features.synth import synthesize
 from valuation import income
 from valuation._common import Columns, floats, floats_as_is, raw, set_flags, text
 from valuation.data import default_spec, in_force, training_table
-from valuation.model import RECORD_ROWS, ValueModel
+from valuation.model import ValueModel
 from valuation.valuer import Valuer
 
 N_ROWS = 240

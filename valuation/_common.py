@@ -17,16 +17,12 @@ from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
 from features.schema import AssetKind, PatentType
+from features.values import plain
 
 TRADEMARK = AssetKind.TRADEMARK.value
 PATENT_TYPES: tuple[str, ...] = tuple(t.value for t in PatentType)
 #: The four asset types every per-type parameter is keyed by: the three patent types and the trademark.
 ASSET_TYPES: tuple[str, ...] = (*PATENT_TYPES, TRADEMARK)
-
-
-def plain(value: object) -> object:
-    """A numpy scalar as the Python value it holds, so messages read `got -3.0`, not `np.float64(-3.0)`."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def positions(mask: Iterable[bool]) -> list[int]:

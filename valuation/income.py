@@ -30,6 +30,7 @@ from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
 from features.schema import Industry
+from features.values import plain
 from valuation._common import (
     ASSET_TYPES,
     PATENT_TYPES,
@@ -39,7 +40,6 @@ from valuation._common import (
     decode_patent_type,
     floats_as_is,
     mapping_problems,
-    plain,
     positions,
     range_problems,
     raw,

@@ -36,13 +36,13 @@ from numpy.typing import ArrayLike
 from features.errors import InvalidData, Problem
 from features.schema import ENDED_STATUSES, flag
 from features.transformers import numbers_or_nan
+from features.values import plain
 from valuation._common import (
     ASSET_TYPES,
     PATENT_TYPES,
     TRADEMARK,
     broadcast,
     mapping_problems,
-    plain,
     positions,
     scalar_problem,
     with_overrides,

@@ -16,8 +16,9 @@ from lightgbm import LGBMRegressor
 from scipy.stats import spearmanr
 from sklearn.model_selection import train_test_split
 
+from features.encoder import training_encoder
 from features.spec import FeatureSpec
-from valuation.model import ValueModel, training_encoder
+from valuation.model import ValueModel
 from valuation.valuer import Valuer
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,8 @@ def train_valuation(
     params: dict | None = None,
 ) -> TrainedValuation:
     """Fit on a random split, measure on the rest (overall and per asset kind)."""
-    training_encoder(spec, table)  # every problem, at the table's own rows, before they are split
+    # every problem, at the table's own rows, before they are split
+    training_encoder(spec, table, "valuation")
     train, test = train_test_split(table, test_size=test_size, random_state=seed)
     model = ValueModel(spec, level=level, params=params, random_state=seed).fit(train)
     interval = model.predict_interval(test)

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.errors import InvalidData, Problem
+from features.errors import InvalidData, Problem, first_per_field
 from features.spec import FeatureSpec
-from features.transformers import TERM_YEARS
 from valuation import income
 from valuation._common import Columns, raw, set_flags, text
+from valuation.assets import asset_problems
 from valuation.data import EXTRA_INPUTS, INCOME_COLUMNS
 from valuation.indicators import IndicatorScorer, TrademarkScorer
 from valuation.model import ValueModel
@@ -91,7 +91,8 @@ class Valuer:
         table = _with_inapplicable_columns(table, self.model)
         X, problems = self.model.encoder_.encode(table)
         columns = Columns(table)
-        problems += _beyond_legal_term(columns, self.spec.id, self.inputs)
+        # one problem per value: the encoder's when both refuse it (a negative count: its bound)
+        problems = first_per_field([*problems, *asset_problems(columns, self.spec.id, self.inputs)])
         figures = self._figures(columns, X, self.model._groups(columns), problems, level)
         return pd.DataFrame(figures), problems
 
@@ -253,7 +254,8 @@ class Valuer:
         names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
         X, problems = self.model.encoder_.encode_records(records)
         columns = Columns.of_records(records, names)
-        problems += _beyond_legal_term(columns, self.spec.id, self.inputs)
+        # one problem per value: the encoder's when both refuse it (a negative count: its bound)
+        problems = first_per_field([*problems, *asset_problems(columns, self.spec.id, self.inputs)])
         groups = self.model._groups(columns)
         refused = {p.row for p in problems}
         good = [i for i in range(len(records)) if i not in refused]
@@ -299,76 +301,11 @@ def _records_frame(records: Sequence[Mapping], spec: FeatureSpec) -> pd.DataFram
     return frame
 
 
-# Terms counted in days/365 or days/365.25 differ by up to 5 days over 20 years: a week of slack.
-TERM_SLACK_YEARS = 7 / 365.25
-# An invention patent's term may be compensated for delays in its grant and, for a new drug, in its market
-# approval (Patent Law 2020, art. 42): up to 5 years for a drug; allowed for any invention here.
-TERM_EXTENSION_YEARS = {"invention": 5}
-# A mark's registration runs 10 years and is renewed 10 years at a time (Trademark Law art. 39-40).
-MARK_TERM_YEARS = 10
-RENEWAL_WINDOW_YEARS = 1  # a renewal may be filed 12 months before the term ends (the new term follows it)
-
-
 def inputs_of(spec: FeatureSpec) -> frozenset[str]:
     """The columns a valuer reads (besides the id): its spec's features and EXTRA_INPUTS. A served valuer
     is given these and nothing else (models.tasks logs them), so its methods read no other column even where
     a request carries more: the service and the logged model answer alike."""
     return frozenset({*spec.feature_names, *EXTRA_INPUTS})
-
-
-def _beyond_legal_term(rows: Columns, id_column: str | None, inputs: frozenset[str]) -> list[Problem]:
-    """Terms no right can have, which the value (monotone in the remaining term) would take at its word:
-    a patent's remaining term longer than the legal term of its type (TERM_YEARS), or its age plus remaining
-    term longer than that; a mark's remaining term longer than a registration plus the renewal window, or its
-    years registered plus remaining term not 10 years per registration and renewal (within the window)."""
-    given = {c for c in inputs if c in rows}
-    if not all(c in given for c in ("asset_kind", "remaining_years")):
-        return []
-    n = len(rows)
-    kinds = rows.get("asset_kind", text)
-    types = rows.get("patent_type", text) if "patent_type" in given else np.full(n, None, dtype=object)
-    remaining = rows.get("remaining_years")
-
-    def column(name: str) -> np.ndarray:
-        return rows.get(name) if name in given else np.full(n, np.nan)
-
-    age, registered, renewals = column("age_years"), column("years_registered"), column("renewals")
-    ids = rows.get(id_column, text) if id_column and id_column in rows else None
-    problems = []
-    for i in range(n):
-        found = None
-        if kinds[i] == "patent" and types[i] in TERM_YEARS:
-            extension = TERM_EXTENSION_YEARS.get(types[i], 0)
-            term = TERM_YEARS[types[i]] + extension
-            legal = f"{TERM_YEARS[types[i]]} years" + (
-                f", {extension} more by term compensation" if extension else ""
-            )
-            if remaining[i] > term + TERM_SLACK_YEARS:
-                found = (
-                    "remaining_years",
-                    f"at most the legal term of a {types[i]} patent ({legal})",
-                    remaining[i],
-                )
-            elif age[i] + remaining[i] > term + TERM_SLACK_YEARS:
-                expected = f"age_years + remaining_years at most a {types[i]} patent's legal term ({legal})"
-                found = "remaining_years", expected, f"{age[i]:g} + {remaining[i]:g}"
-        elif kinds[i] == "trademark":
-            cap = MARK_TERM_YEARS + RENEWAL_WINDOW_YEARS
-            span = MARK_TERM_YEARS * (renewals[i] + 1)
-            if remaining[i] > cap + TERM_SLACK_YEARS:
-                expected = f"at most a registration's {MARK_TERM_YEARS} years (renewed early: {cap})"
-                found = "remaining_years", expected, remaining[i]
-            elif abs(registered[i] + remaining[i] - span) > RENEWAL_WINDOW_YEARS + TERM_SLACK_YEARS:
-                expected = (
-                    f"years_registered + remaining_years of {span:g} years ({MARK_TERM_YEARS} per "
-                    f"registration and renewal: renewals {renewals[i]:g}), within {RENEWAL_WINDOW_YEARS} year"
-                )
-                found = "remaining_years", expected, f"{registered[i]:g} + {remaining[i]:g}"
-        if found is not None:
-            field, expected, got = found
-            got = float(got) if isinstance(got, float | np.floating) else got
-            problems.append(Problem(field, expected, got, i, None if ids is None else str(ids[i])))
-    return problems
 
 
 def _check_records(records: Sequence[Mapping]) -> None:

@@ -1,2 +1,2 @@
-"""The service's routes, one module per resource; each route validates, calls the domain (api.compute),
-stores through lending.records and answers (api.views)."""
+"""The service's routes, one module per resource; each route validates, calls the domain (underwriting,
+valuation.documents), stores through lending.records and answers (api.views)."""

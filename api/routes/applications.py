@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi import status as http
 from pydantic import AwareDatetime
 
-from api import compute, views
+from api import views
 from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep, json_body
 from api.errors import (
     ALREADY_DECIDED,
@@ -33,6 +33,7 @@ from api.schemas import (
 from lending import records
 from lending.db import reading
 from lending.errors import NotFound
+from underwriting.decision import decide_one
 
 router = APIRouter(
     prefix="/v1/applications",
@@ -78,14 +79,8 @@ def create_application(
     with reading(request.app.state.sessions) as session_read:
         year = decided.loan.application_date.year
         granted = records.subsidy_granted(session_read, enterprise_id, year, principal.institution_id)
-    decision = compute.decide_application(
-        models.valuer,
-        models.scorer,
-        decided,
-        decided.application_id,
-        decided.loan.bank_id,
-        subsidy_granted_before=granted,
-    )
+    application = decided.application(decided.application_id, decided.loan.bank_id)
+    decision = decide_one(application, models.valuer, models.scorer, granted_before=granted)
     record = records.save_application(
         session,
         principal,

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, status
 from sqlalchemy.orm import Session
 
-from api import compute
 from api.deps import ModelsDep, PrincipalDep, SessionDep, json_body
 from api.errors import ERROR_RESPONSES, NOT_FOUND, UNAVAILABLE
 from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
@@ -16,6 +15,7 @@ from api.serving import ServedModels
 from lending import records
 from lending.errors import NotFound
 from lending.keys import Principal
+from valuation import documents
 
 router = APIRouter(
     prefix="/v1/valuations",
@@ -32,7 +32,7 @@ def value_assets(
     """Each asset's value with its interval at `level`, the income-approach value and cross-check, the
     GB/T 42748 sub-scores and stars, and the factors that explain the value. Any refused asset refuses
     the request (422, every problem listed with its row)."""
-    result = compute.value_assets(models.valuer, body.assets, body.level)
+    result = documents.value_assets(models.valuer, [a.model_dump() for a in body.assets], body.level)
     return ValuationResponse(**_stored(session, principal, models, "assets", body, result), **result)
 
 
@@ -43,7 +43,8 @@ def value_bundle(
     """Assets pledged together for a loan of `loan_term_months`: each asset's value, the bundle value
     after concentration and remaining-life cuts, the liquidation value by disposal route and the pledge
     value a bank lends against."""
-    result = compute.value_bundle(models.valuer, body.assets, body.loan_term_months)
+    assets = [a.model_dump() for a in body.assets]
+    result = documents.value_bundle(models.valuer, assets, body.loan_term_months)
     return BundleResponse(**_stored(session, principal, models, "bundle", body, result), **result)
 
 

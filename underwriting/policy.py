@@ -38,12 +38,12 @@ import pandas
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
+from features.schema import Table
 from features.transformers import numbers_or_nan
+from features.values import plain
+from scoring.scale import GRADE_NAMES
 from valuation.pledge import ROUTES, BundleValuation
 
-#: The nine grades, best first (domain.md section 7); the same names as `scoring.scale.GRADE_NAMES`, kept
-#: here so the policy does not depend on the grade bands.
-GRADE_NAMES: tuple[str, ...] = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C")
 #: Unsecured bases a policy may use for the unsecured part of the credit line.
 UNSECURED_BASES: tuple[str, ...] = ("amount_asked", "revenue")
 
@@ -188,6 +188,19 @@ class LendingPolicy:
         if problems:
             raise InvalidData(problems, what="LendingPolicy")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The policy as JSON values, stored with each decision so that it can be re-run as it was made.
+
+        >>> LendingPolicy.from_dict(LendingPolicy().to_dict()) == LendingPolicy()
+        True
+        """
+        return {**dataclasses.asdict(self), "unsecured_share": dict(self.unsecured_share)}
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> LendingPolicy:
+        """The policy stored with a decision (a field it does not name takes today's default)."""
+        return cls(**stored)
+
     def override(self, **changes: Any) -> LendingPolicy:
         """A copy with `changes`; `unsecured_share` is merged, so one grade can change alone."""
         names = {f.name for f in dataclasses.fields(self)}
@@ -229,10 +242,6 @@ def _is_number(value: Any, lo: float, hi: float) -> bool:
     )
 
 
-def _plain(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _raw(values: Any) -> np.ndarray:
     if isinstance(values, pandas.Series | pandas.Index):
         arr = values.to_numpy(dtype=object)
@@ -270,7 +279,7 @@ class _Inputs:
         values = numbers_or_nan(raw)  # what is not a number becomes NaN, and a problem below
         bad = ~np.isfinite(values) | (values < lo) | (values > hi)
         text = expected or (f"a finite number >= {lo:g}" if hi == np.inf else f"a number in [{lo:g}, {hi:g}]")
-        self.problems += [Problem(name, text, _plain(raw[i]), row=int(i)) for i in np.flatnonzero(bad)]
+        self.problems += [Problem(name, text, plain(raw[i]), row=int(i)) for i in np.flatnonzero(bad)]
         return values
 
     def check(self) -> None:
@@ -340,7 +349,7 @@ def credit_line(
     if grades.size == inputs.n:
         for i in np.flatnonzero([g not in GRADE_NAMES for g in grades]):
             inputs.problems.append(
-                Problem("grade", f"one of {list(GRADE_NAMES)}", _plain(grades[i]), row=int(i))
+                Problem("grade", f"one of {list(GRADE_NAMES)}", plain(grades[i]), row=int(i))
             )
     if p.unsecured_base == "revenue":
         if revenue is None:
@@ -511,7 +520,7 @@ def interest_subsidy(
     raw_term = inputs.raw["term_months"]
     for i in np.flatnonzero(np.isfinite(term) & (term >= 1) & (term != np.floor(term))):
         inputs.problems.append(
-            Problem("term_months", "a whole number of months >= 1", _plain(raw_term[i]), row=int(i))
+            Problem("term_months", "a whole number of months >= 1", plain(raw_term[i]), row=int(i))
         )
     ids = inputs.raw.get("enterprise_id")
     if ids is not None and ids.size == inputs.n:
@@ -573,3 +582,57 @@ def npl_tolerance(
     inputs.check()
     ok = ip <= bank + tolerance + _FLOAT_SLACK
     return bool(ok[0]) if scalar else ok
+
+
+# ---------------------------------------------------------------------------------------------------------
+# the rules applied to a table of loans
+
+#: Columns a table needs for the lending figures (the scoring table of a portfolio has them all).
+LOAN_COLUMNS = [
+    "amount_cny",
+    "pledge_value_cny",
+    "liquidation_value_cny",
+    "guarantee_share",
+    "insurance_share",
+    "annual_rate",
+    "term_months",
+]
+
+
+def loan_terms(
+    table: pandas.DataFrame, pd_: np.ndarray, grades: np.ndarray, policy: LendingPolicy | None = None
+) -> pandas.DataFrame:
+    """Credit line, EAD, LGD, expected loss and who bears it, and the first-year interest subsidy."""
+    return pandas.DataFrame(loan_term_columns(table, pd_, grades, policy), index=table.index)
+
+
+def loan_term_columns(
+    table: Table,
+    pd_: np.ndarray,
+    grades: np.ndarray,
+    policy: LendingPolicy | None = None,
+    already_granted: Mapping[Any, float] | None = None,
+) -> dict[str, np.ndarray]:
+    """loan_terms' columns as arrays, from a table or a mapping of column to values (one application's
+    row: pandas costs one application more than the lending rules themselves). `already_granted`
+    (enterprise -> CNY of subsidy granted this year; the table needs `enterprise_id`) uses up the subsidy
+    cap first (underwriting.policy.interest_subsidy)."""
+    policy = policy or LendingPolicy()
+    column = {c: np.asarray(table[c]).reshape(-1) for c in LOAN_COLUMNS}
+    line = credit_line(column["amount_cny"], column["pledge_value_cny"], grades, policy=policy)
+    loss, _ = expected_loss_columns(
+        pd_, exposure_at_default(line, policy), column["liquidation_value_cny"], policy
+    )
+    split, _ = loss_split_columns(loss["el"], column["guarantee_share"], column["insurance_share"], policy)
+    enterprise = np.asarray(table["enterprise_id"]).reshape(-1) if "enterprise_id" in table else None
+    subsidy = interest_subsidy(
+        line, column["annual_rate"], column["term_months"], enterprise, already_granted, policy=policy
+    )
+    return {
+        "credit_line_cny": line,
+        "ead_cny": loss["ead"],
+        "lgd": loss["lgd"],
+        "expected_loss_cny": loss["el"],
+        **split,
+        "interest_subsidy_cny": subsidy,
+    }

@@ -4,24 +4,27 @@ One row per loan application, every figure as of the application date: the enter
 features and the bundle aggregates (features.pipeline), then the valuation of each pledged asset
 (valuation.Valuer: value, GB/T sub-scores) rolled up per application, the bundle's pledge and
 liquidation value (valuation.pledge) and the loan-to-value on the pledge value.
+
+Where the two models meet, so it is underwriting's: `scoring_table` builds the training table of a
+portfolio, `application_rows` the rows of applications received as records (underwriting.decision), by the
+same formulas (features.pipeline.application_columns, `bundle_row`, `add_loan_to_value`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from features.errors import InvalidData, Problem
+from features.errors import InvalidData
 from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
-from features.schema import Enterprise, LoanApplication, Table, enterprise_key, parse_records
+from features.schema import Table
 from features.spec import FeatureColumn, FeatureSpec
 from features.transformers import ENTERPRISE_MONOTONE, EnterpriseFeatures, column_floats, column_objects
 from valuation.data import asset_rows
-from valuation.pledge import STATUS_COLUMNS, BundleValuation, unpledgeable
+from valuation.pledge import BundleValuation
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
@@ -108,36 +111,29 @@ def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
     )
 
 
-_ROLLED_UP = ["legal_score", "technical_score", "economic_score", "stars", "total_score", "income_value_cny"]
+ROLLED_UP = ["legal_score", "technical_score", "economic_score", "stars", "total_score", "income_value_cny"]
 
 
 def bundle_figures(assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer) -> pd.DataFrame:
     """Per application: bundle, liquidation and pledge value (valuation.pledge rules) and the GB/T roll-up."""
-    codes, applications = pd.factorize(assets[ID].to_numpy(dtype=object))
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(applications) + 1))
-    columns = _asset_columns(assets)
+    applications = pd.unique(assets[ID].to_numpy(dtype=object))
+    _, order, bounds = _groups(assets[ID].to_numpy(dtype=object), applications)
+    columns = asset_columns(assets)
     rows = []
     for k, application_id in enumerate(applications):
         group = {c: v[order[bounds[k] : bounds[k + 1]]] for c, v in columns.items()}
-        bundle = _bundle_valuation(group, int(term_months[application_id]), valuer)
-        rows.append({ID: application_id, **_bundle_row(group, bundle)})
+        bundle = valuer.bundle_of(group, int(term_months[application_id]))
+        rows.append({ID: application_id, **bundle_row(group, bundle)})
     return pd.DataFrame(rows).set_index(ID)
 
 
-def _asset_columns(assets: Table) -> dict[str, np.ndarray]:
+def asset_columns(assets: Table) -> dict[str, np.ndarray]:
     """The valued assets' columns as arrays (kinds and ids as objects, figures as floats), taken once."""
     out = {c: column_objects(assets[c]) for c in ("asset_id", "asset_kind", "patent_type")}
-    return out | {c: column_floats(assets[c]) for c in ["value_cny", "remaining_years", *_ROLLED_UP]}
+    return out | {c: column_floats(assets[c]) for c in ["value_cny", "remaining_years", *ROLLED_UP]}
 
 
-def _bundle_valuation(group: dict[str, np.ndarray], term_months: int, valuer: Valuer) -> BundleValuation:
-    """One application's bundle by the valuation.pledge rules (Valuer.bundle_of takes the columns it uses,
-    the assets' status among them where the group has it: a request's records)."""
-    return valuer.bundle_of(group, term_months)
-
-
-def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:
+def bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[str, float]:
     """The scoring figures of one application's bundle: its values and the roll-up of its assets' scores."""
     patents, marks = group["asset_kind"] == "patent", group["asset_kind"] == "trademark"
 
@@ -161,7 +157,7 @@ def _bundle_row(group: dict[str, np.ndarray], bundle: BundleValuation) -> dict[s
     }
 
 
-def _add_loan_to_value(table) -> None:
+def add_loan_to_value(table) -> None:
     """The loan-to-value figures, added to a table (DataFrame) or to one row's mapping of values. An
     extreme amount gives inf or NaN here, as pandas does, and the scoring model's checks refuse it."""
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
@@ -188,114 +184,40 @@ def assemble_scoring_table(
     """Application features (features.pipeline, indexed by application_id) joined with the valued bundle
     of each and the loan-to-value figures; the one place both the batch table and a request are built."""
     table = features.join(bundle_figures(valued_assets, term_months, valuer))
-    _add_loan_to_value(table)
+    add_loan_to_value(table)
     return table.reset_index()
 
 
-def request_scoring_table(
-    enterprise: dict,
-    assets: Sequence[Mapping[str, Any]],
-    loan: dict,
-    valuer: Valuer,
-    *,
-    explain_assets: bool = False,
-) -> tuple[dict[str, Any], dict[str, Any], BundleValuation]:
-    """One application received as records, as the scoring model sees it: (the scoring row as a mapping
-    of column to value, in the batch table's column order; the assets' values, Valuer.value_records'
-    columns in the assets' order, with their factors if `explain_assets`; the bundle's valuation).
-    `enterprise`: an Enterprise record (features.schema; its report date on or before the application
-    date); `assets`: the pledged assets as records of valuation-table rows (the input of `ipcredit value`;
-    None where a value is missing), the applicant's own agreeing with its report (`_not_the_applicant_s`);
-    `loan`: a LoanApplication record without the bundle. Bad input: InvalidData.
-
-    The same formulas as the batch table (application_columns, _bundle_row, _add_loan_to_value), over the
-    records' values as arrays rather than one-row DataFrames (a request pays pandas' fixed cost per
-    operation, not its speed per row); tests/test_scoring_flow.py holds the row equal to the batch's."""
-    pledged = [{"asset_kind": str(a.get("asset_kind")), "asset_id": str(a.get("asset_id"))} for a in assets]
-    loan_record = parse_records(LoanApplication, [{**loan, "pledged_assets": pledged}])[0]
-    enterprise_record = parse_records(Enterprise, [enterprise])[0]
-    if enterprise_record.report_date > loan_record.application_date:
-        raise InvalidData(
-            [
-                Problem(
-                    "enterprise.report_date",
-                    f"a credit report dated on or before the application date {loan_record.application_date}",
-                    str(enterprise_record.report_date),
-                )
-            ],
-            "application",
-        )
-    # The assets as arrays, taken once.
-    parts = {
-        c: np.array([a.get(c) for a in assets], dtype=object)
-        for c in ("asset_kind", "asset_id", "patent_type", "remaining_years", *STATUS_COLUMNS)
-    }
-    # Every problem of the pledged assets at once, in row order: the applicant's, the pledge's, the values'.
-    values, problems = valuer.value_records(assets, explain=explain_assets)
-    problems = _not_the_applicant_s(enterprise_record, assets, loan_record.application_date) + [
-        Problem(f"assets.{p.field}", p.expected, p.got, p.row, p.record_id)
-        for p in (*unpledgeable(parts), *problems)
+def application_rows(
+    loans: Table, enterprises: Table, assets: Mapping[str, np.ndarray], bundles: Sequence[BundleValuation]
+) -> dict[str, np.ndarray]:
+    """The scoring rows of applications received as records, in the batch table's column order: `loans`
+    and `enterprises` row for row (LoanApplication columns; Enterprise columns with `as_of`, the application
+    date), `assets` the valued pledged assets of all of them (`application_id`, the asset columns and
+    Valuer.value's figures), `bundles` each application's bundle valuation. The same formulas as
+    `scoring_table` (application_columns, bundle_row, add_loan_to_value), over arrays rather than
+    DataFrames (one application pays pandas' fixed cost per operation, not its speed per row);
+    tests/test_underwriting.py holds a row equal to the batch's."""
+    ids, features = application_columns(loans, enterprises, assets)
+    _, order, bounds = _groups(column_objects(assets[ID]), ids)
+    columns = asset_columns(assets)
+    rolled = [
+        bundle_row({c: v[order[bounds[k] : bounds[k + 1]]] for c, v in columns.items()}, bundle)
+        for k, bundle in enumerate(bundles)
     ]
-    if problems:
-        raise InvalidData(sorted(problems, key=lambda p: (p.row is not None, p.row or 0)), "pledged assets")
-    status = {c: parts[c] for c in STATUS_COLUMNS}
-    group = _asset_columns(parts | {c: values[c] for c in ("value_cny", *_ROLLED_UP)})
-    asset_table = {ID: np.full(len(assets), loan_record.application_id, dtype=object)} | group
-
-    def one(record: dict) -> dict[str, np.ndarray]:
-        return {k: np.array([v], dtype=object) for k, v in record.items()}
-
-    _, features = application_columns(
-        one(loan_record.model_dump(exclude={"pledged_assets"})),
-        one({**enterprise_record.model_dump(), "as_of": loan_record.application_date}),
-        asset_table,
-    )
-    bundle = _bundle_valuation(group | status, loan_record.term_months, valuer)
-    row = {
-        ID: loan_record.application_id,
-        **{c: v[0] for c, v in features.items()},
-        **_bundle_row(group, bundle),
-    }
-    _add_loan_to_value(row)
-    return row, values, bundle
+    rows = {ID: ids, **features}
+    rows |= {c: np.array([r[c] for r in rolled], dtype="float64") for c in (rolled[0] if rolled else ())}
+    add_loan_to_value(rows)
+    return rows
 
 
-# An asset's owner facts (which value it) and the applicant's credit report (which scores it) describe one
-# enterprise when the asset is the applicant's own: they must agree, or a pledge could be valued on a revenue
-# the credit report does not show.
-_OWNER_FACTS = {
-    "owner_revenue_cny": "revenue_cny",
-    "owner_industry": "industry",
-    "owner_high_tech": "high_tech",
-}
-
-
-def _not_the_applicant_s(
-    enterprise: Enterprise, assets: Sequence[Mapping[str, Any]], date: Any
-) -> list[Problem]:
-    """Problems (field `assets.<column>`) of pledged assets whose figures are dated after the application
-    (`as_of`), and of the applicant's own assets (no `enterprise_id`, or the applicant's) whose owner facts
-    differ from its credit report. An asset of another enterprise, a third party pledging for the applicant
-    (第三人出质), keeps its owner's facts."""
-    problems = []
-    for i, asset in enumerate(assets):
-        where = {"row": i, "record_id": None if asset.get("asset_id") is None else str(asset["asset_id"])}
-        as_of = asset.get("as_of")
-        if as_of is not None and pd.Timestamp(as_of) > pd.Timestamp(date):
-            expected = f"a valuation date on or before the application date {date}"
-            problems.append(Problem("assets.as_of", expected, str(as_of), **where))
-        owner = asset.get("enterprise_id")
-        if owner is not None and enterprise_key(str(owner)) != enterprise_key(enterprise.enterprise_id):
-            continue
-        for column, report in _OWNER_FACTS.items():
-            given, known = asset.get(column), getattr(enterprise, report)
-            if given is None or known is None:
-                continue
-            same = bool(given) == bool(known) if report == "high_tech" else given == known
-            if not same:
-                expected = f"the applicant's {report}, {known} (the asset is the applicant's own)"
-                problems.append(Problem(f"assets.{column}", expected, given, **where))
-    return problems
+def _groups(asset_applications: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(each asset's application's position among `ids`, the assets in that order, each application's
+    bounds in it): the assets of application k are order[bounds[k]:bounds[k + 1]], in their given order."""
+    at = {application_id: k for k, application_id in enumerate(ids)}
+    codes = np.array([at[a] for a in asset_applications], dtype=np.intp)
+    order = np.argsort(codes, kind="stable")
+    return codes, order, np.searchsorted(codes[order], np.arange(len(ids) + 1))
 
 
 def default_spec(table: pd.DataFrame) -> FeatureSpec:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from features.errors import InvalidData
-from scoring.policy import (
+from underwriting.policy import (
     GRADE_NAMES,
     SHARING_PRESETS,
     LendingPolicy,
@@ -34,12 +34,6 @@ M = 1_000_000.0
 
 
 # --- policy ---------------------------------------------------------------------------------------------
-
-
-def test_grade_names_agree_with_the_scale():
-    from scoring import scale
-
-    assert GRADE_NAMES == scale.GRADE_NAMES
 
 
 def test_policy_defaults_and_override_merge_one_grade():

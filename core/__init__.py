@@ -1,0 +1,1 @@
+"""What every layer may read: the engine's settings (core.settings)."""

@@ -1,0 +1,1 @@
+"""The loan decision: an application's bundle valued, its enterprise scored, and the lending rules applied."""
