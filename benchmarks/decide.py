@@ -15,7 +15,9 @@ on that application's rows, side by side in one run.
   application's rows (its assets' and its own), taken the same way.
 
 Targets (issue 16): the book at least 0.5x the raw boosters' rate; one application at most 3x the raw
-boosters on its rows.
+boosters on its rows. The ratios depend on the models' size, the raw boosters' cost growing with their trees
+and ours not: `--scoring-trees N` scores with a model of N trees per booster instead of the champion (trained
+here on the portfolio without early stopping, for its speed only), beside the same valuation model.
 
     python benchmarks/decide.py --home /tmp/s4/.ipcredit --data /tmp/s4/data/portfolio
     python benchmarks/decide.py --applications 20000 --single 200        # a quicker run
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import os
 import resource
 import sys
@@ -99,6 +102,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="portfolio folder (default: data/portfolio of the run)")
     parser.add_argument("--applications", type=int, default=100_000)
     parser.add_argument("--single", type=int, default=300, help="applications decided one at a time")
+    parser.add_argument(
+        "--scoring-trees", type=int, help="a scoring model of this many trees per booster, not the champion"
+    )
     args = parser.parse_args()
     workdir = tempfile.TemporaryDirectory(prefix="ipcredit-decide-bench-")
     home = args.home or Path(workdir.name) / ".ipcredit"
@@ -124,7 +130,15 @@ def main() -> None:
             os.chdir(previous)
     valuer = registry.load_fitted(champion_uri("valuation"), task="valuation")
     scorer = registry.load_fitted(champion_uri("scoring"), task="scoring")
-    bodies = list(application_bodies(Portfolio.load(data), with_ids=True))
+    portfolio = Portfolio.load(data)
+    if args.scoring_trees:
+        from scoring.model import ScoringModel
+        from underwriting.table import default_spec, scoring_table
+
+        table = scoring_table(portfolio, valuer)
+        params = {"n_estimators": args.scoring_trees, "n_jobs": 2}
+        scorer = ScoringModel(default_spec(table), params=params, calibration="none").fit(table)
+    bodies = list(application_bodies(portfolio, with_ids=True))
     tables, assets, chosen = book_tables(bodies, args.applications)
     folder = Path(workdir.name)
     tables.to_parquet(folder / "applications.parquet", index=False)
@@ -140,6 +154,8 @@ def main() -> None:
     )
 
     X_assets, X_scoring = matrices(valuer, scorer, applications)
+    gc.collect()
+    gc.freeze()  # as `ipcredit decide` does once its models are loaded
     raw_contributions(valuer, scorer, X_assets[:1000], X_scoring[:1000])  # warm
     raw = raw_contributions(valuer, scorer, X_assets, X_scoring)
     start = time.perf_counter()

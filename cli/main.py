@@ -393,6 +393,8 @@ def decide(
     order: the bundle's valuation, PD, score, grade, recommendation, holds, credit line, expected loss and
     its split, subsidy, reasons and the explanation (as JSON text), under the service's names. Refused
     applications get an `error` text and are listed on stderr; the exit code is then 3."""
+    import gc
+
     from models import registry
     from underwriting import book
 
@@ -401,6 +403,11 @@ def decide(
     book.check_formats(input, output, assets)
     valuer = registry.load_fitted(model_valuation, task="valuation")
     scorer = registry.load_fitted(model_scoring, task="scoring")
+    # What is loaded lives as long as the command: kept out of every later garbage collection, which would
+    # otherwise walk the models' objects again and again while a book's documents are made (as the service
+    # does after its models load: api.main).
+    gc.collect()
+    gc.freeze()
     with _progress() as bar:
         step = bar.add_task("deciding", total=book.count(input))
         outcome = book.decide_book(

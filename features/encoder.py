@@ -63,8 +63,12 @@ class SpecEncoder:
         return self.encode_records([dict(zip(names, r, strict=True)) for r in df.to_numpy(dtype=object)])
 
     def encode_records(self, records: Sequence[Mapping]) -> tuple[np.ndarray, list[Problem]]:
-        """`encode` of records (a feature a record lacks is missing), each by `record_row`; the problems
-        in the order `row_problems` lists them, ids as text."""
+        """`encode` of records (a feature a record lacks is missing): each by `record_row` up to RECORD_ROWS
+        records, as a table above (a book's assets: pandas' column operations beat a Python loop over many
+        rows); the problems in the order `row_problems` lists them, ids as text."""
+        if len(records) > RECORD_ROWS:
+            names = list(dict.fromkeys([*self.spec.feature_names, *(k for r in records for k in r)]))
+            return self.encode(pd.DataFrame.from_records(list(records), columns=names))
         rows = [self.record_row(r, i) for i, r in enumerate(records)]
         X = np.array([x for x, _ in rows]).reshape(len(records), len(self.spec.feature_names))
         order = {c: k for k, c in enumerate([*self.spec.numeric, *self.spec.categorical])}

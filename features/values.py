@@ -63,6 +63,9 @@ def json_value(value: Any) -> Any:
         return {str(k): json_value(v) for k, v in value.items()}
     if kind is list:
         return [json_value(v) for v in value]
+    if isinstance(value, np.generic) and not isinstance(value, np.datetime64):  # before the slower checks
+        value = value.item()
+        return value if type(value) is not float or math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {str(k): json_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple | np.ndarray):

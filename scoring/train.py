@@ -11,13 +11,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 from lightgbm import LGBMClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from features.spec import FeatureSpec
+from features.values import plain
 from scoring.model import ScoringModel, training_rows
 from scoring.scale import grade
 from scoring.scorecard import ScorecardModel
@@ -84,15 +84,4 @@ def train_scoring(
         metrics["lightgbm"]["auc"],
         metrics["plain_lightgbm"]["auc"],
     )
-    return TrainedScoring(model, fitted.get("scorecard"), _plain(metrics), report, test)
-
-
-def _plain(value):
-    """Metrics as JSON-ready Python values."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
+    return TrainedScoring(model, fitted.get("scorecard"), plain(metrics), report, test)

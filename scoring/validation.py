@@ -60,6 +60,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from features.errors import InvalidData, Problem
+from features.values import json_value, plain
 from scoring.scale import GRADE_NAMES
 
 #: Keys each model's entry in `validation_report` must have.
@@ -86,10 +87,6 @@ def _numeric(raw: np.ndarray) -> np.ndarray:
     return out.to_numpy(dtype="float64", na_value=np.nan)
 
 
-def _plain(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _outcomes(y: ArrayLike, pd: ArrayLike, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Default flags (0/1) and PDs in [0, 1] of equal length; every bad row listed."""
     y_raw, p_raw = _raw(y), _raw(pd)
@@ -101,7 +98,7 @@ def _outcomes(y: ArrayLike, pd: ArrayLike, what: str) -> tuple[np.ndarray, np.nd
         raise InvalidData([Problem("y", "at least one outcome", "none")], what=what)
     y_num = _numeric(y_raw)
     problems += [
-        Problem("y", "0 or 1 (1 = default)", _plain(y_raw[i]), row=int(i))
+        Problem("y", "0 or 1 (1 = default)", plain(y_raw[i]), row=int(i))
         for i in np.flatnonzero(~np.isin(y_num, (0.0, 1.0)))
     ]
     p_num, pd_problems = _probabilities(p_raw)
@@ -113,7 +110,7 @@ def _outcomes(y: ArrayLike, pd: ArrayLike, what: str) -> tuple[np.ndarray, np.nd
 def _probabilities(p_raw: np.ndarray) -> tuple[np.ndarray, list[Problem]]:
     p_num = _numeric(p_raw)
     return p_num, [
-        Problem("pd", "a probability in [0, 1]", _plain(p_raw[i]), row=int(i))
+        Problem("pd", "a probability in [0, 1]", plain(p_raw[i]), row=int(i))
         for i in np.flatnonzero(~(np.isfinite(p_num) & (p_num >= 0) & (p_num <= 1)))
     ]
 
@@ -122,7 +119,7 @@ def _finite(values: ArrayLike, name: str) -> tuple[np.ndarray, list[Problem]]:
     raw = _raw(values)
     num = _numeric(raw)
     problems = [
-        Problem(name, "a finite number", _plain(raw[i]), row=int(i))
+        Problem(name, "a finite number", plain(raw[i]), row=int(i))
         for i in np.flatnonzero(~np.isfinite(num))
     ]
     if raw.size == 0:
@@ -332,7 +329,7 @@ def calibration_by_grade(
         problems.append(Problem("grades", f"one grade per outcome ({y_.size})", f"{g_raw.size} values"))
     else:
         problems += [
-            Problem("grades", f"one of {order}", _plain(g_raw[i]), row=int(i))
+            Problem("grades", f"one of {order}", plain(g_raw[i]), row=int(i))
             for i, g in enumerate(g_raw)
             if g not in order
         ]
@@ -418,19 +415,7 @@ def psi_label(value: float) -> str:
 
 
 def _records(frame: pandas.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _jsonable(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return [{k: json_value(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
 
 
 def _one_model(entry: Mapping[str, Any], grade_order: Sequence[str], bins: int) -> dict[str, Any]:
@@ -741,7 +726,7 @@ def write_report(report: Mapping[str, Any], folder: str | Path, lang: str = "zh"
         )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    clean = _jsonable(report)
+    clean = json_value(report)
     html_path, json_path = folder / REPORT_FILES[0], folder / REPORT_FILES[1]
     html_path.write_text(_html(clean, lang), encoding="utf-8")
     json_path.write_text(json.dumps(clean, ensure_ascii=False, indent=2, allow_nan=False), encoding="utf-8")

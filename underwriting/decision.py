@@ -124,9 +124,11 @@ def decide(
             batch.refuse(live[p.row], Problem(p.field, p.expected, p.got, None, p.record_id))
         good = np.array([not batch.problems[k] for k in live], dtype=bool)
         terms = _lending_figures(rows, scored, good, granted[live], policies.lending)
+        figures = _Figures.of(rows, scored, terms, scorer)
+        stored = policies.stored()  # the same for every decision of the batch: made once
         for i, k in enumerate(live):
             if good[i]:
-                decisions[k] = batch.decision(k, i, rows, scored, terms, policies, float(granted[k]), scorer)
+                decisions[k] = batch.decision(k, i, figures, policies, stored, float(granted[k]), scorer)
     return [
         decisions[k] if k in decisions else InvalidData(_in_order(problems), "application")
         for k, problems in enumerate(batch.problems)
@@ -335,10 +337,9 @@ class _Batch:
         self,
         k: int,
         i: int,
-        rows: Mapping[str, np.ndarray],
-        scored: Scored,
-        terms: Mapping[str, np.ndarray],
+        figures: _Figures,
         policies: Policies,
+        stored: Mapping[str, Any],
         granted: float,
         scorer: PDModelMixin,
     ) -> Decision:
@@ -347,7 +348,7 @@ class _Batch:
         at = slice(self.first[k], self.first[k + 1])
         records = self.assets[at]
         values = {c: np.asarray(v)[at] for c, v in self.values.items() if c != "factors"}
-        recommendation, held = policies.decision.held(str(scored.recommendation[i]), bundle.term_within_cap)
+        recommendation, held = policies.decision.held(str(figures.recommendation[i]), bundle.term_within_cap)
         own = scorer.own_reasons  # the model's own reason texts (its spec's), ahead of the built-in table
         cap_months = bundle.pledge_assumptions.max_term_months
         names = list(scorer.spec.feature_names)
@@ -357,13 +358,13 @@ class _Batch:
             "bank_id": application.bank_id,
             "amount_cny": self.loans[k].amount_cny,
             "valuation": {"assets": asset_documents(values, records), "bundle": bundle.summary()},
-            "pd": scored.pd[i],
-            "score": scored.score[i],
-            "grade": scored.grade[i],
+            "pd": figures.pd[i],
+            "score": figures.score[i],
+            "grade": figures.grade[i],
             "recommendation": recommendation,
             "recommendation_label": {lang: DecisionPolicy.label(recommendation, lang) for lang in LANGUAGES},
-            **{name: terms[name][i] for name in LOAN_FIGURES},
-            "expected_loss_split": {share: terms[column][i] for share, column in LOSS_SHARES.items()},
+            **{name: figures.terms[name][i] for name in LOAN_FIGURES},
+            "expected_loss_split": {share: figures.terms[column][i] for share, column in LOSS_SHARES.items()},
             "subsidy_cap_cny": policies.lending.subsidy_cap_cny,
             "subsidy_granted_before_cny": granted,
             "reasons": [
@@ -374,17 +375,17 @@ class _Batch:
                     "zh": reason_for(r["feature"], own).zh,
                     "en": reason_for(r["feature"], own).en,
                 }
-                for r in scored.reasons[i]
+                for r in figures.reasons[i]
             ],
-            "declined_by": [_rule(reason_for(f, own)) for f in scored.declined_by[i]],
+            "declined_by": [_rule(reason_for(f, own)) for f in figures.declined_by[i]],
             "held_by": [_rule(beyond_term_cap(bundle.loan_term_months, cap_months, own))] if held else [],
-            **policies.stored(),
+            **stored,
         }
         explanation = {
             "score": {
-                "base_points": scored.base,
-                "points": dict(zip(names, scored.points[i].tolist(), strict=True)),
-                "values": {name: rows[name][i] for name in names},
+                "base_points": figures.base,
+                "points": dict(zip(names, figures.points[i], strict=True)),
+                "values": {name: figures.values[name][i] for name in names},
             },
             "assets": [
                 {"asset_id": record["asset_id"], "factors": factors}
@@ -392,6 +393,41 @@ class _Batch:
             ],
         }
         return Decision(json_value(result), json_value(explanation))
+
+
+@dataclass(frozen=True)
+class _Figures:
+    """A batch's scores and lending figures as Python values, row for row: taken out of their arrays once for
+    every document of the batch."""
+
+    pd: list[float]
+    score: list[float]
+    grade: list[str | None]
+    recommendation: list[str | None]
+    declined_by: list[list[str]]
+    reasons: list[list[dict]]
+    points: list[list[float]]
+    base: float
+    values: dict[str, list]  # each feature's value, as the model read it
+    terms: dict[str, list[float]]
+
+    @classmethod
+    def of(
+        cls, rows: Mapping[str, np.ndarray], scored: Scored, terms: Mapping[str, np.ndarray], scorer
+    ) -> _Figures:
+        names = scorer.spec.feature_names
+        return cls(
+            scored.pd.tolist(),
+            scored.score.tolist(),
+            list(scored.grade),
+            list(scored.recommendation),
+            scored.declined_by,
+            scored.reasons,
+            scored.points.tolist(),
+            scored.base,
+            {name: np.asarray(rows[name]).tolist() for name in names},
+            {name: np.asarray(values).tolist() for name, values in terms.items()},
+        )
 
 
 def _lending_figures(

@@ -209,11 +209,14 @@ class ValueModel(RegressorMixin, BaseEstimator):
         """Base first, then each feature's factor, largest effect first. A feature that no training row
         of the asset's group had (a patent's claims, for a trademark) is not a fact about this asset: its
         effect is the group's, and is folded into the group column's factor (the product stays exact)."""
-        effects = dict(zip(self.feature_names_in_, contrib[:-1], strict=True))
+        effects = dict(zip(self.feature_names_in_, contrib[:-1].tolist(), strict=True))
         folded = [f for f in getattr(self, "inapplicable_", {}).get(group, ()) if f in effects]
         if folded and self.group in effects:
             effects[self.group] += sum(effects.pop(f) for f in folded)
         names = sorted(effects, key=lambda f: -abs(effects[f]))[: top or None]
-        return [{"feature": "base", "value": None, "factor": float(np.exp(contrib[-1]))}] + [
-            {"feature": f, "value": plain(value_of(f)), "factor": float(np.exp(effects[f]))} for f in names
+        # one exp over the row (numpy's exp of an array gives each element what it gives it alone)
+        factors = np.exp(np.array([contrib[-1], *(effects[f] for f in names)])).tolist()
+        return [{"feature": "base", "value": None, "factor": factors[0]}] + [
+            {"feature": f, "value": plain(value_of(f)), "factor": factor}
+            for f, factor in zip(names, factors[1:], strict=True)
         ]

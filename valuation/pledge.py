@@ -26,7 +26,7 @@ asset's status is given (`STATUS_COLUMNS`), a right that has ended: it is worth 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -283,9 +283,23 @@ class BundleValuation:
             **scalars,
             "liquidation_by_route": dict(self.liquidation_by_route),
             "assets": _records(self.asset_columns),
-            "assumptions": asdict(self.assumptions),
-            "pledge_assumptions": asdict(self.pledge_assumptions),
+            "assumptions": _plain_fields(self.assumptions),
+            "pledge_assumptions": _plain_fields(self.pledge_assumptions),
         }
+
+
+def _plain_fields(assumptions: Any) -> dict[str, Any]:
+    """A frozen dataclass of assumptions as new dicts and lists of its values (`dataclasses.asdict`, without
+    its deep copy of every value: a book's decisions copy the same assumptions for each bundle)."""
+    return {f.name: _copied(getattr(assumptions, f.name)) for f in fields(assumptions)}
+
+
+def _copied(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_copied(v) for v in value]
+    return value
 
 
 def _records(columns: dict[str, np.ndarray]) -> list[dict[str, Any]]:
