@@ -36,6 +36,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import normalise_url
@@ -67,8 +68,6 @@ _SQLITE_UNREACHABLE = ("unable to open database", "database is locked", "disk i/
 def unavailable(error: BaseException) -> bool:
     """Whether a database error says the database is out of reach (down, unreachable, locked), rather than
     that a statement is at fault: the first is a 503 and exit code 4, the second a fault of ours."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
     if isinstance(error, InterfaceError):

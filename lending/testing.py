@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,8 +46,6 @@ def postgres_url() -> str | None:
     url = os.environ.get(POSTGRES_ENV, "").strip()
     if url:
         return url
-    import pytest
-
     message = f"{POSTGRES_ENV} is unset: no PostgreSQL server to test against"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{message} (CI must run both backends: .ci/run starts one and sets it)")

@@ -55,6 +55,8 @@ from typing import Any
 
 import numpy as np
 import pandas
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from scipy import stats
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -556,9 +558,6 @@ def _png(fig: Any) -> str:
 def _plots(report: Mapping[str, Any]) -> dict[str, str]:
     """ROC, reliability and score-distribution figures as base64 PNG, drawn on the Agg canvas (no display,
     no pyplot global state). Labels in English (see the module docstring)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     models = report["models"]
     labels = {name: name if name.isascii() else f"model {k + 1}" for k, name in enumerate(models)}
 

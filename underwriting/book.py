@@ -42,7 +42,7 @@ from features.schema import Enterprise, LoanApplication, body_problems, columns
 from features.values import json_value
 from scoring.model import PDModelMixin
 from underwriting.applications import Application, ApplicationRecord, LoanTerms
-from underwriting.decision import Policies, decide
+from underwriting.decision import Decision, Policies, decide
 from underwriting.documents import decision_row
 from valuation.assets import AssetRecord
 from valuation.valuer import Valuer
@@ -142,30 +142,32 @@ def decide_book(
     check_formats(input, output, assets)
     outcome = Outcome()
     with _Writer(output) as writer:
-        chunk: list[tuple[int, Any]] = []
-        for row, body in enumerate(bodies(input, assets)):
-            chunk.append((row, body))
-            if len(chunk) == CHUNK:
-                writer.write(_decided(chunk, valuer, scorer, language, bank_id, policies, outcome))
-                progress(len(chunk))
-                chunk = []
-        if chunk:
-            writer.write(_decided(chunk, valuer, scorer, language, bank_id, policies, outcome))
+        for chunk in _chunks(bodies(input, assets)):
+            writer.write(_rows(*_decided(chunk, valuer, scorer, bank_id, policies), language, outcome))
             progress(len(chunk))
     return outcome
 
 
+Chunk = list[tuple[int, Any]]  # (row, body) of CHUNK applications
+
+
+def _chunks(items: Iterator[Any]) -> Iterator[Chunk]:
+    chunk: Chunk = []
+    for row, body in enumerate(items):
+        chunk.append((row, body))
+        if len(chunk) == CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def _decided(
-    chunk: list[tuple[int, Any]],
-    valuer: Valuer,
-    scorer: PDModelMixin,
-    language: str,
-    bank_id: str,
-    policies: Policies | None,
-    outcome: Outcome,
-) -> list[dict[str, Any]]:
-    """The output rows of a chunk of bodies: each read, then those that are applications decided at once."""
-    rows: list[dict[str, Any] | None] = []
+    chunk: Chunk, valuer: Valuer, scorer: PDModelMixin, bank_id: str, policies: Policies | None
+) -> tuple[Chunk, list[Decision | InvalidData]]:
+    """Each body of a chunk read, then those that are applications decided at once: the chunk, and for
+    each of its bodies its Decision or the InvalidData that refuses it."""
+    results: list[Decision | InvalidData | None] = []
     applications: dict[int, Application] = {}
     for row, body in chunk:
         try:
@@ -173,22 +175,31 @@ def _decided(
                 raise InvalidData([Problem("line", "an application as one JSON object", body.why)])
             record = ApplicationRecord.model_validate(body)
         except ValidationError as e:
-            rows.append(_refused(row, body, body_problems(e.errors()), outcome))
+            results.append(InvalidData(body_problems(e.errors())))
             continue
         except InvalidData as e:
-            rows.append(_refused(row, body, e.problems, outcome))
+            results.append(e)
             continue
-        applications[len(rows)] = record.application(f"row-{row}", bank_id)
-        rows.append(None)
+        applications[len(results)] = record.application(f"row-{row}", bank_id)
+        results.append(None)
     decided = decide(list(applications.values()), valuer, scorer, policies)
-    for (at, application), decision in zip(applications.items(), decided, strict=True):
-        if isinstance(decision, InvalidData):
-            ids = {"application_id": application.application_id, "enterprise_id": application.enterprise_id}
-            rows[at] = _refused(chunk[at][0], ids, decision.problems, outcome)
+    for at, decision in zip(applications, decided, strict=True):
+        results[at] = decision
+    return chunk, results  # type: ignore[return-value]
+
+
+def _rows(
+    chunk: Chunk, results: list[Decision | InvalidData], language: str, outcome: Outcome
+) -> list[dict[str, Any]]:
+    """The output rows of a decided chunk, and its refusals on the outcome."""
+    rows = []
+    for (row, body), result in zip(chunk, results, strict=True):
+        if isinstance(result, InvalidData):
+            rows.append(_refused(row, body, result.problems, outcome))
         else:
-            rows[at] = {**decision_row(decision.result, decision.explanation, language), "error": ""}
+            rows.append({**decision_row(result.result, result.explanation, language), "error": ""})
     outcome.rows += len(chunk)
-    return [row for row in rows if row is not None]
+    return rows
 
 
 def _refused(row: int, body: Any, problems: list[Problem], outcome: Outcome) -> dict[str, Any]:
@@ -307,16 +318,17 @@ class _Writer:
             self.parquet.close()
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        frame = pd.DataFrame([{c: row.get(c) for c in self.columns} for row in rows], columns=self.columns)
-        if self.suffix == ".csv":
-            frame.to_csv(self.path, mode="a", header=not self.started, index=False)
-        elif self.suffix == ".jsonl":
+        rows = [{c: row.get(c) for c in self.columns} for row in rows]
+        if self.suffix == ".jsonl":
             with self.path.open("a", encoding="utf-8") as out:
-                for row in frame.to_dict(orient="records"):
-                    out.write(json.dumps(json_value(row), ensure_ascii=False) + "\n")
+                out.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        elif self.suffix == ".csv":
+            frame = pd.DataFrame(rows, columns=self.columns)
+            frame.to_csv(self.path, mode="a", header=not self.started, index=False)
+        elif self.parquet is None:  # the first rows set the columns' types (pandas infers them)
+            table = pa.Table.from_pandas(pd.DataFrame(rows, columns=self.columns), preserve_index=False)
+            self.parquet = pq.ParquetWriter(self.path, table.schema)
+            self.parquet.write_table(table)
         else:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if self.parquet is None:
-                self.parquet = pq.ParquetWriter(self.path, table.schema)
-            self.parquet.write_table(table.cast(self.parquet.schema))
+            self.parquet.write_table(pa.Table.from_pylist(rows, schema=self.parquet.schema))
         self.started = True

@@ -87,10 +87,11 @@ def decision_row(result: Mapping[str, Any], explanation: Mapping[str, Any], lang
 
 
 def _flatten(name: str, value: Any, row: dict[str, Any], level: int) -> None:
-    if isinstance(value, Mapping) and level <= FLAT_LEVELS:
+    # documents hold plain dicts and lists (JSON values): exact type tests, cheaper than abstract ones
+    if type(value) is dict and level <= FLAT_LEVELS:
         for key, inner in value.items():
             _flatten(f"{name}_{key}", inner, row, level + 1)
-    elif isinstance(value, Mapping | list):
+    elif type(value) is dict or type(value) is list:
         row[name] = _text(value)
     else:
         row[name] = value
