@@ -76,7 +76,7 @@ async def _load_until_loaded(app: FastAPI, settings: Settings) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = app.state.settings if app.state.settings is not None else Settings()
     app.state.settings = settings
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.records_url)
     retrying: asyncio.Task | None = None
     try:
         revision = migrate(engine)

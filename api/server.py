@@ -90,8 +90,9 @@ def serve(
         raise ValueError("several workers read their settings from the environment: pass settings=None")
     # Settings, the port and the records database checked here, before the server starts: a refusal is one
     # line (ipcredit's), not a server's trace.
-    migrate((settings or Settings()).database_url)
+    checked = (settings or Settings()).require_stores()
     check_port(host, port)
+    migrate(checked.records_url)
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
         return
@@ -162,7 +163,7 @@ def ensure_models(say: Progress) -> None:
 def ensure_demo_key(settings: Settings, say: Progress) -> str:
     """The demo bank's key: the one kept in <home>/demo-api-key while it is valid, else a new one."""
     say("opening the records")
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.records_url)
     try:
         migrate(engine)
         factory = session_factory(engine)

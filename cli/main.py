@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from core.settings import REGISTERED_MODELS, champion_uri
-from features.errors import InvalidData
+from features.errors import InvalidData, ModelMismatch
 
 # LightGBM's OpenMP threads otherwise spin between trees; on a machine shared with other jobs that turns
 # seconds of training into minutes (0.6 s a tree on 1,935 rows with every core taken, measured). Set before
@@ -78,14 +78,14 @@ def _text(e: Exception) -> str:
 
 
 def user_errors(command):
-    """Turn refused input, settings and missing files into a message and exit code 2, and a service that
-    does not answer into one and exit code 4."""
+    """Turn refused input, settings, missing files and a chosen model that does not fit its input into a
+    message and exit code 2, and a service that does not answer into one and exit code 4."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except (InvalidData, FileNotFoundError, ValueError, LookupError) as e:
+        except (InvalidData, FileNotFoundError, ValueError, LookupError, ModelMismatch) as e:
             # markup off: file names and data values may hold square brackets
             console.print(f"error: {_text(e)}", markup=False, highlight=False)
             raise typer.Exit(REFUSED_INPUT_EXIT) from None
@@ -258,7 +258,7 @@ PromoteOption = Annotated[
 
 def _train(task: str, data: Path | None, spec: Path | None, options, valuation: str) -> None:
     """Train, print the registration and the gate's verdict; exit GATE_REFUSED_EXIT when --promote was
-    refused by the gate."""
+    refused by the gate, UNAVAILABLE_EXIT when the registry could not tell the gate the champion."""
     import json
 
     from models.training import train
@@ -285,6 +285,13 @@ def _train(task: str, data: Path | None, spec: Path | None, options, valuation: 
             markup=False,
         )
         raise typer.Exit(GATE_REFUSED_EXIT)
+    if options.promote and registration.verdict.decision == "undecided":
+        console.print(
+            "not promoted: the model registry could not say who the champion is, so the gate decided "
+            f"nothing; the champion is unchanged (exit code {UNAVAILABLE_EXIT})",
+            markup=False,
+        )
+        raise typer.Exit(UNAVAILABLE_EXIT)
 
 
 @train_app.command("valuation")
@@ -409,7 +416,7 @@ def decide(
     gc.collect()
     gc.freeze()
     with _progress() as bar:
-        step = bar.add_task("deciding", total=book.count(input))
+        step = bar.add_task("deciding", total=None)
         outcome = book.decide_book(
             input,
             output,
@@ -419,6 +426,7 @@ def decide(
             language=language,
             bank_id=bank_id,
             progress=lambda n: bar.update(step, advance=n),
+            sized=lambda n: bar.update(step, total=n),
         )
     _report_refused(outcome.rows, outcome.refused, output, "decided")
 
@@ -607,7 +615,7 @@ def _records():
     from core.settings import Settings
     from lending.db import make_engine, migrate, session_factory, transaction
 
-    engine = make_engine(Settings().database_url)
+    engine = make_engine(Settings().records_url)
     try:
         migrate(engine)
         with transaction(session_factory(engine)) as session:

@@ -1,8 +1,9 @@
 """The engine's settings: one typed object read from the environment when asked, never at import.
 
-- ``IPCREDIT_ENV``: ``dev`` (default) or ``prod``. In ``prod`` the embedded defaults are refused: the
-  records' ``DATABASE_URL`` must be given and must not be SQLite (one file on one machine is no bank's system
-  of record), and ``MLFLOW_TRACKING_URI`` must name the bank's MLflow server.
+- ``IPCREDIT_ENV``: ``dev`` (default) or ``prod``. In ``prod`` the embedded defaults are refused where they
+  would be used: the records' ``DATABASE_URL`` (`records_url`) must be given and must not be SQLite (one file
+  on one machine is no bank's system of record), and ``MLFLOW_TRACKING_URI`` (`tracking_uri`) must name the
+  bank's MLflow server.
 - ``IPCREDIT_HOME``: the project home (default ``.ipcredit`` under the working directory, made absolute when
   read, so that a process that changes directory later still uses the same place): the records' SQLite file
   and the local MLflow store live there by default.
@@ -19,11 +20,11 @@ A variable set but empty means unset. Each field is read from exactly one variab
 such as HOME.
 
 >>> s = Settings.from_env({"IPCREDIT_HOME": "/srv/ipcredit"})
->>> s.environment, s.database_url, s.tracking_uri
+>>> s.environment, s.records_url, s.tracking_uri
 ('dev', 'sqlite:////srv/ipcredit/ipcredit.db', 'sqlite:////srv/ipcredit/mlflow.db')
 >>> s.artifact_root
 '/srv/ipcredit/mlartifacts'
->>> Settings.from_env({"DATABASE_URL": "postgres://u:p@db/ipcredit"}).database_url
+>>> Settings.from_env({"DATABASE_URL": "postgres://u:p@db/ipcredit"}).records_url
 'postgresql+psycopg://u:p@db/ipcredit'
 >>> remote = Settings.from_env({"IPCREDIT_HOME": "/srv/h", "MLFLOW_TRACKING_URI": "http://mlflow:5000"})
 >>> remote.tracking_uri, remote.registry_uri, remote.artifact_root
@@ -31,10 +32,10 @@ such as HOME.
 >>> Settings.from_env({}).scoring_uri
 'models:/ipcredit-scoring@champion'
 >>> try:
-...     Settings.from_env({"IPCREDIT_ENV": "prod"})
+...     Settings.from_env({"IPCREDIT_ENV": "prod"}).records_url
 ... except ValueError as e:
-...     print(str(e).splitlines()[1][:75])
-  Value error, DATABASE_URL must be set when IPCREDIT_ENV=prod; got nothing
+...     print(str(e)[:60])
+DATABASE_URL must be set when IPCREDIT_ENV=prod; got nothing
 """
 
 from __future__ import annotations
@@ -138,30 +139,49 @@ class Settings(BaseSettings):
         return value.expanduser().absolute()
 
     @model_validator(mode="after")
-    def _resolve_and_refuse_unsafe(self) -> Settings:
+    def _resolve(self) -> Settings:
         url = self.database_url.strip()
+        if url:
+            self.database_url = normalise_url(url)
+        elif self.environment == "dev":
+            self.database_url = f"sqlite:///{self.home / DATABASE_FILE}"
+        return self
+
+    # Production's refusals are made where each store is used, not when the settings are read: a command
+    # that never opens the records (training, say) does not need DATABASE_URL, nor one that never opens the
+    # registry (`ipcredit keys`) MLFLOW_TRACKING_URI.
+
+    @property
+    def records_url(self) -> str:
+        """The records database's URL; in prod, refused unless it is given and is not SQLite."""
         if self.environment == "prod":
-            if not url:
+            if not self.database_url:
                 raise ValueError(
                     "DATABASE_URL must be set when IPCREDIT_ENV=prod; got nothing (the SQLite default is for "
                     "development only). Set it to a PostgreSQL URL, e.g. postgresql://user:password@host/ipcredit"
                 )
-            if url.startswith("sqlite"):
+            if self.database_url.startswith("sqlite"):
                 raise ValueError(
-                    f"DATABASE_URL must be a PostgreSQL URL when IPCREDIT_ENV=prod; got {url!r} "
-                    "(SQLite is for development only)"
+                    "DATABASE_URL must be a PostgreSQL URL when IPCREDIT_ENV=prod; "
+                    f"got {self.database_url!r} (SQLite is for development only)"
                 )
-            if not self.mlflow_tracking_uri.strip():
-                raise ValueError(
-                    "MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store "
-                    "under IPCREDIT_HOME is for one machine: point the engine at the bank's MLflow server)"
-                )
-        self.database_url = normalise_url(url) if url else f"sqlite:///{self.home / DATABASE_FILE}"
-        return self
+        return self.database_url
 
     @property
     def tracking_uri(self) -> str:
-        return self.mlflow_tracking_uri.strip() or f"sqlite:///{self.home / MLFLOW_FILE}"
+        """MLflow's tracking URI; in prod, refused unless it is given."""
+        given = self.mlflow_tracking_uri.strip()
+        if self.environment == "prod" and not given:
+            raise ValueError(
+                "MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing (the local store "
+                "under IPCREDIT_HOME is for one machine: point the engine at the bank's MLflow server)"
+            )
+        return given or f"sqlite:///{self.home / MLFLOW_FILE}"
+
+    def require_stores(self) -> Settings:
+        """These settings, once both stores' refusals have been checked (the service uses both)."""
+        _ = self.records_url, self.tracking_uri
+        return self
 
     @property
     def registry_uri(self) -> str:

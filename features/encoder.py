@@ -161,6 +161,9 @@ class SpecEncoder:
                     problems.append(Problem(c, self._expected_level(c), plain(value), row, record_id))
                 x[j] = np.nan if code is None else code  # a level training did not see: missing
                 continue
+            if isinstance(value, str):  # a number as text (a CSV column holding a word), read as tables are
+                number = pd.to_numeric(value, errors="coerce")
+                value = value if math.isnan(number) else float(number)
             if not isinstance(value, numbers.Real):
                 problems.append(Problem(c, "a number", value, row, record_id))
             elif not math.isfinite(value):

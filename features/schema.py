@@ -9,6 +9,7 @@ a table's columns as numpy arrays; `parse_records` runs the same rules on record
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
@@ -837,14 +838,29 @@ def expected_text(message: str) -> str:
 def body_problems(errors: Iterable[Mapping[str, Any]]) -> list[Problem]:
     """pydantic's errors on a request body (an application, or assets to value) as Problems: the field by
     its names (``assets.claims``), the row by the first list position in it (the asset's), what was expected
-    in words, and what was got."""
-    problems = []
+    in words, and what was got. pydantic's own steps in a location (``function-after[...]``, the member of a
+    union it tried) are not fields: they are left out, and a value every member of a union refused is one
+    problem, its expectations joined by "; or ". A body that is not JSON is one problem: where it stops being
+    JSON and why."""
+    merged: dict[tuple[str, int | None], Problem] = {}
     for err in errors:
+        if err.get("type") == "json_invalid":
+            where = next((part for part in err["loc"] if isinstance(part, int)), None)
+            why = (err.get("ctx") or {}).get("error", err["msg"])
+            merged[("body", None)] = Problem("body", "a JSON object", f"{why} (at character {where})")
+            continue
         loc = list(err["loc"])
-        names = [str(part) for part in loc if not isinstance(part, int)]
+        names = [part for part in loc if isinstance(part, str) and part.isidentifier()]
         row = next((part for part in loc if isinstance(part, int)), None)
-        problems.append(Problem(".".join(names) or "body", expected_text(err["msg"]), err.get("input"), row))
-    return problems
+        key = (".".join(names) or "body", row)
+        expected = expected_text(err["msg"])
+        if key in merged:
+            first = merged[key]
+            if expected not in first.expected.split("; or "):
+                merged[key] = dataclasses.replace(first, expected=f"{first.expected}; or {expected}")
+            continue
+        merged[key] = Problem(key[0], expected, err.get("input"), row)
+    return list(merged.values())
 
 
 def _record_label(model: type[Record], item: Any) -> str | None:

@@ -336,9 +336,9 @@ def evaluate_gate(
     new = gate.figures(held_out, predicted, spec, level)
     try:
         champion = registry.current_champion(name)
-    except store.RegistryUnavailable as e:  # unknown is not "no champion": promote nothing
+    except store.RegistryUnavailable as e:  # unknown is not "no champion": promote nothing, decide nothing
         log.warning("%s: %s", name, e)
-        return Verdict("refused" if promote else "not requested", False, (str(e),), new, None, None)
+        return Verdict("undecided" if promote else "not requested", False, (str(e),), new, None, None)
     if champion is not None:
         # The champion is judged only on rows it did not learn from (a retrain on overlapping data, or with
         # another seed, holds out rows the champion was trained on: its in-sample figures would win).

@@ -47,8 +47,9 @@ from valuation.data import EXTRA_INPUTS
 
 @dataclass(frozen=True)
 class Verdict:
-    """A gate's answer. `decision`: "first champion", "promoted", "refused", or "not requested" (promote was
-    False: the figures are logged, the aliases are not touched). `passed` is the gate's own answer."""
+    """A gate's answer. `decision`: "first champion", "promoted", "refused", "undecided" (the registry could
+    not say who the champion is: nothing was promoted), or "not requested" (promote was False: the figures
+    are logged, the aliases are not touched). `passed` is the gate's own answer."""
 
     decision: str
     passed: bool

@@ -70,7 +70,7 @@ def test_up_refuses_production(monkeypatch):
 def test_production_needs_the_registry_named_as_it_needs_the_database():
     prod = {"IPCREDIT_ENV": "prod", "DATABASE_URL": "postgresql://u:p@127.0.0.1/db"}
     with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod"):
-        Settings.from_env(prod)
+        Settings.from_env(prod).require_stores()  # as `serve` checks before it starts
     named = Settings.from_env({**prod, "MLFLOW_TRACKING_URI": "http://mlflow.bank.internal:5000"})
     assert named.environment == "prod" and named.model_retry_seconds == 30.0
 

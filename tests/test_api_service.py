@@ -562,6 +562,14 @@ def _fields(response) -> list[tuple[str, int | None]]:
         ("assets.0.asset_kind", "copyright", "assets.asset_kind", 0, "'patent' or 'trademark'"),
         ("assets.0.owner_industry", "mining", "assets.owner_industry", 0, "'electronics', 'biomedicine'"),
         ("assets.0.claims", True, "assets.claims", 0, "a valid number"),  # a boolean is not a count
+        # a status neither a patent's nor a mark's: one problem, named by the field alone, both lists said
+        (
+            "assets.0.status_as_of",
+            "sold",
+            "assets.status_as_of",
+            0,
+            "'withdrawn'; or 'pending', 'registered'",
+        ),
         ("assets", [], "assets", None, "at least 1 item"),
         ("enterprise.employees", "12", "enterprise.employees", None, "a valid integer"),
         ("enterprise.employees", 12.5, "enterprise.employees", None, "a valid integer"),
@@ -623,6 +631,15 @@ def test_a_trademark_with_a_patent_type_and_a_patent_without_one_are_refused(ser
 def test_malformed_json_is_a_422_not_a_500(service, content, expected):
     response = service.post("/v1/valuations", content=content, headers={"content-type": "application/json"})
     assert response.status_code == 422 and expected in response.json()["detail"][0]["expected"]
+
+
+def test_a_body_that_is_not_json_says_where_and_why_it_stops_being_json(service):
+    response = service.post(
+        "/v1/valuations", content=b'{"assets": 1,, }', headers={"content-type": "application/json"}
+    )
+    (problem,) = response.json()["detail"]
+    assert (problem["field"], problem["row"], problem["expected"]) == ("body", None, "a JSON object")
+    assert "double quotes" in problem["got"] and "at character" in problem["got"]
 
 
 @pytest.mark.parametrize(

@@ -174,6 +174,33 @@ def test_an_error_message_is_printed_verbatim(tmp_path, name):
     assert_refused(run("features", "--data", folder), f"{folder} is not a portfolio folder")
 
 
+def test_a_chosen_model_that_does_not_fit_its_input_exits_2_not_as_a_fault_of_ours():
+    import typer
+
+    from cli.main import user_errors
+    from features.errors import ModelMismatch
+
+    @user_errors
+    def command():
+        raise ModelMismatch(
+            "the scoring model reads features that an application's row does not give: debtinc"
+        )
+
+    with pytest.raises(typer.Exit) as stopped:
+        command()
+    assert stopped.value.exit_code == 2
+
+
+def test_keys_in_production_need_the_records_database_and_not_the_model_registry(tmp_path, monkeypatch):
+    """`ipcredit keys` never opens the registry: prod asks it for DATABASE_URL only."""
+    monkeypatch.setenv("IPCREDIT_ENV", "prod")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    refused = run("keys", "list")
+    assert refused.exit_code == 2 and "DATABASE_URL must be set" in refused.output
+    assert "MLFLOW" not in refused.output
+
+
 def test_keys_create_prints_a_key_once_and_refuses_unknown_roles(tmp_path, monkeypatch):
     monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
     monkeypatch.delenv("DATABASE_URL", raising=False)

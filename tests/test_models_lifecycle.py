@@ -537,7 +537,8 @@ def test_mlflows_notice_that_the_wrapper_is_pickled_is_not_shown_and_its_other_w
 
 
 def test_a_registry_that_cannot_say_who_the_champion_is_promotes_nothing(versions, table, monkeypatch):
-    """A failure to look up the champion is not "no champion": the gate refuses, and the champion stays."""
+    """A failure to look up the champion is not "no champion": the gate decides nothing, and the champion
+    stays."""
     before = champion_version()
 
     def cannot_say(name):
@@ -552,6 +553,6 @@ def test_a_registry_that_cannot_say_who_the_champion_is_promotes_nothing(version
         data_source={"path": "synthesize(1200, seed=3)", "acquired": "2026-06-30"},
         options=RunOptions(seed=1, promote=True, params={"n_estimators": 60}, shap_rows=50),
     )
-    assert result.verdict.decision == "refused" and not result.verdict.passed
+    assert result.verdict.decision == "undecided" and not result.verdict.passed
     assert "did not answer" in result.verdict.reasons[0]
     assert champion_version() == before

@@ -54,6 +54,11 @@ def test_database_url_names_the_driver(given, expected):
     assert Settings.from_env({"DATABASE_URL": given}).database_url == expected
 
 
+def test_an_unknown_environment_is_refused_when_read():
+    with pytest.raises(ValidationError, match="Input should be 'dev' or 'prod'"):
+        Settings.from_env({"IPCREDIT_ENV": "staging"})
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
@@ -67,16 +72,24 @@ def test_database_url_names_the_driver(given, expected):
             {"IPCREDIT_ENV": "PROD", "DATABASE_URL": "sqlite+pysqlite:///x.db"},
             "SQLite is for development only",
         ),
-        ({"IPCREDIT_ENV": "staging"}, "Input should be 'dev' or 'prod'"),
-        (
-            {"IPCREDIT_ENV": "prod", "DATABASE_URL": "postgresql://u@db/ipc"},
-            "MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing",
-        ),
     ],
 )
-def test_unsafe_or_unknown_settings_are_refused(env, message):
-    with pytest.raises(ValidationError, match=message):
-        Settings.from_env(env)
+def test_prod_refuses_the_embedded_records_database_where_the_records_are_used(env, message):
+    settings = Settings.from_env({**env, "MLFLOW_TRACKING_URI": "http://mlflow:5000"})
+    assert settings.tracking_uri == "http://mlflow:5000"  # the registry's side is not refused for it
+    with pytest.raises(ValueError, match=message):
+        _ = settings.records_url
+
+
+def test_prod_refuses_the_local_model_store_where_the_registry_is_used():
+    settings = Settings.from_env({"IPCREDIT_ENV": "prod", "DATABASE_URL": "postgresql://u@db/ipc"})
+    assert settings.records_url == "postgresql+psycopg://u@db/ipc"  # `ipcredit keys` needs no registry
+    with pytest.raises(
+        ValueError, match="MLFLOW_TRACKING_URI must be set when IPCREDIT_ENV=prod; got nothing"
+    ):
+        _ = settings.tracking_uri
+    with pytest.raises(ValueError, match="MLFLOW_TRACKING_URI must be set"):
+        _ = settings.registry_uri
 
 
 PROD_REGISTRY = {"MLFLOW_TRACKING_URI": "http://mlflow:5000"}
@@ -86,7 +99,7 @@ def test_prod_accepts_postgresql_and_hides_passwords_in_errors():
     settings = Settings.from_env(
         {"IPCREDIT_ENV": "Prod", "DATABASE_URL": "postgresql://u:secret@db/ipc", **PROD_REGISTRY}
     )
-    assert (settings.environment, settings.database_url) == ("prod", "postgresql+psycopg://u:secret@db/ipc")
+    assert (settings.environment, settings.records_url) == ("prod", "postgresql+psycopg://u:secret@db/ipc")
     with pytest.raises(ValidationError) as refused:
         Settings.from_env({"IPCREDIT_ENV": "qa", "DATABASE_URL": "postgresql://u:secret@db/ipc"})
     assert "secret" not in str(refused.value)

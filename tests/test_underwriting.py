@@ -300,3 +300,123 @@ def test_the_shipped_example_book_is_decided_without_a_refusal(valuer, scorer, t
         pd.read_parquet(tmp_path / "a.parquet"), pd.read_parquet(tmp_path / "b.parquet")
     )
     assert np.isfinite(pd.read_parquet(tmp_path / "a.parquet")["pd"]).all()
+
+
+def _write_book(tmp_path, bodies: list[dict], suffix: str = ".csv") -> tuple:
+    applications, assets = _book_tables(bodies)
+    paths = tmp_path / f"applications{suffix}", tmp_path / f"assets{suffix}"
+    for frame, path in zip((applications, assets), paths, strict=True):
+        frame.to_csv(path, index=False) if suffix == ".csv" else frame.to_parquet(path, index=False)
+    return paths
+
+
+def test_an_asset_of_no_application_refuses_the_tables(tmp_path, bodies, valuer, scorer):
+    """A mistyped id would otherwise leave the asset out of its bundle unseen."""
+    applications, assets = _write_book(tmp_path, bodies[:3])
+    table = pd.read_csv(assets, dtype=str)
+    table.loc[1, "application_id"] = "A-typo"
+    table.to_csv(assets, index=False)
+    with pytest.raises(InvalidData) as refused:
+        book.decide_book(applications, tmp_path / "out.csv", valuer, scorer, assets=assets)
+    assert [(p.field, p.row, p.got) for p in refused.value.problems] == [
+        ("assets.application_id", 1, "A-typo")
+    ]
+    assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize("form", ["lines", "tables"])
+def test_an_id_two_applications_carry_refuses_both_in_whatever_chunk(
+    tmp_path, bodies, valuer, scorer, form, monkeypatch
+):
+    monkeypatch.setattr(book, "CHUNK", 2)  # the two carriers in different chunks
+    chosen = copy.deepcopy(bodies[:5])
+    chosen[4]["application_id"] = chosen[0]["application_id"]
+    if form == "lines":
+        source, assets = tmp_path / "book.jsonl", None
+        source.write_text("".join(json.dumps(b) + "\n" for b in chosen), encoding="utf-8")
+    else:
+        for asset in chosen[4]["assets"]:
+            asset["asset_id"] += "-other"  # the second application's own assets: not merged into the first's
+        source, assets = _write_book(tmp_path, chosen)
+    outcome = book.decide_book(source, tmp_path / "out.csv", valuer, scorer, assets=assets)
+    assert [(p.row, p.field) for p in outcome.refused] == [(0, "application_id"), (4, "application_id")]
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"error": str}).fillna({"error": ""})
+    assert out["error"].astype(bool).tolist() == [True, False, False, False, True]
+
+
+def test_a_json_lines_book_may_begin_with_a_byte_order_mark_and_hold_blank_lines(
+    tmp_path, bodies, valuer, scorer
+):
+    source = tmp_path / "book.jsonl"
+    text = "\n\n".join(json.dumps(b, ensure_ascii=False) for b in bodies[:3]) + "\n\n"
+    source.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    outcome = book.decide_book(source, tmp_path / "out.jsonl", valuer, scorer)
+    assert outcome.rows == 3 and outcome.refused == []
+
+
+def test_a_parquet_book_s_numeric_ids_and_a_blank_in_a_yes_no_column_are_read(
+    tmp_path, bodies, valuer, scorer
+):
+    applications, assets = _book_tables(bodies[:4])
+    numbers = {a: 1001 + k for k, a in enumerate(applications["application_id"])}
+    applications["application_id"] = applications["application_id"].map(numbers)
+    assets["application_id"] = assets["application_id"].map(numbers)
+    applications["high_tech"] = applications["high_tech"].astype(float)  # 0.0 and 1.0, as with a blank
+    applications.loc[0, "high_tech"] = np.nan
+    applications.to_parquet(tmp_path / "a.parquet", index=False)
+    assets.to_parquet(tmp_path / "b.parquet", index=False)
+    outcome = book.decide_book(
+        tmp_path / "a.parquet", tmp_path / "out.parquet", valuer, scorer, assets=tmp_path / "b.parquet"
+    )
+    # the blank is the only value refused (the report must say yes or no); the 1.0s and 0.0s are read
+    assert [(p.row, p.field, p.got) for p in outcome.refused] == [(0, "enterprise.high_tech", None)]
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["application_id"].tolist() == ["1001", "1002", "1003", "1004"]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_a_book_is_written_alike_in_every_chunk_and_refused_ids_as_text(
+    tmp_path, bodies, valuer, scorer, suffix, monkeypatch
+):
+    """A whole number stays one from chunk to chunk (a chunk with a refusal once wrote 12.0), and a refused
+    application's odd id is written as text (Parquet once failed on it, leaving half a file)."""
+    monkeypatch.setattr(book, "CHUNK", 2)
+    chosen = copy.deepcopy(bodies[:5])
+    chosen[3]["enterprise"]["enterprise_id"] = 12345  # refused: not text
+    source = tmp_path / "book.jsonl"
+    source.write_text("".join(json.dumps(b) + "\n" for b in chosen), encoding="utf-8")
+    out = tmp_path / f"out{suffix}"
+    outcome = book.decide_book(source, out, valuer, scorer)
+    assert outcome.refused_rows == 1
+    if suffix == ".csv":
+        frame = pd.read_csv(out, dtype=str)
+        term = frame["valuation_bundle_loan_term_months"].dropna().tolist()
+        assert term and all(t.isdigit() for t in term)
+    elif suffix == ".parquet":
+        frame = pd.read_parquet(out)
+        assert frame.loc[3, "enterprise_id"] == "12345"
+    else:
+        frame = _json_lines(out)
+        assert frame.loc[3, "enterprise_id"] == "12345"
+    assert frame["application_id"].tolist() == [b["application_id"] for b in chosen]
+
+
+def test_a_failed_run_leaves_an_earlier_output_as_it_was_and_the_input_is_never_the_output(
+    tmp_path, bodies, valuer
+):
+    import types
+
+    source = tmp_path / "book.jsonl"
+    source.write_text("".join(json.dumps(b) + "\n" for b in bodies[:3]), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    out.write_text("earlier\n", encoding="utf-8")
+    stranger = types.SimpleNamespace(spec=types.SimpleNamespace(feature_names=("debtinc",)))
+    with pytest.raises(ModelMismatch):
+        book.decide_book(source, out, valuer, stranger)
+    assert out.read_text(encoding="utf-8") == "earlier\n"
+    assert {p.name for p in tmp_path.iterdir()} == {"book.jsonl", "out.csv"}  # no partial file left
+    with pytest.raises(InvalidData, match="--output"):
+        book.decide_book(source, source, valuer, stranger)
+    with pytest.raises(InvalidData, match="--bank-id"):
+        book.decide_book(source, out, valuer, stranger, bank_id="x" * 500)
+    assert source.read_text(encoding="utf-8").count("\n") == 3

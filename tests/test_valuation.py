@@ -224,10 +224,24 @@ def test_record_and_table_checks_refuse_the_same_values(trained, change, field):
         trained.valuer.model.value_one(record)
 
 
+def test_a_number_written_as_text_is_read_alike_by_records_and_tables(trained):
+    """A CSV column with one word in it is read as text: its numbers are numbers on both paths, the word is
+    refused on both."""
+    encoder = trained.valuer.model.encoder_
+    rows = trained.test.head(3).reset_index(drop=True).astype({"claims": object})
+    rows["claims"] = [str(v) for v in rows["claims"]]
+    rows.loc[1, "claims"] = "many"
+    by_record = [encoder.record_row(r, i) for i, r in enumerate(rows.to_dict("records"))]
+    table_problems = encoder.row_problems(rows)
+    assert [(p.field, p.row, p.got) for _, found in by_record for p in found] == [("claims", 1, "many")]
+    assert [(p.field, p.row, p.got) for p in table_problems] == [("claims", 1, "many")]
+    np.testing.assert_array_equal(by_record[0][0], encoder.transform(rows.iloc[[0]]).to_numpy()[0])
+
+
 def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
     """SpecEncoder.encode takes record_row for a request's few assets and the column path for tables:
     both give the same matrix and the same problems, in the same order, ids included."""
-    import valuation.model
+    import features.encoder
 
     rows = trained.test.head(12).reset_index(drop=True).copy()
     rows["remaining_years"] = rows["remaining_years"].astype("float64")
@@ -235,9 +249,9 @@ def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
     rows.loc[5, "owner_industry"] = "shipbuilding"
     rows.loc[7, "owner_revenue_cny"] = np.nan  # required
     encoder = trained.valuer.model.encoder_
-    assert len(rows) <= valuation.model.RECORD_ROWS
+    assert len(rows) <= features.encoder.RECORD_ROWS
     X_records, problems_records = encoder.encode(rows)
-    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
+    monkeypatch.setattr(features.encoder, "RECORD_ROWS", 0)
     X_table, problems_table = encoder.encode(rows)
     good = np.setdiff1d(np.arange(len(rows)), [2, 5, 7])
     np.testing.assert_array_equal(X_records[good], X_table[good])
@@ -252,9 +266,9 @@ def test_few_rows_are_encoded_and_refused_as_a_table_is(trained, monkeypatch):
         ("owner_revenue_cny", 7),
     }
     # and Valuer.value gives the same figures either way
-    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 16)
+    monkeypatch.setattr(features.encoder, "RECORD_ROWS", 16)
     small, _ = trained.valuer.value(rows)
-    monkeypatch.setattr(valuation.model, "RECORD_ROWS", 0)
+    monkeypatch.setattr(features.encoder, "RECORD_ROWS", 0)
     large, _ = trained.valuer.value(rows)
     pd.testing.assert_frame_equal(small, large)
 

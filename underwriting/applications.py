@@ -26,10 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from features.errors import Problem
 from features.schema import Bool, Date, Enterprise, GuaranteeType, Id, Int, enterprise_key
-from valuation.assets import AssetRecord
+from valuation.assets import MAX_AMOUNT_CNY, AssetRecord
 
 MAX_PLEDGED = 100  # assets pledged in one application
-MAX_AMOUNT_CNY = 1e15  # no enterprise, asset or loan in the programme comes near this
 MAX_COUNT = 1_000_000_000
 EARLIEST_DATE = dt.date(1900, 1, 1)
 # The applicant's credit report field of each owner fact an asset carries.

@@ -49,17 +49,16 @@ from underwriting.applications import Application, ApplicationRecord, applicant_
 from underwriting.documents import differences
 from underwriting.policy import LOAN_COLUMNS, LendingPolicy, loan_term_columns, loan_terms
 from underwriting.table import ID, application_rows
-from valuation.documents import asset_documents
-from valuation.pledge import STATUS_COLUMNS, BundleValuation, unpledgeable
+from valuation.documents import asset_documents, bundle_columns
+from valuation.pledge import BundleValuation, unpledgeable
 from valuation.valuer import Valuer
 
 LANGUAGES = ("zh", "en")
 LOSS_SHARES = {"bank": "el_bank", "guarantor": "el_guarantor", "insurer": "el_insurer", "fund": "el_fund"}
 LOAN_FIGURES = ("credit_line_cny", "ead_cny", "lgd", "expected_loss_cny", "interest_subsidy_cny")
+
+
 # The asset columns a bundle is valued from, as each asset was received.
-_BUNDLE_COLUMNS = ("asset_id", "asset_kind", "patent_type", "remaining_years", *STATUS_COLUMNS)
-
-
 @dataclass(frozen=True)
 class Policies:
     """The policies a decision is made with, stored with it: the decision policy (cut-offs, decline and hold
@@ -230,6 +229,10 @@ def decide_loans(
 # the batch
 
 
+# The loan record's fields that the body holds elsewhere than in `loan`: a problem is named where it was sent.
+_LOAN_FIELDS_ELSEWHERE = {"application_id": "application_id", "enterprise_id": "enterprise.enterprise_id"}
+
+
 class _Batch:
     """The applications of one `decide` call as they are worked on: their parsed parts, their assets valued
     (all of them at once, in application order) and bundled, and the problems that refuse each."""
@@ -243,6 +246,7 @@ class _Batch:
         self.owner = np.zeros(0, dtype=np.intp)  # each asset's application
         self.first = np.zeros(len(applications) + 1, dtype=np.intp)  # application k's: first[k]:first[k + 1]
         self.values: dict[str, Any] = {}
+        self.parts: dict[str, np.ndarray] = {}  # the assets' columns a bundle is made of
         self.bundles: dict[int, BundleValuation] = {}
 
     def refuse(self, k: int, *problems: Problem) -> None:
@@ -270,9 +274,11 @@ class _Batch:
         self.loans, loan_problems = parse_each(LoanApplication, loans)  # an id twice in a batch: refused
         # Several applications of one enterprise may carry the same report: no key is unique across them.
         self.enterprises, report_problems = parse_each(Enterprise, [a.enterprise for a in apps], keys=False)
-        for prefix, found in (("loan.", loan_problems), ("enterprise.", report_problems)):
-            for p in found:
-                self.refuse(p.row, Problem(prefix + p.field, p.expected, p.got, None, p.record_id))
+        for p in loan_problems:
+            field = _LOAN_FIELDS_ELSEWHERE.get(p.field, f"loan.{p.field}")
+            self.refuse(p.row, Problem(field, p.expected, p.got, None, p.record_id))
+        for p in report_problems:
+            self.refuse(p.row, Problem(f"enterprise.{p.field}", p.expected, p.got, None, p.record_id))
         for k, (loan, report) in enumerate(zip(self.loans, self.enterprises, strict=True)):
             if loan is not None and report is not None and report.report_date > loan.application_date:
                 expected = f"a credit report dated on or before the application date {loan.application_date}"
@@ -294,7 +300,7 @@ class _Batch:
         if not self.assets:
             return
         self.values, problems = valuer.value_records(self.assets, explain=True)
-        parts = {c: np.array([a.get(c) for a in self.assets], dtype=object) for c in _BUNDLE_COLUMNS}
+        self.parts = parts = bundle_columns(self.assets)
         for p in (*unpledgeable(parts), *problems):
             if p.row is None:  # not of one asset (none is known): every application's
                 for k in live:
@@ -306,7 +312,6 @@ class _Batch:
                 continue
             at = slice(self.first[k], self.first[k + 1])
             group = {c: values[at] for c, values in parts.items()}
-            group["remaining_years"] = np.asarray(group["remaining_years"], dtype="float64")
             group["value_cny"] = self.values["value_cny"][at]
             try:
                 self.bundles[k] = valuer.bundle_of(group, self.loans[k].term_months)
@@ -327,10 +332,9 @@ class _Batch:
         at = np.concatenate([np.arange(self.first[k], self.first[k + 1]) for k in live])
         assets = {
             ID: np.array([self.applications[k].application_id for k in self.owner[at]], dtype=object),
-            **{c: np.array([self.assets[i].get(c) for i in at], dtype=object) for c in _BUNDLE_COLUMNS},
+            **{c: values[at] for c, values in self.parts.items()},
             **{c: np.asarray(values)[at] for c, values in self.values.items() if c != "factors"},
         }
-        assets["remaining_years"] = np.asarray(assets["remaining_years"], dtype="float64")
         return application_rows(loans, enterprises, assets, [self.bundles[k] for k in live])
 
     def decision(

@@ -19,20 +19,12 @@ import pandas as pd
 from features.portfolio import Portfolio
 from features.snapshot import enterprise_snapshot
 from features.values import json_value
-from underwriting.applications import OWNER_FACTS
+from underwriting.applications import OWNER_FACTS, LoanTerms
 from valuation.assets import AssetRecord
 from valuation.data import asset_rows
 
-LOAN_FIELDS = (
-    "application_date",
-    "amount_cny",
-    "term_months",
-    "annual_rate",
-    "guarantee",
-    "guarantee_share",
-    "insurance",
-    "insurance_share",
-)
+# The loan's terms an example states (the bank's id is the book's, given apart).
+LOAN_FIELDS = tuple(name for name in LoanTerms.model_fields if name != "bank_id")
 
 
 def application_bodies(

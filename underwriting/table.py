@@ -182,7 +182,8 @@ def assemble_scoring_table(
     features: pd.DataFrame, valued_assets: pd.DataFrame, term_months: pd.Series, valuer: Valuer
 ) -> pd.DataFrame:
     """Application features (features.pipeline, indexed by application_id) joined with the valued bundle
-    of each and the loan-to-value figures; the one place both the batch table and a request are built."""
+    of each and the loan-to-value figures: a portfolio's scoring table (a request's rows are built from its
+    records by `application_rows`, with the same formulas; tests/test_underwriting.py holds them equal)."""
     table = features.join(bundle_figures(valued_assets, term_months, valuer))
     add_loan_to_value(table)
     return table.reset_index()

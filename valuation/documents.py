@@ -39,6 +39,8 @@ SCORES = {
     "market": "market_score",
 }
 
+BUNDLE_COLUMNS = ("asset_id", "asset_kind", "patent_type", "remaining_years", *STATUS_COLUMNS)
+
 
 def asset_documents(values: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Valuer.value_records' figures as one document per asset (its values not yet JSON values)."""
@@ -83,17 +85,19 @@ def value_assets(valuer: Valuer, records: Sequence[Mapping[str, Any]], level: fl
     return json_value({"level": level, "assets": documents})
 
 
+def bundle_columns(records: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """The asset records' columns a bundle is made of (Valuer.bundle_of reads them with the values)."""
+    columns = {c: np.array([r.get(c) for r in records], dtype=object) for c in BUNDLE_COLUMNS}
+    columns["remaining_years"] = columns["remaining_years"].astype("float64")
+    return columns
+
+
 def bundle_of(
     valuer: Valuer, records: Sequence[Mapping[str, Any]], values: Mapping[str, Any], term_months: int
 ) -> BundleValuation:
     """The bundle of assets valued already (Valuer.bundle_of); InvalidData naming the assets' fields."""
-    assets = {
-        c: np.array([r.get(c) for r in records], dtype=object)
-        for c in ("asset_id", "asset_kind", "patent_type", *STATUS_COLUMNS)
-    }
-    assets["remaining_years"] = np.array([r.get("remaining_years") for r in records], dtype="float64")
     try:
-        return valuer.bundle_of(assets | {"value_cny": values["value_cny"]}, term_months)
+        return valuer.bundle_of(bundle_columns(records) | {"value_cny": values["value_cny"]}, term_months)
     except InvalidData as e:  # e.g. an asset without a remaining term: it cannot be pledged
         raise InvalidData(located(e.problems), "bundle") from e
 
