@@ -36,7 +36,7 @@ from lending.db import make_engine, migrate, session_factory, transaction
 from models import registry
 from models.datasets import DEFAULT_PORTFOLIO, portfolio_at
 from models.lifecycle import RunOptions
-from models.training import train
+from models.training import held_out_summary, train
 from underwriting.examples import application_bodies
 
 log = logging.getLogger(__name__)
@@ -157,7 +157,8 @@ def ensure_models(say: Progress) -> None:
             registration = train(
                 task, options=RunOptions(promote=True), valuation_uri=champion_uri("valuation")
             )
-            say(f"registered {registration.model_uri} ({registration.verdict.summary()})")
+            say(held_out_summary(task, registration.metrics))
+            say(f"registered {registration.model_uri}; gate: {registration.verdict.summary()}")
 
 
 def ensure_demo_key(settings: Settings, say: Progress) -> str:

@@ -116,6 +116,8 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log prog
     )
 
 
+SYNTH_ENTERPRISES = 26_000  # features.synth.DEFAULT_ENTERPRISES, written here to keep the CLI's start light
+SYNTH_VINTAGES = "2019-2026"
 SYNTH_STAGES = [
     "enterprises",
     "patents and trademarks",
@@ -131,16 +133,27 @@ SYNTH_STAGES = [
 @user_errors
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write the portfolio to")] = DEFAULT_DATA,
-    enterprises: Annotated[int, typer.Option(min=10, help="Number of enterprises")] = 5_000,
+    enterprises: Annotated[int, typer.Option(min=10, help="Number of enterprises")] = SYNTH_ENTERPRISES,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same portfolio")] = 7,
+    vintages: Annotated[
+        str, typer.Option(help="The years loans are originated in, FIRST-LAST (e.g. 2019-2026)")
+    ] = SYNTH_VINTAGES,
 ):
-    """Write the synthetic Ezhou portfolio (Parquet tables, manifest.json, truth/)."""
-    from features.synth import synthesize
+    """Write the synthetic Ezhou book: quarterly credit reports, patents and marks with their legal events,
+    loans over the vintages with their outcomes and recoveries (Parquet tables, manifest.json, truth/)."""
+    import dataclasses
 
+    from features.synth import Assumptions, synthesize
+
+    first, last = _vintages(vintages)
+    assumptions = dataclasses.replace(Assumptions(), first_vintage=first, last_vintage=last)
     with _progress() as bar:
         task = bar.add_task("synthesising", total=len(SYNTH_STAGES) + 1)
         portfolio = synthesize(
-            enterprises, seed=seed, progress=lambda step: bar.update(task, advance=1, description=step)
+            enterprises,
+            seed=seed,
+            assumptions=assumptions,
+            progress=lambda step: bar.update(task, advance=1, description=step),
         )
         bar.update(task, description="writing Parquet")
         portfolio.save(out)
@@ -150,9 +163,23 @@ def synth(
     sizes = ", ".join(
         f"{n:,} {snapshots if k == 'enterprises' else k}" for k, n in portfolio.manifest["sizes"].items()
     )
+    m = portfolio.manifest
     console.print(
-        f"wrote {out}: {sizes}; observed default rate {portfolio.manifest['default_rate_observed']:.2%}"
+        f"wrote {out}: {sizes}; {m['loans_with_outcome']:,} loans with an outcome ({m['defaults']:,} "
+        f"defaults, {m['default_rate_observed'] or 0:.2%}), {m['loans_running']:,} still running",
+        markup=False,
     )
+
+
+def _vintages(text: str) -> tuple[int, int]:
+    """FIRST-LAST as two years, or a refusal saying what was expected."""
+    parts = text.split("-")
+    if len(parts) != 2 or not all(p.strip().isdigit() and len(p.strip()) == 4 for p in parts):
+        raise ValueError(f"--vintages: expected two years as FIRST-LAST, e.g. 2019-2026; got {text!r}")
+    first, last = (int(p) for p in parts)
+    if first > last:
+        raise ValueError(f"--vintages: expected the first year on or before the last; got {text!r}")
+    return first, last
 
 
 @app.command()
@@ -261,7 +288,7 @@ def _train(task: str, data: Path | None, spec: Path | None, options, valuation: 
     refused by the gate, UNAVAILABLE_EXIT when the registry could not tell the gate the champion."""
     import json
 
-    from models.training import train
+    from models.training import held_out_summary, train
 
     with _progress() as bar:
         step = bar.add_task("loading data", total=None)
@@ -275,6 +302,7 @@ def _train(task: str, data: Path | None, spec: Path | None, options, valuation: 
         )
         bar.update(step, total=1, completed=1, description="done")
     typer.echo(json.dumps(registration.metrics, indent=2, default=str))
+    typer.echo(held_out_summary(task, registration.metrics))
     typer.echo(
         f"registered {registration.model_uri} (run {registration.run_id}); "
         f"gate: {registration.verdict.summary()}"

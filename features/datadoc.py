@@ -31,10 +31,22 @@ from features.portfolio import TABLE_MODELS
 
 COMMAND = "python -m features.datadoc > docs/data-model.md"
 
-_KIND_NAMES = {"str": "text", "int": "integer", "float": "number", "bool": "boolean", "date": "date",
-               "enum": "code"}
-_EMPTY_DTYPES = {"str": "object", "enum": "object", "int": "int64", "float": "float64", "bool": "bool",
-                 "date": "datetime64[s]"}
+_KIND_NAMES = {
+    "str": "text",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "date": "date",
+    "enum": "code",
+}
+_EMPTY_DTYPES = {
+    "str": "object",
+    "enum": "object",
+    "int": "int64",
+    "float": "float64",
+    "bool": "bool",
+    "date": "datetime64[s]",
+}
 _CLASS_LINE = re.compile(r"^class (\w+)\(StrEnum\):")
 _MEMBER_LINE = re.compile(r'^\s+([A-Z][A-Z0-9_]*)\s*=\s*"([^"]*)"\s*(?:#\s*(?P<comment>.*))?$')
 _HAN = "\u3000-\u303f\u4e00-\u9fff\uff00-\uffef"  # CJK punctuation, ideographs, full-width forms
@@ -86,7 +98,7 @@ def _split_chinese(comment: str) -> tuple[str, str]:
     match = _CJK.search(comment)
     if match is None:
         return "", comment
-    rest = (comment[:match.start()] + comment[match.end():]).strip()
+    rest = (comment[: match.start()] + comment[match.end() :]).strip()
     rest = re.sub(r"^[\s,;:]+|[\s,;:]+$", "", rest)
     rest = re.sub(r"\(\s*\)", "", rest).strip()
     if rest.startswith("(") and rest.endswith(")"):
@@ -107,11 +119,15 @@ def row_rules(model: type[schema.Record]) -> list[tuple[str, str]]:
         try:
             name, expected, mask = rule(empty)
         except Exception as e:  # a rule that cannot run on an empty table must be fixed, not skipped
-            raise RuntimeError(f"cross-field rule {number} of {model.__name__} could not run on an "
-                               f"empty {model.__name__} table; expected (field, expected, mask)") from e
+            raise RuntimeError(
+                f"cross-field rule {number} of {model.__name__} could not run on an "
+                f"empty {model.__name__} table; expected (field, expected, mask)"
+            ) from e
         if len(mask) != 0:
-            raise RuntimeError(f"cross-field rule {number} of {model.__name__} returned a mask of "
-                               f"{len(mask)} rows for an empty table; expected 0")
+            raise RuntimeError(
+                f"cross-field rule {number} of {model.__name__} returned a mask of "
+                f"{len(mask)} rows for an empty table; expected 0"
+            )
         out.append((name, expected))
     return out
 
@@ -156,14 +172,28 @@ def _constraints(model: type[schema.Record], col: schema.Column) -> str:
 
 
 def _field_table(model: type[schema.Record]) -> list[str]:
-    lines = ["| field | meaning | type | unit | allowed values / bounds | required | known at application |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| field | meaning | type | unit | allowed values / bounds | required | known at application |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for col in schema.columns(model):
         key = " (key)" if col.name in model.key else ""
-        lines.append("| " + " | ".join(_cell(x) for x in (
-            f"`{col.name}`{key}", col.description, _KIND_NAMES[col.kind], col.unit or "",
-            _constraints(model, col), "yes" if col.required else "no (may be empty)",
-            "yes" if col.at_application else "no")) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _cell(x)
+                for x in (
+                    f"`{col.name}`{key}",
+                    col.description,
+                    _KIND_NAMES[col.kind],
+                    col.unit or "",
+                    _constraints(model, col),
+                    "yes" if col.required else "no (may be empty)",
+                    "yes" if col.at_application else "no",
+                )
+            )
+            + " |"
+        )
     return lines
 
 
@@ -180,19 +210,29 @@ def _list_fields(model: type[schema.Record]) -> list[str]:
         min_items = [getattr(m, "min_length", None) for m in info.metadata]
         at_least = next((n for n in min_items if n is not None), None)
         item_fields = ", ".join(f"`{c.name}` ({c.description})" for c in schema.columns(item))
-        lines.append(f"`{name}` (records only): {info.description.rstrip('.')}. A list of {item.__name__} "
-                     f"items with {item_fields}"
-                     + (f"; at least {at_least} when given" if at_least else "") + ". "
-                     + (f"It is not a column: in a portfolio each item is a row of the `{held_in[0]}` table, "
-                        f"linked by `application_id`." if held_in else "It is not a column."))
+        lines.append(
+            f"`{name}` (records only): {info.description.rstrip('.')}. A list of {item.__name__} "
+            f"items with {item_fields}"
+            + (f"; at least {at_least} when given" if at_least else "")
+            + ". "
+            + (
+                f"It is not a column: in a portfolio each item is a row of the `{held_in[0]}` table, "
+                f"linked by `application_id`."
+                if held_in
+                else "It is not a column."
+            )
+        )
     return lines
 
 
 def _table_section(table: str, model: type[schema.Record]) -> list[str]:
     if model.key:
         keys = ", ".join(f"`{k}`" for k in model.key)
-        key_line = (f"Key: {keys}; no two rows may share it." if len(model.key) == 1
-                    else f"Key: {keys} together; no two rows may share the combination.")
+        key_line = (
+            f"Key: {keys}; no two rows may share it."
+            if len(model.key) == 1
+            else f"Key: {keys} together; no two rows may share the combination."
+        )
     else:
         key_line = "Key: none; identical rows are allowed (each row is one occurrence)."
     out = [f"## `{table}`: {model.__name__}", "", _docstring(model), "", key_line, "", *_field_table(model)]
@@ -216,19 +256,28 @@ def _enum_section(enum: type[StrEnum], used_by: list[str], comments: dict[str, s
         chinese, note = _split_chinese(comments.get(member.value, ""))
         row = [f"`{member.value}`", chinese, note]
         if with_kinds:
-            row.append("patent only" if member in schema.PATENT_ONLY_EVENTS
-                       else "trademark only" if member in schema.TRADEMARK_ONLY_EVENTS
-                       else "patent and trademark")
+            row.append(
+                "patent only"
+                if member in schema.PATENT_ONLY_EVENTS
+                else "trademark only"
+                if member in schema.TRADEMARK_ONLY_EVENTS
+                else "patent and trademark"
+            )
         out.append("| " + " | ".join(_cell(x) for x in row) + " |")
     return out + [""]
 
 
 def _rules_section() -> list[str]:
-    out = ["## Cross-field rules", "",
-           "Rules that tie several fields of one row together. `validate_table` runs them on every row of a "
-           "table and `parse_records` on each record; a row that breaks one is reported with the field "
-           "below, its row number, its id and the value got.", "",
-           "| table | field reported | expected |", "| --- | --- | --- |"]
+    out = [
+        "## Cross-field rules",
+        "",
+        "Rules that tie several fields of one row together. `validate_table` runs them on every row of a "
+        "table and `parse_records` on each record; a row that breaks one is reported with the field "
+        "below, its row number, its id and the value got.",
+        "",
+        "| table | field reported | expected |",
+        "| --- | --- | --- |",
+    ]
     for table, model in TABLE_MODELS.items():
         for name, expected in row_rules(model):
             out.append(f"| `{table}` | `{name}` | {_cell(expected)} |")
@@ -258,21 +307,30 @@ def data_model_markdown() -> str:
     ]
     for table, model in TABLE_MODELS.items():
         keys = ", ".join(f"`{k}`" for k in model.key) or "none"
-        out.append(f"| [`{table}`](#{table}-{model.__name__.lower()}) | {model.__name__} | {keys} | "
-                   f"{_cell(_docstring(model))} |")
+        out.append(
+            f"| [`{table}`](#{table}-{model.__name__.lower()}) | {model.__name__} | {keys} | "
+            f"{_cell(_docstring(model))} |"
+        )
     out.append("")
     for table, model in TABLE_MODELS.items():
         out += _table_section(table, model)
-    out += ["## Enumerations", "",
-            "Codes are stored as the text values below. Chinese names and notes are taken from "
-            "the comments beside each member in `features/schema.py`.", ""]
+    out += [
+        "## Enumerations",
+        "",
+        "Codes are stored as the text values below. Chinese names and notes are taken from "
+        "the comments beside each member in `features/schema.py`.",
+        "",
+    ]
     comments = _enum_comments()
     for enum, used_by in _enums():
         out += _enum_section(enum, used_by, comments.get(enum.__name__, {}))
     out += _rules_section()
-    out += ["Links between tables (every id used exists in the table that defines it; every application "
-            "has at least one pledged asset) are checked by `Portfolio.validate` in "
-            "`features/portfolio.py`.", ""]
+    out += [
+        "Links between tables (every id used exists in the table that defines it; every application "
+        "has at least one pledged asset) are checked by `Portfolio.validate` in "
+        "`features/portfolio.py`.",
+        "",
+    ]
     return "\n".join(out)
 
 

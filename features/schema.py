@@ -130,6 +130,14 @@ PATENT_ONLY_EVENTS = frozenset({EventType.CITATION_RECEIVED, EventType.LAPSE})
 TRADEMARK_ONLY_EVENTS = frozenset({EventType.RENEWAL, EventType.OPPOSITION, EventType.CANCELLATION})
 
 
+class DisposalRoute(StrEnum):
+    """How a defaulted loan's pledged rights were turned into money (domain.md sections 1 and 6)."""
+
+    LICENCE = "licence"  # licensed back to the owner or to others
+    AUCTION_TRANSFER = "auction_transfer"
+    PLEDGE_TO_EQUITY = "pledge_to_equity"
+
+
 class GuaranteeType(StrEnum):
     NONE = "none"
     GUARANTEE_COMPANY = "guarantee_company"  # 融资担保公司
@@ -373,6 +381,18 @@ class LoanOutcome(Record):
         at_application=False,
         default=None,
     )
+    disposal_route: DisposalRoute | None = field(
+        "How the pledged rights of a defaulted loan were disposed of", at_application=False, default=None
+    )
+    recovery_date: Date | None = field(
+        "Date the recovery was completed", past=True, at_application=False, default=None
+    )
+    repaid_date: Date | None = field(
+        "Date the loan was repaid in full (empty while it runs, or after a default)",
+        past=True,
+        at_application=False,
+        default=None,
+    )
 
 
 class Appraisal(Record):
@@ -592,6 +612,18 @@ def _rule_arrays(df: pd.DataFrame, present: Iterable[Column]) -> dict[str, np.nd
     return out
 
 
+def _given(d: Mapping[str, np.ndarray], column: str) -> np.ndarray:
+    """Where an optional column holds a value (nowhere when the table lacks the column)."""
+    if column not in d:
+        return _none(d)
+    values = d[column]
+    return ~np.isnat(values) if values.dtype.kind == "M" else pd.notna(values)
+
+
+def _none(d: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.zeros(len(next(iter(d.values()))), dtype=bool)
+
+
 def _date_gap(d: Mapping[str, np.ndarray], later: str, earlier: str) -> np.ndarray:
     """True where both dates are present and `later` lies before `earlier` (NaT compares False)."""
     return d[later] < d[earlier]
@@ -701,6 +733,21 @@ _ROW_RULES: dict[type[Record], list[RowRule]] = {
             "default_date",
             "a default date exactly when defaulted_12m is true",
             d["defaulted_12m"] == np.isnat(d["default_date"]),
+        ),
+        lambda d: (
+            "disposal_route",
+            "a disposal route only for a defaulted loan",
+            _given(d, "disposal_route") & ~d["defaulted_12m"],
+        ),
+        lambda d: (
+            "repaid_date",
+            "no repayment date for a defaulted loan",
+            _given(d, "repaid_date") & d["defaulted_12m"],
+        ),
+        lambda d: (
+            "recovery_date",
+            "a recovery date on or after the default date",
+            _date_gap(d, "recovery_date", "default_date") if "recovery_date" in d else _none(d),
         ),
     ],
 }

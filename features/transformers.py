@@ -325,6 +325,8 @@ ENTERPRISE_MONOTONE = {
     "net_margin": "decreasing",
     "return_on_assets": "decreasing",
     "current_ratio": "decreasing",
+    "debt_to_revenue": "increasing",
+    "cash_flow_margin": "decreasing",
 }
 
 

@@ -80,6 +80,7 @@ def render(facts: dict[str, Any]) -> str:
         "",
         _table(["metric", "value"], [[f"`{k}`", _number(v)] for k, v in d["metrics"].items()]),
         "",
+        *_weaknesses(d["metrics"]),
         "## Promotion gate",
         "",
         _gate(d["gate"]),
@@ -233,6 +234,25 @@ def _review(review: dict) -> str:
         note = f"; {review['note']}" if review.get("note") else ""
         return f"reviewed by {review['by']} on {review['date']}{note}"
     return f"reviewed by: {PENDING}; date: {PENDING} (not reviewed yet)"
+
+
+def _weaknesses(metrics: dict) -> list[str]:
+    """What the held-out rows say against the model (scoring.train.weaknesses), said plainly: the gate's
+    decision below is about promotion, not about these."""
+    said = metrics.get("weaknesses")
+    if said is None:
+        return []
+    if said == "none found":
+        found = [
+            "None of the checks (grade calibration, empty grades, ECE, ranking, drivers) found a weakness."
+        ]
+    else:
+        found = [f"- {item}" for item in str(said).split("; ")]
+    if metrics.get("grades"):
+        found.append(
+            f"\nGrades, each tested for underestimated PDs (Jeffreys test at 5%): {metrics['grades']}."
+        )
+    return ["## What the held-out data say against it", "", *found, ""]
 
 
 def _gate(gate: dict) -> str:

@@ -63,6 +63,10 @@ def training_data(
                 "(`ipcredit train valuation`)"
             )
         table = scoring_data.scoring_table(portfolio, valuer)
+        # A loan whose 12 months have not passed has no outcome yet: it is scored, not learnt from.
+        learnt = scoring_data.with_outcome(table)
+        source["loans_running_left_out"] = len(table) - len(learnt)
+        table = learnt
         default_spec = scoring_data.default_spec
     spec = FeatureSpec.from_yaml(spec_path) if spec_path else default_spec(table)
     return table, spec, source

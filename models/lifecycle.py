@@ -293,7 +293,7 @@ def _record_version(run: _Run, version: str, run_id: str, verdict: Verdict, tmp:
         "users": run.task.users,
         "limits": list(run.task.limits),
         "data": run.fingerprint,
-        "sampling": _sampling(run.result.test, run.table, run.options.seed),
+        "sampling": _sampling(run.result, run.table, run.options.seed),
         "spec": run.spec.to_dict(),
         "metrics": metrics,
         "gate": verdict.to_dict(),
@@ -610,7 +610,13 @@ def _held_out_rows(table: pd.DataFrame, test: pd.DataFrame) -> pd.DataFrame:
     return table.loc[test.index]
 
 
-def _sampling(test: pd.DataFrame, table: pd.DataFrame, seed: int) -> str:
+def _sampling(result: Any, table: pd.DataFrame, seed: int) -> str:
+    """How the rows were split: the training result's own words where it says (scoring: out of time), else
+    a random split of its `test` rows."""
+    said = getattr(result, "sampling", None)
+    if callable(said):
+        return f"{said()} (the held-out rows are scored for the metrics and the promotion gate)"
+    test = result.test
     return (
         f"random split with seed {seed}: {len(table) - len(test):,} rows to train, {len(test):,} held out "
         "(the held-out rows are scored for the metrics and the promotion gate)"

@@ -212,8 +212,6 @@ def _output_values(output: Any) -> Any:
     return output
 
 
-
-
 # ---------------------------------------------------------------- HTML
 
 

@@ -9,16 +9,18 @@ logged pyfunc models):
 
 - `ValuationGate`: the challenger's median absolute percentage error may exceed the champion's by at most
   ``ape_margin``; its interval coverage must lie within ``coverage_tolerance`` of the nominal level for every
-  asset kind (and overall).
+  asset kind (and overall), or within the coverage's sampling error where that is wider (``confidence``
+  two-sided: z x sqrt(level x (1 - level) / n) for the kind's n held-out assets): on 100 trademarks a right
+  90% interval covers 84-96% of them by chance, and refusing it there would be a coin flip.
 - `ScoringGate`: the challenger's AUC may be lower than the champion's by at most ``auc_margin``, shown by
   the rows: the one-sided ``confidence`` lower bound of the paired AUC difference (DeLong's test, both
   models scoring the same rows) must be above ``-auc_margin``, so a small comparison set, which cannot tell
   two models apart, promotes nothing (a person may, with a reason); its expected
-  calibration error must not exceed ``max(ece_bound, champion's ECE + ece_margin)`` unless chance explains
-  it: an ECE above the limit refuses only when its p-value (scoring.validation.chance_eces: the share of
-  outcome draws from the challenger's own PDs at least as far off) is below ``ece_alpha``. On a small
-  held-out book, PDs exactly right show an ECE above 0.02 by chance alone; refusing them would be a coin
-  flip.
+  calibration must meet the engine's criterion (scoring.validation.calibration_refused): where the rows can
+  show a miscalibration (PDs exactly right would show an ECE below ``ece_visible``, 0.01), an ECE at most
+  ``max(ece_bound, champion's ECE + ece_margin)``; elsewhere an ECE not distinguishable from exactly right
+  PDs (p >= ``ece_alpha``; scoring.validation.chance_eces). On a small held-out book, PDs exactly right
+  show an ECE above 0.02 by chance alone; refusing them would be a coin flip.
 
 >>> ValuationGate().decide({"median_ape": 0.30, "coverage": {"patent": 0.91}, "level": 0.9},
 ...                        {"median_ape": 0.31, "coverage": {"patent": 0.90}, "level": 0.9}).passed
@@ -36,10 +38,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from core.settings import REGISTERED_MODELS
 from features.spec import FeatureSpec
-from scoring.validation import auc_difference, metrics
+from scoring.validation import auc_difference, calibration_refused, metrics
 from valuation.data import EXTRA_INPUTS
 
 # ---------------------------------------------------------------- gates
@@ -59,7 +62,7 @@ class Verdict:
     champion_version: str | None = None
 
     def summary(self) -> str:
-        text = "; ".join(self.reasons) if self.reasons else "all checks passed"
+        text = "; ".join(self.reasons) if self.reasons else "the gate's checks passed"
         return f"{self.decision}: {text}"
 
     def flat_figures(self) -> dict[str, float]:
@@ -88,6 +91,7 @@ class ValuationGate:
 
     ape_margin: float = 0.01
     coverage_tolerance: float = 0.03
+    confidence: float = 0.95
 
     def figures(self, rows: pd.DataFrame, output: pd.DataFrame, spec: FeatureSpec, level: float) -> dict:
         """Median APE and interval coverage (overall and per asset kind) of `output` against the observed
@@ -101,10 +105,10 @@ class ValuationGate:
             rows["asset_kind"].astype(str).to_numpy() if "asset_kind" in rows else np.full(len(rows), "all")
         )
         inside = (y >= low) & (y <= high)
-        coverage = {"all": _share(inside[valued])}
+        coverage, counts = {"all": _share(inside[valued])}, {"all": int(valued.sum())}
         for kind in sorted(set(kinds[valued])):
             mask = valued & (kinds == kind)
-            coverage[kind] = _share(inside[mask])
+            coverage[kind], counts[kind] = _share(inside[mask]), int(mask.sum())
         return {
             "n": int(valued.sum()),
             "refused": int((~valued).sum()),
@@ -113,12 +117,22 @@ class ValuationGate:
             if valued.any()
             else math.nan,
             "coverage": coverage,
+            "coverage_n": counts,
         }
+
+    def tolerance(self, level: float, n: int | None) -> float:
+        """How far a kind's coverage may lie from `level`: `coverage_tolerance`, or the sampling error of a
+        coverage on `n` assets where that is wider (unknown n: the fixed tolerance)."""
+        if not n:
+            return self.coverage_tolerance
+        z = float(stats.norm.ppf(0.5 + self.confidence / 2))
+        return max(self.coverage_tolerance, z * math.sqrt(level * (1 - level) / n))
 
     def decide(self, challenger: dict, champion: dict | None) -> Verdict:
         reasons = []
-        level, tolerance = challenger["level"], self.coverage_tolerance
+        level, counts = challenger["level"], challenger.get("coverage_n", {})
         for kind, share in challenger["coverage"].items():
+            tolerance = self.tolerance(level, counts.get(kind))
             if not abs(share - level) <= tolerance:
                 reasons.append(f"coverage {share:.3f} for {kind} is outside {level:.2f} +/- {tolerance:.2f}")
         if champion is not None:
@@ -140,6 +154,7 @@ class ScoringGate:
     ece_bound: float = 0.02
     ece_margin: float = 0.005
     ece_alpha: float = 0.05
+    ece_visible: float = 0.01
     bins: int = 10
 
     def figures(
@@ -176,13 +191,16 @@ class ScoringGate:
         ece_limit = (
             self.ece_bound if champion is None else max(self.ece_bound, champion["ece"] + self.ece_margin)
         )
-        # Figures without a p-value leave the bound alone to decide.
-        p_value, chance = challenger.get("ece_p_value", 0.0), challenger.get("ece_chance", math.nan)
-        if not (challenger["ece"] <= ece_limit or p_value >= self.ece_alpha):
-            reasons.append(
-                f"ECE {challenger['ece']:.4f} is above the bound {ece_limit:.4f} beyond chance "
-                f"(p = {p_value:.3f}; PDs exactly right would show {chance:.4f})"
-            )
+        refused = calibration_refused(
+            challenger["ece"],
+            challenger.get("ece_chance", math.nan),
+            challenger.get("ece_p_value", 0.0),
+            ece_limit,
+            self.ece_visible,
+            self.ece_alpha,
+        )
+        if refused:
+            reasons.append(refused)
         if champion is not None:
             low = challenger.get("auc_difference_low")
             if low is None:  # figures without the paired bound: the point estimates decide

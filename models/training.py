@@ -57,3 +57,23 @@ def train(
             options=options,
             report_files=lambda trained: write_report(trained.report, folder),
         )
+
+
+def held_out_summary(task: str, metrics: dict) -> str:
+    """What the held-out rows say of a trained model, in one plain paragraph: `ipcredit up` and
+    `ipcredit train` print it beside the gate's decision, so a weak model is never reported as fine."""
+    if task == "valuation":
+        kinds = {k: v for k, v in metrics["model"].items() if k != "all"}
+        parts = [
+            f"{kind}: median error {m['median_ape']:.0%}, {metrics['level']:.0%} interval covers "
+            f"{m['coverage']:.1%}"
+            + (f", cross-check flags {m['cross_check_flagged']:.1%}" if "cross_check_flagged" in m else "")
+            for kind, m in kinds.items()
+        ]
+        return f"held out ({metrics['rows_test']:,} assets): " + "; ".join(parts)
+    m = metrics["lightgbm"]
+    return (
+        f"held out, {metrics['split']['text']}: AUC {m['auc']:.3f}, KS {m['ks']:.3f}, ECE {m['ece']:.4f} "
+        f"(exact PDs would show {m['ece_chance']:.4f}); grades (Jeffreys test at 5%): {metrics['grades']}; "
+        f"weaknesses: {metrics['weaknesses']}"
+    )

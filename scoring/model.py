@@ -410,7 +410,9 @@ class PDModelMixin:
         self, df: pd.DataFrame, top: int = MAX_REASONS, language: str = "zh"
     ) -> list[list[dict]]:
         """Per row, the up to `top` features that lowered the score most (scoring.reasons)."""
-        return reason_codes(self.contributions(df), top=top, language=language, own=self.own_reasons)
+        return reason_codes(
+            self.contributions(df), top=top, language=language, own=self.own_reasons, values=df
+        )
 
     def decide_rows(
         self, rows: Table, policy: DecisionPolicy | None = None, top: int = MAX_REASONS
@@ -431,7 +433,9 @@ class PDModelMixin:
         if good.any():
             pd_[good], score[good], points[good], base = self._points(prepared)
         reasons: list[list[dict]] = [[] for _ in range(n)]
-        found = reasons_of_points(points[good], names, top, own=self.own_reasons)
+        # the values of the scored rows: a reason is listed only where its value is on its text's side
+        values = rows if good.all() else {name: np.asarray(rows[name])[good] for name in names}
+        found = reasons_of_points(points[good], names, top, own=self.own_reasons, values=values)
         for i, row in zip(np.flatnonzero(good), found, strict=True):
             reasons[i] = row
         flags = {f: np.asarray(rows[f])[good] for f in policy.rule_features if f in rows}

@@ -121,8 +121,7 @@ def _finite(values: ArrayLike, name: str) -> tuple[np.ndarray, list[Problem]]:
     raw = _raw(values)
     num = _numeric(raw)
     problems = [
-        Problem(name, "a finite number", plain(raw[i]), row=int(i))
-        for i in np.flatnonzero(~np.isfinite(num))
+        Problem(name, "a finite number", plain(raw[i]), row=int(i)) for i in np.flatnonzero(~np.isfinite(num))
     ]
     if raw.size == 0:
         problems.append(Problem(name, "at least one value", "none"))
@@ -213,6 +212,42 @@ def chance_eces(
 
 def _eces(drawn: np.ndarray, expected: np.ndarray, n: int) -> np.ndarray:
     return np.abs(drawn - expected).sum(axis=1) / n  # sum over bins of n_b/n |rate_b - mean pd_b|
+
+
+ECE_BOUND = 0.02  # the largest calibration error the engine accepts where the data can show it
+ECE_VISIBLE = 0.01  # the data can show it when PDs exactly right would show an ECE below this by chance
+ECE_ALPHA = 0.05  # elsewhere the ECE must be within chance of exactly right PDs at this level
+
+
+def calibration_refused(
+    ece: float,
+    chance: float,
+    p_value: float,
+    bound: float = ECE_BOUND,
+    visible: float = ECE_VISIBLE,
+    alpha: float = ECE_ALPHA,
+) -> str | None:
+    """Why a calibration fails the engine's criterion, or None when it holds: an ECE at most `bound` where
+    the rows can show one (the chance ECE of exactly right PDs below `visible`, as on the Polish and HMEQ
+    tables and the synthetic book), and elsewhere an ECE not distinguishable from exactly right PDs
+    (p >= `alpha`). Without a chance figure (NaN), the bound decides.
+
+    >>> calibration_refused(0.015, 0.004, 0.001) is None, calibration_refused(0.03, 0.02, 0.4) is None
+    (True, True)
+    >>> calibration_refused(0.03, 0.004, 0.2)
+    'ECE 0.0300 is above the bound 0.0200 (PDs exactly right would show 0.0040 on these rows)'
+    """
+    if math.isnan(chance) or chance < visible:
+        if ece <= bound:
+            return None
+        shown = f"PDs exactly right would show {chance:.4f} on these rows"
+        return f"ECE {ece:.4f} is above the bound {bound:.4f} ({shown})"
+    if p_value >= alpha:
+        return None
+    return (
+        f"ECE {ece:.4f} is beyond chance (p = {p_value:.3f}, where PDs exactly right would show "
+        f"{chance:.4f} on these rows, too few to hold the bound {bound:.4f})"
+    )
 
 
 def metrics(y: ArrayLike, pd: ArrayLike, bins: int = 10) -> dict[str, float | int]:
@@ -358,6 +393,31 @@ def calibration_by_grade(
             }
         )
     return pandas.DataFrame(rows)
+
+
+def grade_flags_by_chance(grades: Sequence[Mapping], alpha: float = 0.05) -> float:
+    """How often PDs exactly right would flag at least as many grades as `grades` (calibration_by_grade's
+    records) flags: with nine grades each tested at 5%, one flag is no evidence by itself. Each populated
+    grade's chance of a flag is exact under the binomial at its mean PD (a grade is flagged when its
+    defaults make the Jeffreys p-value fall below `alpha`, as calibration_by_grade does); the number of
+    flags is then a sum of independent yes/no draws, its tail computed by convolution.
+
+    >>> rows = [{"n": 1000, "mean_pd": 0.01, "underestimated": g == 0} for g in range(8)]
+    >>> 0.2 < grade_flags_by_chance(rows) < 0.4
+    True
+    """
+    populated = [g for g in grades if g["n"]]
+    flagged = sum(bool(g["underestimated"]) for g in populated)
+    if not flagged:
+        return 1.0
+    count = np.array([1.0])  # the distribution of the number of flags so far
+    for g in populated:
+        n, pd_ = int(g["n"]), float(g["mean_pd"])
+        d = np.arange(1, n + 1)
+        flags = d[jeffreys_p_value(d, np.full(d.size, n), np.full(d.size, pd_)) < alpha]
+        chance = float(stats.binom.sf(flags.min() - 1, n, pd_)) if flags.size else 0.0
+        count = np.convolve(count, [1.0 - chance, chance])
+    return float(count[flagged:].sum())
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -73,8 +73,10 @@ def test_missing_data_names_the_expected_path(tmp_path, loader, expected):
         (lambda: load_polish_bankruptcy(horizon=3), r"horizon: expected one of \[1, 5\]; got 3"),
         (lambda: load_polish_bankruptcy(horizon=True), r"horizon: expected one of \[1, 5\]; got True"),
         (lambda: load_sme_invoices(which="all"), r"which: expected one of"),
-        (lambda: load_us_patent_renewals(cohort="2004"),
-         r"cohort: expected one of \[2004, 2002\]; got '2004'"),
+        (
+            lambda: load_us_patent_renewals(cohort="2004"),
+            r"cohort: expected one of \[2004, 2002\]; got '2004'",
+        ),
         (lambda: load_ptab_challenges(split="valid"), r"split: expected one of \['train', 'test', 'all'\]"),
         (lambda: spec_for("pledge_stats"), r"name: expected one of"),
     ],
@@ -87,8 +89,10 @@ def test_bad_arguments_are_refused(call, message):
 # ================================================================ shapes and balances (SOURCE.txt)
 
 
-@pytest.mark.parametrize(("horizon", "rows", "bankrupt", "na_cells", "na_rows"),
-                         [(1, 7027, 271, 5835, 3833), (5, 5910, 410, 4666, 2879)])
+@pytest.mark.parametrize(
+    ("horizon", "rows", "bankrupt", "na_cells", "na_rows"),
+    [(1, 7027, 271, 5835, 3833), (5, 5910, 410, 4666, 2879)],
+)
 def test_polish_bankruptcy_matches_source(horizon, rows, bankrupt, na_cells, na_rows):
     df = load_polish_bankruptcy(horizon=horizon)
     ratios = df[adapters.POLISH_ATTRIBUTES]
@@ -139,8 +143,9 @@ def test_us_patents_2002_match_source_and_share_the_2004_columns():
     assert df.set_index("patent_id").loc["US6384191B1", "n_inventors"] == 3
 
 
-@pytest.mark.parametrize(("split", "rows", "challenged", "no_withdrawn"), [("train", 1095, 534, 10),
-                                                                           ("test", 1095, 550, 14)])
+@pytest.mark.parametrize(
+    ("split", "rows", "challenged", "no_withdrawn"), [("train", 1095, 534, 10), ("test", 1095, 550, 14)]
+)
 def test_ptab_splits_match_source(split, rows, challenged, no_withdrawn):
     df = load_ptab_challenges(split=split)
     assert list(df.columns) == adapters.PTAB_COLUMNS
@@ -179,8 +184,12 @@ def test_sme_credit_history_matches_source(sme):
     assert len(sme) == 123 and sme["enterprise_code"].tolist() == [f"E{i}" for i in range(1, 124)]
     assert sme["defaulted"].sum() == 27
     crosstab = pd.crosstab(sme["credit_rating"], sme["defaulted"])
-    assert crosstab.to_dict("index") == {"A": {0: 27, 1: 0}, "B": {0: 37, 1: 1}, "C": {0: 32, 1: 2},
-                                         "D": {0: 0, 1: 24}}
+    assert crosstab.to_dict("index") == {
+        "A": {0: 27, 1: 0},
+        "B": {0: 37, 1: 1},
+        "C": {0: 32, 1: 2},
+        "D": {0: 0, 1: 24},
+    }
 
 
 def test_sme_no_invoice_is_lost(sme):
@@ -189,9 +198,16 @@ def test_sme_no_invoice_is_lost(sme):
 
 
 def test_sme_features_are_sane(sme):
-    shares = ["void_rate_output", "void_rate_input", "top_customer_share", "customer_hhi",
-              "top_supplier_share", "supplier_hhi", "negative_invoice_share_output",
-              "negative_invoice_share_input"]
+    shares = [
+        "void_rate_output",
+        "void_rate_input",
+        "top_customer_share",
+        "customer_hhi",
+        "top_supplier_share",
+        "supplier_hhi",
+        "negative_invoice_share_output",
+        "negative_invoice_share_input",
+    ]
     assert sme[shares].ge(0).all().all() and sme[shares].le(1).all().all()
     # The largest share bounds the Herfindahl index from above.
     assert (sme["customer_hhi"] <= sme["top_customer_share"] + 1e-12).all()
@@ -245,8 +261,10 @@ def write_invoices(folder: Path, header: str, rows_by_firm: dict[str, list[tuple
     """Per-enterprise files shaped like the contest's: BOM, stray index column, one file per firm."""
     folder.mkdir(parents=True, exist_ok=True)
     for firm, rows in rows_by_firm.items():
-        lines = [f"{i},{firm},{1000 + i},{date},{party},{amount},0,{amount},{status}"
-                 for i, (date, party, amount, status) in enumerate(rows)]
+        lines = [
+            f"{i},{firm},{1000 + i},{date},{party},{amount},0,{amount},{status}"
+            for i, (date, party, amount, status) in enumerate(rows)
+        ]
         (folder / f"{firm}.csv").write_text("\ufeff" + header + "\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -257,15 +275,23 @@ def make_sme_root(root: Path, info: str | None = None, output: dict | None = Non
     (data / "credit_history_enterprise_information.csv").write_text("\ufeff" + info, encoding="utf-8")
     valid, void = "有效发票", "作废发票"
     output = output or {
-        "E1": [("2019/1/15", "B1", 100, valid), ("2019/1/20", "B1", -20, valid),  # red-letter reversal
-               ("2019/3/1", "B2", 60, valid), ("2019/3/2", "B3", 50, " " + void)],  # stray space, as in data
+        "E1": [
+            ("2019/1/15", "B1", 100, valid),
+            ("2019/1/20", "B1", -20, valid),  # red-letter reversal
+            ("2019/3/1", "B2", 60, valid),
+            ("2019/3/2", "B3", 50, " " + void),
+        ],  # stray space, as in data
         "E2": [("2017/6/1", "B9", 50, valid), ("2018/6/1", "B9", 30, valid), ("2019/4/5", "B9", 200, valid)],
     }
     write_invoices(data / "credit_history_enterprise_output_invoice", OUTPUT_HEADER, output)
-    write_invoices(data / "credit_history_enterprise_input_invoice", INPUT_HEADER, {
-        "E1": [("2019/1/10", "S1", 40, valid), ("2019/2/10", "S2", 10, valid)],
-        "E2": [("2019/4/1", "S1", 150, valid), ("2019/4/2", "S1", 5, void)],
-    })
+    write_invoices(
+        data / "credit_history_enterprise_input_invoice",
+        INPUT_HEADER,
+        {
+            "E1": [("2019/1/10", "S1", 40, valid), ("2019/2/10", "S2", 10, valid)],
+            "E2": [("2019/4/1", "S1", 150, valid), ("2019/4/2", "S1", 5, void)],
+        },
+    )
     return root
 
 
@@ -297,10 +323,14 @@ def test_sme_features_on_hand_made_invoices(tmp_path):
 
 
 def test_sme_bad_invoice_values_are_all_listed(tmp_path):
-    output = {"E1": [("2019/1/15", "B1", 100, "红字发票"), ("2019/13/1", "B1", 5, "有效发票")],
-              "E2": [("2019/4/5", "B9", 200, "有效发票")]}
-    both = (r"发票状态: expected 有效发票 or 作废发票; got '红字发票' \(row 0, id E1\)"
-            r"(.|\n)*开票日期: expected a date written YYYY/M/D; got '2019/13/1' \(row 1, id E1\)")
+    output = {
+        "E1": [("2019/1/15", "B1", 100, "红字发票"), ("2019/13/1", "B1", 5, "有效发票")],
+        "E2": [("2019/4/5", "B9", 200, "有效发票")],
+    }
+    both = (
+        r"发票状态: expected 有效发票 or 作废发票; got '红字发票' \(row 0, id E1\)"
+        r"(.|\n)*开票日期: expected a date written YYYY/M/D; got '2019/13/1' \(row 1, id E1\)"
+    )
     with pytest.raises(InvalidData, match=both):
         load_sme_invoices(root=make_sme_root(tmp_path, output=output))
 
@@ -348,8 +378,9 @@ SCORING_DATA_SETS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "kwargs"), SCORING_DATA_SETS,
-                         ids=[f"{name}-{kwargs}" for name, kwargs in SCORING_DATA_SETS])
+@pytest.mark.parametrize(
+    ("name", "kwargs"), SCORING_DATA_SETS, ids=[f"{name}-{kwargs}" for name, kwargs in SCORING_DATA_SETS]
+)
 def test_each_data_set_passes_its_spec(name, kwargs):
     df = adapters.LOADERS[name](**kwargs)
     spec = spec_for(name)

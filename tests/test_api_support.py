@@ -55,7 +55,7 @@ def _build(home: Path) -> None:
     from models.lifecycle import RunOptions
     from scoring.train import train_scoring
     from underwriting.table import default_spec as scoring_spec
-    from underwriting.table import scoring_table
+    from underwriting.table import scoring_table, with_outcome
     from valuation.data import default_spec as valuation_spec
     from valuation.data import in_force, training_table
     from valuation.train import train_valuation
@@ -74,7 +74,7 @@ def _build(home: Path) -> None:
         options=RunOptions(promote=True, shap_rows=50, reference_rows=200),
     )
     valuer = registry.load_fitted("models:/ipcredit-valuation@champion", task="valuation")
-    applications = scoring_table(portfolio, valuer)
+    applications = with_outcome(scoring_table(portfolio, valuer))
     spec = scoring_spec(applications)
     trained = train_scoring(applications, spec, params={"n_estimators": TREES}, challenger=False)
     lifecycle.train_and_log(

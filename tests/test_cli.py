@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from features.errors import InvalidData, Problem
-from features.portfolio import TABLE_MODELS
+from features.portfolio import TABLE_MODELS, Portfolio
 
 runner = CliRunner()
 
@@ -59,9 +59,10 @@ def test_synth_writes_every_table_the_manifest_and_the_truth(data):
     assert manifest["seed"] == 1
     assert manifest["sizes"]["enterprises"] == len(pd.read_parquet(folder / "enterprises.parquet"))
     assert manifest["sizes"]["applications"] == len(pd.read_parquet(folder / "applications.parquet")) > 0
-    assert f"wrote {folder}" in flat(result.output) and "observed default rate" in result.output
+    assert f"wrote {folder}" in flat(result.output) and "loans with an outcome" in flat(result.output)
     snapshots = manifest["sizes"]["enterprises"]
-    assert f"{snapshots:,} enterprise credit snapshots (of 200 enterprises)" in flat(result.output)
+    distinct = pd.read_parquet(folder / "enterprises.parquet")["enterprise_id"].nunique()
+    assert f"{snapshots:,} enterprise credit snapshots (of {distinct:,} enterprises)" in flat(result.output)
 
 
 def test_refused_input_lists_every_kind_of_problem_in_row_order(monkeypatch):
@@ -367,3 +368,23 @@ def test_train_promote_exits_5_when_the_gate_refuses_and_leaves_the_champion(dat
     assert "bank-v: version 1 " in champions.output  # unchanged
     without = run(*train, "--name", "bank-v", "--seed", 2)  # not asked to promote: nothing refused
     assert without.exit_code == 0, without.output
+
+
+def test_synth_s_defaults_are_the_generator_s_and_bad_vintages_are_refused(tmp_path):
+    from cli.main import SYNTH_ENTERPRISES, SYNTH_VINTAGES
+    from features.synth import DEFAULT_ENTERPRISES, Assumptions
+
+    a = Assumptions()
+    assert SYNTH_ENTERPRISES == DEFAULT_ENTERPRISES
+    assert SYNTH_VINTAGES == f"{a.first_vintage}-{a.last_vintage}"
+    for given in ("2019", "2026-2019", "19-26"):
+        refused = run("synth", "--out", tmp_path / "p", "--vintages", given)
+        assert refused.exit_code == 2 and "--vintages: expected" in refused.output, given
+
+
+def test_synth_writes_the_chosen_vintages(tmp_path):
+    result = run("synth", "--out", tmp_path / "p", "--enterprises", 300, "--vintages", "2022-2024")
+    assert result.exit_code == 0, result.output
+    written = Portfolio.load(tmp_path / "p")
+    assert set(written.applications["application_date"].dt.year) == {2022, 2023, 2024}
+    assert "still running" in result.output

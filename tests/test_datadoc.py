@@ -15,7 +15,8 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "data-model.md"
 
 def test_committed_data_model_doc_is_current():
     assert DOC.read_text(encoding="utf-8") == datadoc.data_model_markdown(), (
-        f"{DOC} is out of date with features/schema.py; regenerate it with `{datadoc.COMMAND}`")
+        f"{DOC} is out of date with features/schema.py; regenerate it with `{datadoc.COMMAND}`"
+    )
 
 
 @pytest.mark.parametrize("table, model", list(TABLE_MODELS.items()))

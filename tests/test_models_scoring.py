@@ -225,23 +225,27 @@ def test_the_scoring_gate_promotes_only_what_the_rows_show_is_no_worse():
     assert gate.decide(tie, None).passed  # a first champion has nothing to be compared with
 
 
-def test_the_scoring_gate_refuses_on_ece_only_beyond_chance():
+def test_the_scoring_gate_holds_the_ece_bound_where_the_rows_can_show_it_and_chance_elsewhere():
     gate = ScoringGate()
     champion = {"auc": 0.80, "ece": 0.010}
-    # Above max(0.02, 0.010 + 0.005) but as far off as PDs exactly right often are on a small book: passes.
+    # A small book (PDs exactly right would show 0.032): above the bound but as far off as exact PDs often
+    # are there: passes; beyond chance: refused.
     chance = {"auc": 0.80, "ece": 0.031, "ece_chance": 0.032, "ece_p_value": 0.55}
     assert gate.decide(chance, champion).passed and gate.decide(chance, None).passed
     beyond = {**chance, "ece": 0.090, "ece_p_value": 0.004}
     verdict = gate.decide(beyond, None)
     assert not verdict.passed
     assert verdict.reasons == (
-        "ECE 0.0900 is above the bound 0.0200 beyond chance (p = 0.004; PDs exactly right would show 0.0320)",
+        "ECE 0.0900 is beyond chance (p = 0.004, where PDs exactly right would show 0.0320 on these rows, "
+        "too few to hold the bound 0.0200)",
     )
-    # At the significance level exactly: chance explains it (refused only below ece_alpha).
-    assert gate.decide({**beyond, "ece_p_value": 0.05}, None).passed
-    # Within the bound, a small p-value does not refuse: the miscalibration is not material.
-    assert gate.decide({**beyond, "ece": 0.015}, champion).passed
-    # Figures without a p-value: the bound alone decides, as before.
+    assert gate.decide({**beyond, "ece_p_value": 0.05}, None).passed  # at the level exactly: chance
+    # A large book (exact PDs would show 0.004): the bound decides, whatever the p-value.
+    large = {"auc": 0.80, "ece": 0.015, "ece_chance": 0.004, "ece_p_value": 0.001}
+    assert gate.decide(large, champion).passed  # beyond chance but within 0.02: not material
+    over = gate.decide({**large, "ece": 0.025, "ece_p_value": 0.9}, None)
+    assert not over.passed and over.reasons[0].startswith("ECE 0.0250 is above the bound 0.0200")
+    # Figures without a chance ECE: the bound alone decides.
     assert not gate.decide({"auc": 0.80, "ece": 0.031}, None).passed
 
 

@@ -71,7 +71,7 @@ def test_single_asset_takes_the_full_concentration_haircut():
     assert result.concentration_haircut == pytest.approx(0.20)
     assert result.bundle_value_cny == pytest.approx(800_000)  # 1M x (1 - 20%)
     assert result.liquidation_value_cny == pytest.approx(360_000)  # 800k x (1 - 55%)
-    assert result.pledge_value_cny == pytest.approx(90_000)  # 360k x 25%
+    assert result.pledge_value_cny == pytest.approx(200_000)  # 800k x 25%, below the liquidation value
     assert result.liquidation_by_route == pytest.approx(
         {"licence": 400_000, "auction_transfer": 360_000, "pledge_to_equity": 320_000}
     )
@@ -80,7 +80,7 @@ def test_single_asset_takes_the_full_concentration_haircut():
     assert result.life_adjustment_cny == 0.0
     assert result.term_within_cap
     summary = result.summary()
-    assert summary["pledge_value_cny"] == pytest.approx(90_000)
+    assert summary["pledge_value_cny"] == pytest.approx(200_000)
     assert summary["pledge_assumptions"]["pledge_rates"]["invention"] == 0.25
     assert summary["assets"][0]["asset_id"] == "CNP1"
     json.dumps(summary)  # storable as it is
@@ -98,7 +98,7 @@ def test_equal_two_asset_bundle():
     assert result.concentration_haircut == pytest.approx(haircut)
     assert result.bundle_value_cny == pytest.approx(966_666.67, abs=0.01)
     assert result.liquidation_value_cny == pytest.approx(338_333.33, abs=0.01)  # x (1 - 65%)
-    assert result.pledge_value_cny == pytest.approx(50_750.00, abs=0.01)  # x 15%
+    assert result.pledge_value_cny == pytest.approx(145_000.00, abs=0.01)  # 966,666.67 x 15%
     assert result.assets["share"].tolist() == [0.5, 0.5]
 
 
@@ -118,8 +118,8 @@ def test_patent_and_trademark_bundle():
     np.testing.assert_allclose(contributions, [560_000, 373_333.33], atol=0.01)
     # invention auctioned: 560,000 x 45% = 252,000; mark licensed: 373,333.33 x 60% = 224,000
     assert result.liquidation_value_cny == pytest.approx(476_000)
-    # 252,000 x 25% + 224,000 x 50%
-    assert result.pledge_value_cny == pytest.approx(175_000)
+    # 560,000 x 25% + 373,333.33 x 50% (each below its liquidation value)
+    assert result.pledge_value_cny == pytest.approx(326_666.67, abs=0.01)
     assert result.assets["route"].tolist() == ["auction_transfer", "licence"]
     assert result.shortest_remaining_years == 2.0
 
@@ -179,7 +179,7 @@ def test_a_bank_override_of_the_pledge_rates_changes_the_pledge_value():
     bank = PledgeAssumptions().override(pledge_rates={"invention": 0.30})
     result = bundle_value(rows, 12, pledge_assumptions=bank)
     assert bank.pledge_rates["trademark"] == 0.50  # the rest kept
-    assert result.pledge_value_cny == pytest.approx(252_000 * 0.30 + 224_000 * 0.50)
+    assert result.pledge_value_cny == pytest.approx(560_000 * 0.30 + 373_333.33 * 0.50, abs=0.01)
     assert result.pledge_assumptions is bank
     assert result.liquidation_value_cny == pytest.approx(476_000)  # liquidation unchanged
 
@@ -213,7 +213,9 @@ def test_vectorised_helpers():
     assert types.tolist() == ["invention", "utility_model", "design", "trademark"]
     np.testing.assert_allclose(liquidation_value(values, types, "licence"), [50.0, 40.0, 40.0, 60.0])
     np.testing.assert_allclose(liquidation_value(values, types), [45.0, 35.0, 35.0, 60.0])
-    np.testing.assert_allclose(pledge_value(values, types), [11.25, 5.25, 3.5, 30.0])
+    np.testing.assert_allclose(pledge_value(values, types), [25.0, 15.0, 10.0, 50.0])
+    once_more = PledgeAssumptions(pledge_base="liquidation")  # the earlier base: the rate times liquidation
+    np.testing.assert_allclose(pledge_value(values, types, assumptions=once_more), [11.25, 5.25, 3.5, 30.0])
     for route in ROUTES:
         assert np.all(liquidation_value(values, types, route) <= values)
     with pytest.raises(InvalidData, match="route"):

@@ -38,63 +38,151 @@ FUTURE = "2025-02-01"  # after TODAY
 
 
 def patent(**overrides) -> dict:
-    return {"patent_id": "CN202110123456.7", "enterprise_id": "E0000001", "patent_type": "invention",
-            "filing_date": "2021-03-01", "grant_date": "2023-05-10", "expiry_date": "2041-03-01",
-            "legal_status": "valid", "ipc_main": "H01M", "ipc_count": 2, "n_claims": 10,
-            "n_independent_claims": 2, "backward_citations": 5, "family_size": 2, "family_countries": 2,
-            "n_inventors": 3, "in_use": True, **overrides}
+    return {
+        "patent_id": "CN202110123456.7",
+        "enterprise_id": "E0000001",
+        "patent_type": "invention",
+        "filing_date": "2021-03-01",
+        "grant_date": "2023-05-10",
+        "expiry_date": "2041-03-01",
+        "legal_status": "valid",
+        "ipc_main": "H01M",
+        "ipc_count": 2,
+        "n_claims": 10,
+        "n_independent_claims": 2,
+        "backward_citations": 5,
+        "family_size": 2,
+        "family_countries": 2,
+        "n_inventors": 3,
+        "in_use": True,
+        **overrides,
+    }
 
 
 def trademark(**overrides) -> dict:
-    return {"trademark_id": "TM00000001", "enterprise_id": "E0000001", "nice_class": 9, "n_goods_services": 8,
-            "filing_date": "2018-04-02", "registration_date": "2019-01-20", "status": "registered",
-            "well_known": False, "time_honoured": False, "in_use": True, "revenue_under_mark_cny": 3.5e6,
-            **overrides}
+    return {
+        "trademark_id": "TM00000001",
+        "enterprise_id": "E0000001",
+        "nice_class": 9,
+        "n_goods_services": 8,
+        "filing_date": "2018-04-02",
+        "registration_date": "2019-01-20",
+        "status": "registered",
+        "well_known": False,
+        "time_honoured": False,
+        "in_use": True,
+        "revenue_under_mark_cny": 3.5e6,
+        **overrides,
+    }
 
 
 def enterprise(**overrides) -> dict:
-    return {"enterprise_id": "E0000001", "report_date": "2024-03-31", "industry": "electronics",
-            "founded_date": "2015-06-01", "registered_capital_cny": 5e6, "employees": 40, "rd_staff": 8,
-            "revenue_cny": 2e7, "revenue_growth": 0.1, "gross_margin": 0.3, "net_profit_cny": 1.5e6,
-            "total_assets_cny": 2.4e7, "total_liabilities_cny": 1.2e7, "current_ratio": 1.4,
-            "operating_cash_flow_cny": 1.8e6, "rd_spend_cny": 1.2e6, "tax_grade": "B", "tax_paid_cny": 6e5,
-            "overdue_count_24m": 0, "max_overdue_days_24m": 0, "outstanding_loans_cny": 3e6,
-            "guarantees_given_cny": 0.0, "court_judgements": 0, "enforcement_count": 0,
-            "dishonest_debtor": False, "admin_penalties": 0, "high_tech": True, "specialized_sme": False,
-            "little_giant": False, "tech_sme": True, **overrides}
+    return {
+        "enterprise_id": "E0000001",
+        "report_date": "2024-03-31",
+        "industry": "electronics",
+        "founded_date": "2015-06-01",
+        "registered_capital_cny": 5e6,
+        "employees": 40,
+        "rd_staff": 8,
+        "revenue_cny": 2e7,
+        "revenue_growth": 0.1,
+        "gross_margin": 0.3,
+        "net_profit_cny": 1.5e6,
+        "total_assets_cny": 2.4e7,
+        "total_liabilities_cny": 1.2e7,
+        "current_ratio": 1.4,
+        "operating_cash_flow_cny": 1.8e6,
+        "rd_spend_cny": 1.2e6,
+        "tax_grade": "B",
+        "tax_paid_cny": 6e5,
+        "overdue_count_24m": 0,
+        "max_overdue_days_24m": 0,
+        "outstanding_loans_cny": 3e6,
+        "guarantees_given_cny": 0.0,
+        "court_judgements": 0,
+        "enforcement_count": 0,
+        "dishonest_debtor": False,
+        "admin_penalties": 0,
+        "high_tech": True,
+        "specialized_sme": False,
+        "little_giant": False,
+        "tech_sme": True,
+        **overrides,
+    }
 
 
 def application(**overrides) -> dict:
-    return {"application_id": "A0000001", "enterprise_id": "E0000001", "bank_id": "B01",
-            "application_date": "2024-04-15", "amount_cny": 2e6, "term_months": 12, "annual_rate": 0.045,
-            "guarantee": "guarantee_company", "guarantee_share": 0.6, "insurance": True,
-            "insurance_share": 0.3,
-            "pledged_assets": [{"asset_kind": "patent", "asset_id": "CN202110123456.7"},
-                               {"asset_kind": "trademark", "asset_id": "TM00000001"}],
-            **overrides}
+    return {
+        "application_id": "A0000001",
+        "enterprise_id": "E0000001",
+        "bank_id": "B01",
+        "application_date": "2024-04-15",
+        "amount_cny": 2e6,
+        "term_months": 12,
+        "annual_rate": 0.045,
+        "guarantee": "guarantee_company",
+        "guarantee_share": 0.6,
+        "insurance": True,
+        "insurance_share": 0.3,
+        "pledged_assets": [
+            {"asset_kind": "patent", "asset_id": "CN202110123456.7"},
+            {"asset_kind": "trademark", "asset_id": "TM00000001"},
+        ],
+        **overrides,
+    }
 
 
 def outcome(**overrides) -> dict:
-    return {"application_id": "A0000001", "defaulted_12m": False, "default_date": None, "recovery_cny": None,
-            **overrides}
+    return {
+        "application_id": "A0000001",
+        "defaulted_12m": False,
+        "default_date": None,
+        "recovery_cny": None,
+        **overrides,
+    }
 
 
 def event(**overrides) -> dict:
-    return {"asset_kind": "patent", "asset_id": "CN202110123456.7", "event_type": "licence",
-            "event_date": "2023-06-01", **overrides}
+    return {
+        "asset_kind": "patent",
+        "asset_id": "CN202110123456.7",
+        "event_type": "licence",
+        "event_date": "2023-06-01",
+        **overrides,
+    }
 
 
 def appraisal(**overrides) -> dict:
-    return {"asset_kind": "patent", "asset_id": "CN202110123456.7", "appraisal_date": "2024-04-10",
-            "value_cny": 1.2e6, "source": "appraisal", **overrides}
+    return {
+        "asset_kind": "patent",
+        "asset_id": "CN202110123456.7",
+        "appraisal_date": "2024-04-10",
+        "value_cny": 1.2e6,
+        "source": "appraisal",
+        **overrides,
+    }
 
 
-FACTORIES = {Patent: patent, Trademark: trademark, Enterprise: enterprise, LoanApplication: application,
-             LoanOutcome: outcome, AssetEvent: event, Appraisal: appraisal}
+FACTORIES = {
+    Patent: patent,
+    Trademark: trademark,
+    Enterprise: enterprise,
+    LoanApplication: application,
+    LoanOutcome: outcome,
+    AssetEvent: event,
+    Appraisal: appraisal,
+}
 # The field that tells rows apart in a batch (and that a problem's id should show).
-ID_FIELD = {Patent: "patent_id", Trademark: "trademark_id", Enterprise: "enterprise_id",
-            LoanApplication: "application_id", LoanOutcome: "application_id", AssetEvent: "asset_id",
-            Appraisal: "asset_id"}
+ID_FIELD = {
+    Patent: "patent_id",
+    Trademark: "trademark_id",
+    Enterprise: "enterprise_id",
+    LoanApplication: "application_id",
+    LoanOutcome: "application_id",
+    AssetEvent: "asset_id",
+    Appraisal: "asset_id",
+}
 MODELS = list(FACTORIES)
 
 
@@ -144,8 +232,13 @@ BAD = [
     pytest.param(Trademark, {"registration_date": FUTURE}, "registration_date", FUTURE, id="tm-future-reg"),
     pytest.param(Enterprise, {"report_date": FUTURE}, "report_date", FUTURE, id="ent-future-report"),
     pytest.param(LoanApplication, {"application_date": FUTURE}, "application_date", FUTURE, id="app-future"),
-    pytest.param(LoanOutcome, {"defaulted_12m": True, "default_date": FUTURE}, "default_date", FUTURE,
-                 id="outcome-future-default"),
+    pytest.param(
+        LoanOutcome,
+        {"defaulted_12m": True, "default_date": FUTURE},
+        "default_date",
+        FUTURE,
+        id="outcome-future-default",
+    ),
     pytest.param(AssetEvent, {"event_date": FUTURE}, "event_date", FUTURE, id="event-future"),
     pytest.param(Appraisal, {"appraisal_date": FUTURE}, "appraisal_date", FUTURE, id="appraisal-future"),
     # a negative count or amount
@@ -153,27 +246,45 @@ BAD = [
     pytest.param(Trademark, {"n_goods_services": -1}, "n_goods_services", -1, id="tm-negative-goods"),
     pytest.param(Enterprise, {"court_judgements": -2}, "court_judgements", -2, id="ent-negative-judgements"),
     pytest.param(LoanApplication, {"term_months": -12}, "term_months", -12, id="app-negative-term"),
-    pytest.param(LoanOutcome, {"defaulted_12m": True, "default_date": "2024-09-01", "recovery_cny": -1.0},
-                 "recovery_cny", -1.0, id="outcome-negative-recovery"),
+    pytest.param(
+        LoanOutcome,
+        {"defaulted_12m": True, "default_date": "2024-09-01", "recovery_cny": -1.0},
+        "recovery_cny",
+        -1.0,
+        id="outcome-negative-recovery",
+    ),
     pytest.param(Appraisal, {"value_cny": -5.0}, "value_cny", -5.0, id="appraisal-negative-value"),
     # dates out of order
-    pytest.param(Patent, {"expiry_date": "2020-03-01"}, "expiry_date", "2020-03-01",
-                 id="patent-expiry<filing"),
+    pytest.param(
+        Patent, {"expiry_date": "2020-03-01"}, "expiry_date", "2020-03-01", id="patent-expiry<filing"
+    ),
     pytest.param(Patent, {"grant_date": "2020-03-01"}, "grant_date", "2020-03-01", id="patent-grant<filing"),
-    pytest.param(Trademark, {"registration_date": "2017-01-01"}, "registration_date", "2017-01-01",
-                 id="tm-registration<filing"),
-    pytest.param(Enterprise, {"founded_date": "2024-06-01"}, "founded_date", "2024-06-01",
-                 id="ent-founded>report"),
+    pytest.param(
+        Trademark,
+        {"registration_date": "2017-01-01"},
+        "registration_date",
+        "2017-01-01",
+        id="tm-registration<filing",
+    ),
+    pytest.param(
+        Enterprise, {"founded_date": "2024-06-01"}, "founded_date", "2024-06-01", id="ent-founded>report"
+    ),
     # unknown codes
     pytest.param(Patent, {"patent_type": "petty_patent"}, "patent_type", "petty_patent", id="patent-type"),
     pytest.param(Patent, {"ipc_main": "Z99Z"}, "ipc_main", "Z99Z", id="patent-ipc-Z99Z"),
     pytest.param(Enterprise, {"tax_grade": "AA"}, "tax_grade", "AA", id="ent-tax-grade"),
     pytest.param(Enterprise, {"industry": "mining"}, "industry", "mining", id="ent-industry"),
     pytest.param(Trademark, {"nice_class": 46}, "nice_class", 46, id="tm-nice-46"),
-    pytest.param(AssetEvent, {"asset_kind": "trademark", "event_type": "lapse"}, "event_type", "lapse",
-                 id="event-lapse-on-trademark"),
-    pytest.param(AssetEvent, {"event_type": "renewal"}, "event_type", "renewal",
-                 id="event-renewal-on-patent"),
+    pytest.param(
+        AssetEvent,
+        {"asset_kind": "trademark", "event_type": "lapse"},
+        "event_type",
+        "lapse",
+        id="event-lapse-on-trademark",
+    ),
+    pytest.param(
+        AssetEvent, {"event_type": "renewal"}, "event_type", "renewal", id="event-renewal-on-patent"
+    ),
     pytest.param(LoanApplication, {"guarantee": "bank"}, "guarantee", "bank", id="app-guarantee"),
     pytest.param(Appraisal, {"source": "guess"}, "source", "guess", id="appraisal-source"),
     # other cross-field rules
@@ -193,8 +304,11 @@ def _same(got, expected) -> bool:
 @pytest.mark.parametrize("model, overrides, field, got", BAD)
 def test_bad_record_is_refused(model, overrides, field, got):
     items = batch(model, bad={1: overrides})
-    with pytest.raises(InvalidData, match=rf"{model.__name__} records refused, 1 problem\(s\):\n  - {field}: "
-                                          r"expected .+; got .+ \(row 1") as info:
+    with pytest.raises(
+        InvalidData,
+        match=rf"{model.__name__} records refused, 1 problem\(s\):\n  - {field}: "
+        r"expected .+; got .+ \(row 1",
+    ) as info:
         parse_records(model, items, today=TODAY)
     (problem,) = info.value.problems
     assert problem.field == field and _same(problem.got, got), problem
@@ -205,8 +319,11 @@ def test_bad_record_is_refused(model, overrides, field, got):
 @pytest.mark.parametrize("model, overrides, field, got", BAD)
 def test_bad_table_row_is_refused(model, overrides, field, got):
     df = table(model, bad={1: overrides})
-    with pytest.raises(InvalidData, match=rf"{model.__name__} table refused, 1 problem\(s\):\n  - {field}: "
-                                          r"expected .+; got .+ \(row 1") as info:
+    with pytest.raises(
+        InvalidData,
+        match=rf"{model.__name__} table refused, 1 problem\(s\):\n  - {field}: "
+        r"expected .+; got .+ \(row 1",
+    ) as info:
         validate_table(df, model, today=TODAY)
     (problem,) = info.value.problems
     assert problem.field == field and _same(problem.got, got), problem
@@ -214,10 +331,15 @@ def test_bad_table_row_is_refused(model, overrides, field, got):
 
 
 # A date field of each type that may not lie in the future, and what else must hold for it.
-FUTURE_CASE = {Patent: {"grant_date": FUTURE}, Trademark: {"registration_date": FUTURE},
-               Enterprise: {"report_date": FUTURE}, LoanApplication: {"application_date": FUTURE},
-               LoanOutcome: {"defaulted_12m": True, "default_date": FUTURE},
-               AssetEvent: {"event_date": FUTURE}, Appraisal: {"appraisal_date": FUTURE}}
+FUTURE_CASE = {
+    Patent: {"grant_date": FUTURE},
+    Trademark: {"registration_date": FUTURE},
+    Enterprise: {"report_date": FUTURE},
+    LoanApplication: {"application_date": FUTURE},
+    LoanOutcome: {"defaulted_12m": True, "default_date": FUTURE},
+    AssetEvent: {"event_date": FUTURE},
+    Appraisal: {"appraisal_date": FUTURE},
+}
 NOT_AFTER_TODAY = r"expected a date not after today \(2025-01-01\); got '2025-02-01'"
 
 
@@ -293,8 +415,9 @@ WRONG_TYPES = [
 @pytest.mark.parametrize("model, name, value", WRONG_TYPES)
 def test_record_with_a_wrong_type_is_refused_not_coerced(model, name, value):
     items = batch(model, bad={1: {name: value}})
-    with pytest.raises(InvalidData, match=rf"  - {name}: expected .+; got {re.escape(repr(value))} \(row 1") \
-            as info:
+    with pytest.raises(
+        InvalidData, match=rf"  - {name}: expected .+; got {re.escape(repr(value))} \(row 1"
+    ) as info:
         parse_records(model, items, today=TODAY)
     (problem,) = info.value.problems
     assert problem.field == name and problem.got == value and problem.row == 1
@@ -303,14 +426,17 @@ def test_record_with_a_wrong_type_is_refused_not_coerced(model, name, value):
 WRONG_COLUMNS = [
     pytest.param(Patent, "n_claims", lambda s: s.astype(str), "a numeric column", id="patent-claims-text"),
     pytest.param(Patent, "in_use", lambda s: s.astype("int64"), "a boolean column", id="patent-in_use-int"),
-    pytest.param(Patent, "filing_date", lambda s: s.dt.strftime("%Y-%m-%d"), "a date column",
-                 id="patent-date-text"),
+    pytest.param(
+        Patent, "filing_date", lambda s: s.dt.strftime("%Y-%m-%d"), "a date column", id="patent-date-text"
+    ),
     pytest.param(Trademark, "nice_class", lambda s: s.astype(str), "a numeric column", id="tm-nice-text"),
     pytest.param(Enterprise, "high_tech", lambda s: s.astype("int64"), "a boolean column", id="ent-bool-int"),
-    pytest.param(LoanOutcome, "defaulted_12m", lambda s: s.astype("int64"), "a boolean column",
-                 id="outcome-bool-int"),
-    pytest.param(Appraisal, "value_cny", lambda s: s.astype(str), "a numeric column",
-                 id="appraisal-value-text"),
+    pytest.param(
+        LoanOutcome, "defaulted_12m", lambda s: s.astype("int64"), "a boolean column", id="outcome-bool-int"
+    ),
+    pytest.param(
+        Appraisal, "value_cny", lambda s: s.astype(str), "a numeric column", id="appraisal-value-text"
+    ),
 ]
 
 
@@ -385,8 +511,11 @@ THREE_FAULTS = {
     Trademark: [{"registration_date": FUTURE}, {"nice_class": 46}, {"registration_date": "2017-01-01"}],
     Enterprise: [{"tax_grade": "AA"}, {"founded_date": "2024-06-01"}, {"court_judgements": -1}],
     LoanApplication: [{"application_date": FUTURE}, {"guarantee": "none"}, {"amount_cny": -1.0}],
-    LoanOutcome: [{"defaulted_12m": True}, {"default_date": "2024-09-01"},
-                  {"defaulted_12m": True, "default_date": FUTURE}],
+    LoanOutcome: [
+        {"defaulted_12m": True},
+        {"default_date": "2024-09-01"},
+        {"defaulted_12m": True, "default_date": FUTURE},
+    ],
     AssetEvent: [{"event_date": FUTURE}, {"event_type": "renewal"}, {"event_type": "sold"}],
     Appraisal: [{"value_cny": -1.0}, {"appraisal_date": FUTURE}, {"source": "guess"}],
 }
@@ -419,16 +548,28 @@ def test_every_bad_record_is_listed_at_once_when_all_faults_are_type_or_bound_er
 # Faults found by the table checks that parse_records runs after parsing (dates, cross-field rules).
 THREE_ROW_RULE_FAULTS = {
     Patent: [{"grant_date": FUTURE}, {"expiry_date": "2020-03-01"}, {"n_independent_claims": 11}],
-    Trademark: [{"registration_date": FUTURE}, {"registration_date": "2017-01-01"},
-                {"registration_date": None}],
+    Trademark: [
+        {"registration_date": FUTURE},
+        {"registration_date": "2017-01-01"},
+        {"registration_date": None},
+    ],
     Enterprise: [{"report_date": FUTURE}, {"founded_date": "2024-06-01"}, {"little_giant": True}],
     LoanApplication: [{"application_date": FUTURE}, {"guarantee": "none"}, {"insurance": False}],
-    LoanOutcome: [{"defaulted_12m": True}, {"default_date": "2024-09-01"},
-                  {"defaulted_12m": True, "default_date": FUTURE}],
-    AssetEvent: [{"event_date": FUTURE}, {"event_type": "renewal"},
-                 {"asset_kind": "trademark", "event_type": "lapse"}],
-    Appraisal: [{"appraisal_date": FUTURE}, {"appraisal_date": "2025-03-01"},
-                {"appraisal_date": "2026-01-01"}],
+    LoanOutcome: [
+        {"defaulted_12m": True},
+        {"default_date": "2024-09-01"},
+        {"defaulted_12m": True, "default_date": FUTURE},
+    ],
+    AssetEvent: [
+        {"event_date": FUTURE},
+        {"event_type": "renewal"},
+        {"asset_kind": "trademark", "event_type": "lapse"},
+    ],
+    Appraisal: [
+        {"appraisal_date": FUTURE},
+        {"appraisal_date": "2025-03-01"},
+        {"appraisal_date": "2026-01-01"},
+    ],
 }
 
 
@@ -444,12 +585,16 @@ def test_every_bad_record_is_listed_at_once_when_all_faults_are_row_rules(model)
 def test_every_bad_record_is_listed_at_once_whatever_the_kind_of_fault():
     """parse_records promises every problem in every record at once. A type error in one record
     must not hide a future date in another or a cross-field fault in a third."""
-    items = batch(Patent, n=5, bad={0: {"n_claims": "12"}, 2: {"grant_date": FUTURE},
-                                    4: {"expiry_date": "2020-03-01"}})
+    items = batch(
+        Patent, n=5, bad={0: {"n_claims": "12"}, 2: {"grant_date": FUTURE}, 4: {"expiry_date": "2020-03-01"}}
+    )
     with pytest.raises(InvalidData) as info:
         parse_records(Patent, items, today=TODAY)
     assert sorted((p.row, p.field) for p in info.value.problems) == [
-        (0, "n_claims"), (2, "grant_date"), (4, "expiry_date")]
+        (0, "n_claims"),
+        (2, "grant_date"),
+        (4, "expiry_date"),
+    ]
 
 
 def test_appraisal_record_problem_names_the_asset():
@@ -522,8 +667,17 @@ def test_valid_records_round_trip_through_a_table(model):
 
 def test_dates_may_be_given_as_dates_or_iso_text():
     as_text = parse_records(Patent, [patent()], today=TODAY)[0]
-    as_dates = parse_records(Patent, [patent(filing_date=dt.date(2021, 3, 1), grant_date=dt.date(2023, 5, 10),
-                                             expiry_date=dt.date(2041, 3, 1))], today=TODAY)[0]
+    as_dates = parse_records(
+        Patent,
+        [
+            patent(
+                filing_date=dt.date(2021, 3, 1),
+                grant_date=dt.date(2023, 5, 10),
+                expiry_date=dt.date(2041, 3, 1),
+            )
+        ],
+        today=TODAY,
+    )[0]
     assert as_text == as_dates
 
 

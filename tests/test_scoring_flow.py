@@ -14,7 +14,7 @@ from features.synth import synthesize
 from scoring.train import train_scoring
 from underwriting.decision import decide_loans
 from underwriting.policy import LOAN_COLUMNS, loan_term_columns
-from underwriting.table import default_spec, scoring_table
+from underwriting.table import default_spec, scoring_table, with_outcome
 from valuation.data import default_spec as valuation_spec
 from valuation.data import in_force, training_table
 from valuation.train import train_valuation
@@ -30,7 +30,7 @@ def table(portfolio):
     values = training_table(portfolio)
     values = values[in_force(values)].reset_index(drop=True)
     valuer = train_valuation(values, valuation_spec(values), params={"n_estimators": 80}).valuer
-    return scoring_table(portfolio, valuer)
+    return with_outcome(scoring_table(portfolio, valuer))
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,8 @@ def test_training_problems_name_the_table_s_own_rows_not_the_split_s(table):
 
 
 def test_scoring_table_has_one_row_per_application_with_the_valued_bundle(portfolio, table):
-    assert list(table["application_id"]) == list(portfolio.applications["application_id"])
+    known = portfolio.applications["application_id"].isin(portfolio.outcomes["application_id"])
+    assert list(table["application_id"]) == list(portfolio.applications.loc[known, "application_id"])
     assert (table["pledge_value_cny"] <= table["liquidation_value_cny"] + 1e-6).all()
     assert (table["liquidation_value_cny"] <= table["bundle_value_cny"] + 1e-6).all()
     assert np.allclose(
@@ -194,6 +195,10 @@ def test_train_scoring_and_score_cli_on_a_flat_table(tmp_path, monkeypatch, tabl
     )
     assert result.exit_code == 0, result.output
     assert "registered models:/bank-b/1" in result.output and "first champion" in result.output
+    # the report names the split: the book's later vintages held out, and what they say against the model
+    years = pd.to_datetime(table["application_date"]).dt.year
+    assert f"held out, out of time: trained on the vintages {years.min()}-" in result.output
+    assert f"-{years.max()} (" in result.output and "weaknesses: " in result.output
     result = runner.invoke(
         app,
         [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import re
 from pathlib import Path
 
 import joblib
@@ -25,14 +26,20 @@ from features.synth import synthesize
 from features.transformers import ENTERPRISE_MONOTONE
 from scoring.model import BOOSTER_SETTINGS, DEFAULT_PARAMS, ScoringModel, exact_points, score_batch
 from scoring.reasons import (
+    BANK_TERMS,
     FALLBACK_CODE,
+    LANGUAGES,
     REASONS,
+    Reason,
     reason_codes,
     reason_for,
     reason_table_markdown,
+    reasons_of_points,
     spec_reasons,
 )
 from scoring.scale import GRADE_NAMES, GRADES, DecisionPolicy, ScoreScale, grade, grade_table_markdown
+from underwriting.applications import LoanTerms
+from underwriting.table import MONOTONE as BUILT_IN_MONOTONE
 
 TARGET = "default"
 ID = "applicant_row"
@@ -79,7 +86,8 @@ def by_calibration(german, model) -> dict[str, ScoringModel]:
 @pytest.fixture(scope="module")
 def synthetic() -> tuple[pd.DataFrame, FeatureSpec, ScoringModel, pd.DataFrame]:
     """The synthetic application table, its spec, a model fitted on 70% of it and the other 30%."""
-    table = application_features(synthesize(6000, seed=3)).reset_index()
+    table = application_features(synthesize(2500, seed=3)).reset_index()
+    table = table[table["defaulted_12m"].notna()].reset_index(drop=True)  # loans with an outcome
     spec = application_spec(table)
     train, test = train_test_split(table, test_size=0.3, stratify=table[spec.target], random_state=0)
     return table, spec, ScoringModel(spec, random_state=0).fit(train), test
@@ -514,16 +522,20 @@ def test_reason_codes_are_the_most_negative_contributions(german, model):
 
 def test_reason_codes_skip_positive_points_and_name_unknown_features():
     points = pd.DataFrame({"overdue_count_24m": [-5.0, 3.0], "mystery": [-7.0, 1.0], "base": [600.0, 600.0]})
-    zh = reason_codes(points, language="zh")
+    values = {"overdue_count_24m": [2, 0], "mystery": [1.0, 1.0]}
+    zh = reason_codes(points, language="zh", values=values)
     assert zh[1] == []
     assert [(r["code"], r["feature"], r["text"]) for r in zh[0]] == [
         (FALLBACK_CODE, "mystery", "其他因素: mystery"),
         ("R03", "overdue_count_24m", "近24个月逾期次数较多"),
     ]
-    en = reason_codes(points, top=1, language="en")
+    en = reason_codes(points, top=1, language="en", values=values)
     assert en[0] == [{"code": "R99", "feature": "mystery", "points": -7.0, "text": "Other factor: mystery"}]
     with pytest.raises(ValueError, match="language"):
-        reason_codes(points, language="fr")
+        reason_codes(points, language="fr", values=values)
+    # a text that holds on one side of the value cannot be checked without the value: refused, not guessed
+    with pytest.raises(ValueError, match="values of 'overdue_count_24m'"):
+        reason_codes(points)
 
 
 def test_every_feature_of_the_application_table_and_the_adapters_has_its_own_code(synthetic):
@@ -563,6 +575,159 @@ def test_every_feature_of_the_application_table_and_the_adapters_has_its_own_cod
     for reason in REASONS.values():
         assert reason.zh and reason.en and reason.zh != reason.en
         assert ";" not in reason.zh + reason.en  # reasons are joined with ';' in batch output
+
+
+# ---------------------------------------------------------------- reasons about the applicant, which way
+
+# Words that say which side of a factor a text names, by language; English as whole words.
+HIGH_WORDS = {
+    "zh": ("较高", "较多", "较长", "较大", "存在", "被列入"),
+    "en": ("high", "many", "long", "large", "has", "listed"),
+}
+LOW_WORDS = {
+    "zh": ("较低", "偏低", "较少", "较短", "较小", "未", "无", "仅"),
+    "en": ("low", "few", "short", "small", "not", "no", "only", "little", "young", "below"),
+}
+EITHER_WAY_WORDS = {
+    "zh": ("对评分不利", "风险较高"),
+    "en": ("counts against the score", "higher default risk"),
+}
+# Texts that name the opposite side of the value: the tax grade falls as its rank rises.
+NAMES_THE_OPPOSITE = {"tax_grade_rank"}
+OWN_TABLE = [r for r in REASONS.values() if r.source in ("application", "scoring_table")]
+
+
+def _says(text: str, words: tuple[str, ...], language: str) -> bool:
+    if language == "zh":
+        return any(w in text for w in words)
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text, re.IGNORECASE) for w in words)
+
+
+@pytest.mark.parametrize("reason", OWN_TABLE, ids=lambda r: r.code)
+def test_every_reason_of_the_programme_s_table_says_which_way_in_both_languages(reason):
+    """Each R text names the side of its factor that lowered the score, or holds whichever way it lies."""
+    assert reason.code.startswith("R")
+    for language in LANGUAGES:
+        text = reason.text(language)
+        if reason.direction is None:
+            assert _says(text, EITHER_WAY_WORDS[language], language), text
+            continue
+        named = (
+            reason.direction
+            if reason.feature not in NAMES_THE_OPPOSITE
+            else {"high": "low", "low": "high"}[reason.direction]
+        )
+        said, opposite = (HIGH_WORDS, LOW_WORDS) if named == "high" else (LOW_WORDS, HIGH_WORDS)
+        assert _says(text, said[language], language), text
+        assert not _says(text, opposite[language], language), text
+    # a side is checked against the value, except on a bank term (never listed)
+    assert reason.direction is None or reason.adverse_from is not None or reason.feature in BANK_TERMS
+
+
+def test_the_side_each_reason_names_is_the_built_in_spec_s_direction():
+    """The adverse side of a monotone feature is the side the model is held to: high for increasing."""
+    side = {"increasing": "high", "decreasing": "low"}
+    for feature, direction in {**ENTERPRISE_MONOTONE, **BUILT_IN_MONOTONE}.items():
+        assert REASONS[feature].direction == side[direction], feature
+
+
+@pytest.mark.parametrize("term", sorted(BANK_TERMS))
+def test_a_bank_term_is_never_a_reason_even_when_it_lowered_the_score_most(term):
+    points = np.array([[-50.0, -2.0], [-50.0, 3.0]])
+    names = [term, "overdue_count_24m"]
+    values = {term: [0.0, 1.0], "overdue_count_24m": [3, 3]}
+    banks_own = {term: Reason("B01", term, "本行条款", "Our term", "spec")}  # whatever the spec says of it
+    for own in (None, banks_own):
+        found = reasons_of_points(points, names, values=values, own=own)
+        assert [[r["feature"] for r in row] for row in found] == [["overdue_count_24m"], []]
+
+
+def test_the_bank_terms_are_the_loan_terms_the_bank_sets():
+    """Every term of a loan but its date and the amount asked for, by its scoring-table name (the guarantee
+    arranged is the column `guarantee_company`): a new term must be placed on one side or the other."""
+    applicants = {"application_date", "amount_cny", "bank_id"}
+    bank_sets = set(LoanTerms.model_fields) - applicants - {"guarantee"} | {"guarantee_company"}
+    assert bank_sets == BANK_TERMS
+
+
+CHECKED = [r for r in REASONS.values() if r.adverse_from is not None]
+
+
+@pytest.mark.parametrize("reason", CHECKED, ids=lambda r: r.code)
+def test_a_reason_is_listed_only_when_the_value_is_on_the_side_its_text_names(reason):
+    """At its limit and beyond it a reason is listed; just short of it, or unknown, it is not, however much
+    the value lowered the score: the next reason comes instead."""
+    toward = 1.0 if reason.direction == "high" else -1.0
+    limit = reason.adverse_from
+    values = {reason.feature: [limit, limit + toward, limit - 0.01 * toward, np.nan], "mystery": [1.0] * 4}
+    points = np.array([[-9.0, -1.0]] * 4)
+    found = reasons_of_points(points, [reason.feature, "mystery"], values=values)
+    listed = [[r["feature"] for r in row] for row in found]
+    assert listed == [[reason.feature, "mystery"]] * 2 + [["mystery"]] * 2
+
+
+def test_outstanding_loans_of_3_percent_of_revenue_are_not_called_high():
+    """The demo's case: R21 ("outstanding loans high against revenue") was listed at a ratio of 3%."""
+    points = pd.DataFrame({"debt_to_revenue": [-20.0, -20.0], "leverage": [-1.0, -1.0]})
+    values = {"debt_to_revenue": [0.03, 0.8], "leverage": [0.7, 0.7]}
+    assert [[r["code"] for r in row] for row in reason_codes(points, values=values)] == [
+        ["R08"],
+        ["R21", "R08"],
+    ]
+
+
+@pytest.fixture(scope="module")
+def rate_driven() -> tuple[pd.DataFrame, ScoringModel]:
+    """A bank's own spec with the interest rate, on loans where the rate (set high for risky borrowers)
+    predicts default best, and low outstanding debt goes with more defaults (unconstrained)."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    table = pd.DataFrame(
+        {
+            "loan": [f"L{i}" for i in range(n)],
+            "annual_rate": rng.uniform(0.03, 0.08, n),
+            "debt_to_revenue": rng.uniform(0.0, 1.0, n),
+            "overdue_count_24m": rng.poisson(0.5, n).astype(float),
+        }
+    )
+    logit = -3.0 + 60 * (table["annual_rate"] - 0.055) - 2.0 * (table["debt_to_revenue"] - 0.5)
+    logit += 0.6 * table["overdue_count_24m"]
+    table["bad"] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    rate_reason = {"code": "B01", "zh": "本行贷款利率", "en": "Our interest rate"}
+    spec = FeatureSpec(
+        target="bad",
+        id="loan",
+        task="scoring",
+        features=(
+            FeatureColumn("annual_rate", "numeric", reason=rate_reason),
+            FeatureColumn("debt_to_revenue", "numeric"),
+            FeatureColumn("overdue_count_24m", "numeric", "increasing"),
+        ),
+    )
+    return table, ScoringModel(spec, random_state=0).fit(table)
+
+
+def test_a_model_that_reads_the_rate_never_gives_it_as_a_reason_and_no_reason_contradicts_its_value(
+    rate_driven,
+):
+    table, model = rate_driven
+    rows = table.head(400)
+    points = model.contributions(rows).drop(columns="base")
+    rate_worst = points.idxmin(axis=1) == "annual_rate"
+    assert rate_worst.sum() > 50  # the rate lowered these scores most: the case the rule is for
+    low_debt_against = (points["debt_to_revenue"] < 0) & (rows["debt_to_revenue"] < 0.5)
+    assert low_debt_against.sum() > 20  # the model weighs low debt against the applicant here
+    decided, scored = model.decide(rows), model.decide_rows(rows)
+    batch, _ = score_batch(model, rows)
+    for i, (reasons, codes) in enumerate(zip(model.reason_codes(rows), decided["reason_codes"], strict=True)):
+        assert [r["code"] for r in reasons] == codes == [r["code"] for r in scored.reasons[i]]
+        assert ";".join(codes) == batch["reason_codes"].iat[i]
+        assert "B01" not in codes and "R33" not in codes
+        for r in reasons:
+            assert r["points"] < 0 and REASONS[r["feature"]].holds(np.array([rows[r["feature"]].iat[i]]))[0]
+    assert not any("R21" in decided["reason_codes"].iat[i] for i in np.flatnonzero(low_debt_against))
+    one_row = {c: np.array([v]) for c, v in rows.iloc[int(np.flatnonzero(rate_worst)[0])].items()}
+    assert all(r["feature"] != "annual_rate" for r in model.decide_rows(one_row).reasons[0])
 
 
 # ---------------------------------------------------------------- storage and bad rows

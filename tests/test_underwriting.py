@@ -23,7 +23,7 @@ from underwriting.decision import Decision, Policies, decide, decide_one, rerun,
 from underwriting.documents import decision_row, differences
 from underwriting.examples import application_bodies
 from underwriting.policy import LendingPolicy
-from underwriting.table import default_spec, scoring_table
+from underwriting.table import default_spec, scoring_table, with_outcome
 from valuation.data import default_spec as valuation_spec
 from valuation.data import in_force, training_table
 from valuation.train import train_valuation
@@ -43,7 +43,7 @@ def valuer(portfolio):
 
 @pytest.fixture(scope="module")
 def table(portfolio, valuer):
-    return scoring_table(portfolio, valuer)
+    return with_outcome(scoring_table(portfolio, valuer))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,13 @@ def test_the_rows_of_applications_received_as_records_equal_the_portfolio_s(bodi
     assert {"patent"} in kinds and {"patent", "trademark"} in kinds
     rows = scoring_rows([_application(b) for b in bodies], valuer)
     ids = [b["application_id"] for b in bodies]
-    expected = table.set_index("application_id").loc[ids].reset_index().drop(columns="defaulted_12m")
+    # the batch table also carries the vintage and the outcome; the rows a request builds, neither
+    expected = (
+        table.set_index("application_id")
+        .loc[ids]
+        .reset_index()
+        .drop(columns=["defaulted_12m", "application_date"])
+    )
     assert list(rows) == list(expected.columns)  # the model's column order
     pd.testing.assert_frame_equal(pd.DataFrame(rows), expected, check_dtype=False)
 

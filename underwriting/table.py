@@ -22,22 +22,80 @@ from features.pipeline import application_columns, application_features
 from features.portfolio import Portfolio
 from features.schema import Table
 from features.spec import FeatureColumn, FeatureSpec
-from features.transformers import ENTERPRISE_MONOTONE, EnterpriseFeatures, column_floats, column_objects
+from features.transformers import EnterpriseFeatures, column_floats, column_objects
 from valuation.data import asset_rows
 from valuation.pledge import BundleValuation
 from valuation.valuer import Valuer
 
 TARGET = "defaulted_12m"
 ID = "application_id"
+DATE = "application_date"  # the vintage: out-of-time validation splits on it
 
-# Directions credit practice knows (domain.md section 7): more overdue days never lowers PD, more pledge
-# value per CNY lent never raises it.
-MONOTONE = {
-    **ENTERPRISE_MONOTONE,
-    "ltv_on_pledge": "increasing",
-    "amount_to_revenue": "increasing",
-    "bundle_value_to_amount": "decreasing",
+# The direction of each risk driver the credit literature and practice agree on, with the reason; the
+# built-in model is held to it by a monotone constraint (domain.md section 7: more overdue days never lowers
+# PD). docs/scoring-model.md prints this table; tests/test_scoring_directions.py varies each driver alone
+# and checks that the PD moves this way.
+DIRECTIONS: dict[str, tuple[str, str]] = {
+    "overdue_count_24m": (
+        "increasing",
+        "repayment history is the strongest bureau predictor: more missed payments, more risk",
+    ),
+    "max_overdue_days_24m": (
+        "increasing",
+        "a longer arrear is a deeper one (90 days is the default definition)",
+    ),
+    "court_judgements": (
+        "increasing",
+        "judgements against the firm are claims on its cash and signs of disputes",
+    ),
+    "enforcement_count": ("increasing", "enforcement (被执行) means a judgement the firm did not pay"),
+    "dishonest_debtor": (
+        "increasing",
+        "the dishonest-debtor list (失信被执行人) names firms that refused to pay",
+    ),
+    "admin_penalties": ("increasing", "penalties signal weak compliance and cost cash"),
+    "tax_grade_rank": (
+        "increasing",
+        "a worse tax credit grade (A best, D worst) tracks worse credit behaviour",
+    ),
+    "leverage": ("increasing", "liabilities over assets: less equity to absorb a loss (Altman, Ohlson)"),
+    "debt_to_revenue": ("increasing", "more debt outstanding per CNY of sales to service it"),
+    "cash_flow_margin": ("decreasing", "operating cash flow is what repays a loan"),
+    "current_ratio": ("decreasing", "liquidity: current assets over current liabilities (Altman, Ohlson)"),
+    "net_margin": ("decreasing", "profitability: a profitable firm services its debt"),
+    "return_on_assets": (
+        "decreasing",
+        "profit over assets (Ohlson's NITA): the strongest ratio in bankruptcy models",
+    ),
+    "amount_to_revenue": ("increasing", "a loan large against sales is harder to repay"),
+    "ltv_on_pledge": ("increasing", "a loan large against the pledge leaves less cover"),
+    "legal_score_min": (
+        "decreasing",
+        "the weakest right's legal strength (GB/T 42748): a right that can fall, falls first",
+    ),
+    "technical_score_max": ("decreasing", "the strongest right's technical strength (GB/T 42748)"),
+    "economic_score_mean": (
+        "decreasing",
+        "the rights' economic strength (GB/T 42748): a market for the technology",
+    ),
+    "shortest_remaining_years": (
+        "decreasing",
+        "longer remaining life: the pledge outlives the loan and its disposal; the right that expires first "
+        "ends the cover",
+    ),
 }
+MONOTONE = {feature: direction for feature, (direction, _) in DIRECTIONS.items()}
+
+
+def directions_markdown() -> str:
+    """DIRECTIONS as the Markdown table docs/scoring-model.md prints (a test keeps the two equal)."""
+    rows = [
+        f"| `{feature}` | {'PD rises with it' if direction == 'increasing' else 'PD falls with it'} | {why} |"
+        for feature, (direction, why) in DIRECTIONS.items()
+    ]
+    return "\n".join(["| feature | direction | reason |", "| --- | --- | --- |", *rows])
+
+
 # The categorical features and every valid value of each (EnterpriseFeatures codes the industry by its
 # place among all industries): one the training sample lacks is still scored, as an unseen category.
 CATEGORICAL = {
@@ -76,14 +134,30 @@ NON_NEGATIVE = {
 # Without these an application cannot be scored; other features may be missing (LightGBM routes them).
 REQUIRED = {
     "term_months",
-    "annual_rate",
     "log_revenue",
     "ltv_on_pledge",
     "overdue_count_24m",
     "max_overdue_days_24m",
     "industry",
 }
-NOT_FEATURES = {TARGET, ID, "liquidation_value_cny", "pledge_value_cny", "bundle_value_cny", "amount_cny"}
+# Not features: the target, the id and the vintage; the bundle's CNY figures and the amount (their ratios
+# are features); the interest rate, which the bank sets from its own view of the risk (a model that read it
+# would learn the bank's earlier judgement, and an applicant cannot act on it).
+NOT_FEATURES = {
+    TARGET,
+    ID,
+    DATE,
+    "liquidation_value_cny",
+    "pledge_value_cny",
+    "bundle_value_cny",
+    "amount_cny",
+    "annual_rate",
+    "stars_max",  # the rounded roll-up of the three GB/T scores, which are features themselves
+    "bundle_value_to_amount",  # the reciprocal of the loan-to-value on the bundle: ltv_on_pledge says it
+    # the same risk as shortest_remaining_years (correlation 0.84 on the book): two columns for one driver
+    # split its effect, and neither then moves the PD on most applications (scoring.sensitivity)
+    "mean_remaining_years",
+}
 
 
 def pledged_asset_values(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
@@ -172,10 +246,18 @@ def _loan_to_value(table) -> None:
 
 
 def scoring_table(portfolio: Portfolio, valuer: Valuer) -> pd.DataFrame:
-    """The flat scoring table (one row per application, `defaulted_12m` the target)."""
+    """The flat scoring table: one row per application, with its date (the vintage) and `defaulted_12m`,
+    the target (missing for a loan whose 12 months have not passed)."""
     apps = portfolio.applications.set_index("application_id")
     assets = pledged_asset_values(portfolio, valuer)
-    return assemble_scoring_table(application_features(portfolio), assets, apps["term_months"], valuer)
+    table = assemble_scoring_table(application_features(portfolio), assets, apps["term_months"], valuer)
+    table.insert(1, DATE, apps["application_date"].reindex(table[ID]).to_numpy())
+    return table
+
+
+def with_outcome(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows a model learns from: loans whose outcome is known (a running loan's is not yet)."""
+    return table[table[TARGET].notna()].reset_index(drop=True)
 
 
 def assemble_scoring_table(

@@ -15,9 +15,11 @@ Per asset i with value v_i (the value model's output), for a loan of T months::
     life_factor_i   = 1 - max_life_haircut * (1 - coverage_i)
     contribution_i  = v_i * life_factor_i * (1 - haircut)        bundle value = sum contribution_i
     liquidation_i   = contribution_i * (1 - discount[route_i][type_i])
-    pledge_i        = pledge_rate[type_i] * liquidation_i        pledge value = sum pledge_i
+    pledge_i        = min(pledge_rate[type_i] * contribution_i, liquidation_i)   pledge value = sum pledge_i
 
-so pledge value <= liquidation value <= bundle value <= sum of values always holds.
+(with `pledge_base="liquidation"`, the earlier base: pledge_i = pledge_rate[type_i] * liquidation_i), so
+pledge value <= liquidation value <= bundle value <= sum of values always holds. The pledge rate caps the
+loan against the appraised value; the liquidation value bounds what a disposal recovers and drives LGD.
 
 Refused (`InvalidData`, every row named): an asset listed twice (it would count twice), and, where the
 asset's status is given (`STATUS_COLUMNS`), a right that has ended: it is worth nothing to a pledgee.
@@ -132,9 +134,10 @@ class PledgeAssumptions:
         marks licensed (back to the owner or to a buyer of the business).
     route_probabilities : weights of the routes under "expected" (licence 0.3, auction 0.5, equity 0.2;
         assumption, normalised to sum 1).
-    pledge_base : what the pledge rate multiplies: "liquidation" (domain.md: liquidation value x pledge
-        rate, the default) or "appraised" (rate x bundle-adjusted value, never above the liquidation
-        value: for banks whose caps are stated against the appraisal).
+    pledge_base : what the pledge rate multiplies: "appraised" (the default: rate x bundle-adjusted
+        value, never above the liquidation value; banks' pledge rates are caps on the loan against the
+        appraised value, domain.md section 6) or "liquidation" (rate x liquidation value: the engine's
+        earlier base, which haircuts twice; kept for banks whose caps are stated that way).
     max_term_months : longest loan term the policy allows (36, the same bank's cap); a longer term is
         reported in `BundleValuation.term_within_cap`, not refused.
     """
@@ -155,7 +158,7 @@ class PledgeAssumptions:
     route_probabilities: dict[str, float] = field(
         default_factory=lambda: {"licence": 0.3, "auction_transfer": 0.5, "pledge_to_equity": 0.2}
     )
-    pledge_base: str = "liquidation"
+    pledge_base: str = "appraised"
     max_term_months: int = 36
 
     def __post_init__(self) -> None:
@@ -352,12 +355,15 @@ def pledge_value(
     route: str | None = None,
     assumptions: PledgeAssumptions | None = None,
 ) -> np.ndarray:
-    """What a bank lends against each asset: pledge rate x liquidation value ("liquidation" base), or
-    min(pledge rate x value, liquidation value) ("appraised" base). `value` is the asset's value after
-    any bundle cuts.
+    """What a bank lends against each asset: min(pledge rate x value, liquidation value) (the "appraised"
+    base, the default), or pledge rate x liquidation value (the "liquidation" base). `value` is the asset's
+    value after any bundle cuts.
 
     >>> pledge_value([100.0, 100.0], ["invention", "trademark"]).round(2).tolist()
-    [11.25, 30.0]
+    [25.0, 50.0]
+    >>> twice = PledgeAssumptions(pledge_base="liquidation")
+    >>> pledge_value([100.0], ["invention"], assumptions=twice).round(2).tolist()
+    [11.25]
     """
     a = assumptions or PledgeAssumptions()
     n = max(np.size(value), np.size(asset_type))

@@ -14,10 +14,11 @@ import numpy as np
 import pandas as pd
 from lightgbm import LGBMRegressor
 from scipy.stats import spearmanr
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from features.encoder import training_encoder
 from features.spec import FeatureSpec
+from valuation.data import INCOME_COLUMNS
 from valuation.model import ValueModel
 from valuation.valuer import Valuer
 
@@ -40,6 +41,17 @@ def _accuracy(y: np.ndarray, value: np.ndarray) -> dict:
     }
 
 
+def split_by_asset(
+    table: pd.DataFrame, spec: FeatureSpec, test_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) at random, every row of one asset (the spec's id) on the same side."""
+    if not spec.id or spec.id not in table:
+        return train_test_split(table, test_size=test_size, random_state=seed)
+    splitter = GroupShuffleSplit(n_splits=1, test_size=test_size, random_state=seed)
+    train_rows, test_rows = next(splitter.split(table, groups=table[spec.id].astype(str).to_numpy()))
+    return table.iloc[train_rows], table.iloc[test_rows]
+
+
 def train_valuation(
     table: pd.DataFrame,
     spec: FeatureSpec,
@@ -49,10 +61,12 @@ def train_valuation(
     level: float = 0.9,
     params: dict | None = None,
 ) -> TrainedValuation:
-    """Fit on a random split, measure on the rest (overall and per asset kind)."""
+    """Fit on a random split, measure on the rest (overall and per asset kind). An asset appraised more than
+    once (pledged again, on a later loan) is held out whole or not at all: its other appraisals would tell
+    the model its value."""
     # every problem, at the table's own rows, before they are split
     training_encoder(spec, table, "valuation")
-    train, test = train_test_split(table, test_size=test_size, random_state=seed)
+    train, test = split_by_asset(table, spec, test_size, seed)
     model = ValueModel(spec, level=level, params=params, random_state=seed).fit(train)
     interval = model.predict_interval(test)
     y = test[spec.target].to_numpy(dtype="float64")
@@ -84,6 +98,24 @@ def train_valuation(
     plain_value = np.maximum(plain.predict(encoder.transform(test)), 1.0)  # a value is positive
     metrics["plain_lightgbm"]["all"] = _accuracy(y, plain_value)
     log.info("valuation held-out: %s", metrics["model"].get("all"))
+    valuer = Valuer.fit(train, spec, model=model)
+    _cross_check_shares(valuer, test, groups, metrics)
     # predictions beside the observed target, never over it
     test = test.assign(**{f"predicted_{c}": interval[c].to_numpy() for c in interval.columns})
-    return TrainedValuation(Valuer.fit(train, spec, model=model), metrics, test)
+    return TrainedValuation(valuer, metrics, test)
+
+
+def _cross_check_shares(valuer: Valuer, test: pd.DataFrame, groups: np.ndarray, metrics: dict) -> None:
+    """The share of held-out assets of each kind whose value and income-approach value differ by more than
+    the cross-check's factor (a flag an evaluator sees), where the income inputs are given."""
+    if not set(INCOME_COLUMNS) <= set(test.columns):
+        return
+    values, _ = valuer.value(test)
+    flag = values["cross_check_flag"]
+    checked = flag.notna().to_numpy()
+    for name in metrics["model"]:
+        mask = checked & (np.ones(len(test), dtype=bool) if name == "all" else groups == name)
+        if mask.any():
+            metrics["model"][name]["cross_check_flagged"] = float(
+                flag.to_numpy(dtype=bool, na_value=False)[mask].mean()
+            )
