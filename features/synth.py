@@ -41,6 +41,7 @@ from features.reference import INDUSTRY_IPC, INDUSTRY_NICE, STRATEGIC_EMERGING_I
 from features.schema import (
     AppraisalSource,
     AssetKind,
+    Enterprise,
     EventType,
     GuaranteeType,
     Industry,
@@ -1187,38 +1188,7 @@ def _timestamps(values: np.ndarray) -> np.ndarray:
     return np.asarray(values).astype("datetime64[ms]")
 
 
-ENTERPRISE_COLUMNS = [
-    "enterprise_id",
-    "report_date",
-    "industry",
-    "founded_date",
-    "registered_capital_cny",
-    "employees",
-    "rd_staff",
-    "revenue_cny",
-    "revenue_growth",
-    "gross_margin",
-    "net_profit_cny",
-    "total_assets_cny",
-    "total_liabilities_cny",
-    "current_ratio",
-    "operating_cash_flow_cny",
-    "rd_spend_cny",
-    "tax_grade",
-    "tax_paid_cny",
-    "overdue_count_24m",
-    "max_overdue_days_24m",
-    "outstanding_loans_cny",
-    "guarantees_given_cny",
-    "court_judgements",
-    "enforcement_count",
-    "dishonest_debtor",
-    "admin_penalties",
-    "high_tech",
-    "specialized_sme",
-    "little_giant",
-    "tech_sme",
-]
+ENTERPRISE_COLUMNS = list(Enterprise.model_fields)  # a credit report, field for field
 _ROUNDED = {  # CNY figures to the yuan (capital to the thousand), as statements print them
     "revenue_cny": 0,
     "net_profit_cny": 0,
