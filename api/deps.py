@@ -8,23 +8,25 @@
 - `PrincipalDep`: the caller of the ``X-API-Key`` header (lending.keys.authenticate), in a short read of
   its own (lending.db.reading: no write lock); 401 without a key or with one that is unknown, revoked or
   malformed.
-- `ModelsDep`: the models loaded at startup, for a route that computes with them: at most COMPUTE_SLOTS
-  such routes run at once in a process, the others wait their turn; 503 when the models are not loaded
-  (see /ready). `LoadedModelsDep`: the same models for a route that only reads their versions.
+- `ModelsDep`: the models loaded at startup, for a route that computes with them, in the caller's
+  institution's turn (api.limits: each institution one at a time, a few institutions at once; 429 with
+  Retry-After over its budget of assets in flight); 503 when the models are not loaded (see /ready).
+  `LoadedModelsDep`: the same models for a route that only reads their versions.
 - `LanguageDep`: ``?lang=zh`` (the default) or ``?lang=en``.
-- `json_body`: a router dependency: a body that is not JSON in UTF-8 is a 415.
+
+A body is read before any of these, by the routers' route class (api.body: its size, encoding and JSON).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from email.message import Message
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Security, status
 from fastapi.security import APIKeyHeader
 from sqlalchemy.orm import Session
 
+from api import limits
 from api.errors import ServiceError
 from api.schemas import Language
 from api.serving import ServedModels
@@ -34,11 +36,6 @@ from lending.db import reading, transaction
 from lending.keys import Principal
 
 API_KEY_HEADER = "X-API-Key"
-# Routes that compute with the models run at most this many at once per process; the others wait without
-# holding a thread. The work is pure Python and pandas under the GIL: more at once only share one core and
-# contend for it (throughput drops), while waiting keeps each one's latency short. Run more processes
-# (`ipcredit serve --workers N`) to use more cores.
-COMPUTE_SLOTS = 1
 
 api_key_header = APIKeyHeader(
     name=API_KEY_HEADER,
@@ -78,32 +75,18 @@ async def get_models(request: Request) -> ServedModels:
     return models
 
 
-async def compute_with_models(request: Request) -> AsyncIterator[ServedModels]:
-    yield await get_models(request)  # the slot is held until the route returns
-
-
-async def json_body(request: Request) -> None:
-    """A request with a body must send it as JSON in UTF-8: 415 naming what came instead (the body would
-    otherwise be read as one string and refused field by field). No Content-Type at all is read as JSON."""
-    if request.method not in ("POST", "PUT", "PATCH") or "content-type" not in request.headers:
-        return  # no Content-Type at all: FastAPI reads the body as JSON
-    header = Message()  # the standard library's parser of Content-Type and its parameters
-    header["content-type"] = request.headers["content-type"]
-    subtype = header.get_content_subtype()
-    json = header.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
-    if not json or header.get_content_charset("utf-8") not in ("utf-8", "utf8"):
-        got = request.headers["content-type"]
-        message = f"the body must be JSON in UTF-8 (Content-Type: application/json); got {got!r}"
-        wrong = Problem("Content-Type", "application/json in UTF-8", got)
-        raise ServiceError(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, message, [wrong])
+async def compute_with_models(
+    request: Request, principal: Annotated[Principal, Depends(get_principal)]
+) -> AsyncIterator[ServedModels]:
+    models = await get_models(request)
+    async with limits.compute_turn(request, principal):  # held until the route returns
+        yield models
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 LoadedModelsDep = Annotated[ServedModels, Depends(get_models)]
-ModelsDep = Annotated[
-    ServedModels, Depends(compute_with_models, scope="function", max_concurrency=COMPUTE_SLOTS)
-]
+ModelsDep = Annotated[ServedModels, Depends(compute_with_models, scope="function")]
 LanguageDep = Annotated[
     Language, Query(description="Language of the reason and recommendation texts: zh (default) or en")
 ]

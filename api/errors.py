@@ -17,11 +17,19 @@
   application_id was decided before): 409.
 - `features.errors.ModelMismatch` (the scoring model reads features an application does not give: it was
   trained on another table and promoted by hand): 503 naming them; nothing is stored.
-- the records database out of reach (`lending.db.unavailable`: down, unreachable, locked): 503 with a fixed
-  message (the driver's words, which name hosts and users, go to the log as one line); the next request
-  tries again (the pool pings its connections). A statement at fault (SQLite reports "no such table" as an
-  OperationalError too) stays a 500 with its trace.
-- FastAPI's own answers (no such route, a method the route does not take) keep their status.
+- the records database out of reach (`lending.db.unavailable`: down, unreachable, locked, silent, its pool
+  full for 5 s): 503 with a fixed message (the driver's words, which name hosts and users, go to the log as
+  one line); the next request tries again (the pool pings its connections). A statement at fault (SQLite
+  reports "no such table" as an OperationalError too) stays a 500 with its trace.
+- FastAPI's own answers (no such route, a method the route does not take) keep their status; a 405's
+  `Allow` names every method of the path (Starlette's names those of the first route that matched it).
+- a body the service cannot read (api.body): 413 over the size limit, 415 not JSON in UTF-8, 422 not JSON
+  it can take (a key twice, a lone surrogate, nested too deep), each naming what came.
+- anything else is a fault of ours: a 500 in the same shape, with a fixed message (the trace goes to the
+  log).
+
+Every answer is written as UTF-8 whatever text it echoes: a lone surrogate, which no UTF-8 can hold, is
+shown as its escape (``\\udfff``), so that an answer never fails to be written.
 """
 
 from __future__ import annotations
@@ -35,14 +43,14 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from api.schemas import ErrorResponse
 from features.errors import InvalidData, ModelMismatch, Problem
 from features.schema import body_problems
 from features.values import json_value
-from lending.db import driver_message, unavailable
+from lending.db import DATABASE_ERRORS, driver_message, unavailable
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 
 log = logging.getLogger(__name__)
@@ -54,7 +62,8 @@ def _answer(description: str) -> dict[str, Any]:
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _answer("No API key, or one that is not valid"),
-    415: _answer("A body that is not JSON in UTF-8 (Content-Type)"),
+    413: _answer("A body larger than the service reads (IPCREDIT_MAX_BODY_BYTES), refused unread"),
+    415: _answer("A body that is not JSON in UTF-8 (Content-Type, Content-Encoding, or its bytes)"),
     422: _answer("Refused input: each problem with its field, row, id, expected and got"),
     503: _answer("The records database does not answer (see /ready)"),
 }
@@ -66,6 +75,7 @@ UNAVAILABLE = {
     503: _answer("The models are not loaded, or the records database does not answer (see /ready)")
 }
 RECORDS_UNAVAILABLE = "the records database is unavailable (the service's log says why)"
+SERVER_FAULT = "the service failed on this request: a fault of ours (the service's log has the trace)"
 
 
 class ServiceError(Exception):
@@ -94,14 +104,41 @@ def echoed(value: Any) -> Any:
     ('NaN', 12, {'a': [1, 'Infinity']}, '(300 characters in all)')
     """
     if isinstance(value, str):
-        text = value
+        text = value = printable(value)
     elif isinstance(value, float) and not math.isfinite(value) or isinstance(value, dict | list):
-        text = json.dumps(value, default=str)  # NaN and Infinity written as those words
+        try:
+            text = json.dumps(value, default=str)  # NaN and Infinity written as those words
+        except RecursionError:
+            return "(nested too deep to show)"
     else:
         return json_value(value)
     if len(text) > MAX_ECHO_CHARS:
         return f"{text[:MAX_ECHO_CHARS]}... ({len(text):,} characters in all)"
     return value if isinstance(value, str) else json.loads(text, parse_constant=str)
+
+
+def printable(text: str) -> str:
+    """`text` as UTF-8 can hold it: a lone surrogate (JSON's ``"\\udfff"`` parses to one) as its escape.
+
+    >>> printable("ok"), printable("x\\udfff")
+    ('ok', 'x\\\\udfff')
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+class ErrorAnswer(JSONResponse):
+    """An error answer's JSON: echoed text that UTF-8 cannot hold (a lone surrogate) written as its escape,
+    not a failure to answer."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode("ascii")
 
 
 def problem_document(problem: Problem) -> dict[str, Any]:
@@ -119,7 +156,7 @@ def problem_document(problem: Problem) -> dict[str, Any]:
 
 def answer(status_code: int, message: str, problems: Sequence[Problem] = (), headers=None) -> JSONResponse:
     body = {"message": message, "detail": [problem_document(p) for p in problems]}
-    return JSONResponse(body, status_code, headers=headers)
+    return ErrorAnswer(body, status_code, headers=headers)
 
 
 def _invalid(_request: Request, exc: Exception) -> JSONResponse:
@@ -140,9 +177,33 @@ def _service_error(_request: Request, exc: Exception) -> JSONResponse:
     return answer(exc.status_code, exc.message, exc.problems, exc.headers)
 
 
-def _framework(_request: Request, exc: Exception) -> JSONResponse:
+def _framework(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
-    return answer(exc.status_code, str(exc.detail), headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+    return answer(exc.status_code, str(exc.detail), headers=headers)
+
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path takes (GET /v1/applications and POST are two routes),
+    found by asking the routes as a request of each method would."""
+    path = {"type": "http", "path": request.url.path, "root_path": request.scope.get("root_path", "")}
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**path, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
+    ]
+
+
+def _server_fault(_request: Request, exc: Exception) -> JSONResponse:
+    # Starlette logs the trace and re-raises once this answer is sent: the caller gets the one shape.
+    return answer(status.HTTP_500_INTERNAL_SERVER_ERROR, SERVER_FAULT)
 
 
 def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -170,5 +231,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AlreadyReviewed, _status(status.HTTP_409_CONFLICT))
     app.add_exception_handler(AlreadyDecided, _status(status.HTTP_409_CONFLICT))
     app.add_exception_handler(ModelMismatch, _status(status.HTTP_503_SERVICE_UNAVAILABLE))
-    for database_error in (OperationalError, InterfaceError):
+    for database_error in DATABASE_ERRORS:  # a full pool (its timeout) too
         app.add_exception_handler(database_error, _database_unavailable)
+    app.add_exception_handler(Exception, _server_fault)

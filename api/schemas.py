@@ -17,11 +17,12 @@ underwriting.applications.ApplicationRecord, the line `ipcredit decide` reads.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from features.schema import Int
+from features.schema import Id, Int
 from underwriting.applications import MAX_PLEDGED, ApplicationRecord, EnterpriseReport, LoanTerms
 from valuation.assets import AssetRecord
 
@@ -30,6 +31,28 @@ Recommendation = Literal["approve", "review", "decline"]
 ApplicationStatus = Literal["pending_review", "approved", "declined", "overridden"]
 
 MAX_ASSETS = 1000  # assets valued in one request
+
+_ISO_DATE_START = re.compile(r"[+-]?\d{4,}-\d{2}-\d{2}")
+ISO_TIME = "an ISO 8601 time with a zone, e.g. 2026-01-01T00:00:00Z"
+
+
+def _iso_text(value: Any) -> Any:
+    # pydantic would read "0.5" or "1700000000" as a Unix time
+    if isinstance(value, str) and not _ISO_DATE_START.match(value):
+        raise ValueError(ISO_TIME)
+    return value
+
+
+def _within_utc(value: dt.datetime) -> dt.datetime:
+    try:
+        value.astimezone(dt.UTC)  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
+    except OverflowError:
+        raise ValueError(f"{ISO_TIME}, from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z in UTC") from None
+    return value
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_within_utc)]
+"""A time as a query gives it: ISO 8601 text with its zone, that UTC can hold (the records keep UTC)."""
 
 
 class Body(BaseModel):
@@ -112,6 +135,10 @@ class EnterpriseIn(EnterpriseReport):
 
 class LoanIn(LoanTerms):
     __doc__ = LoanTerms.__doc__
+
+    bank_id: Id | None = Field(
+        None, description="Lending bank: the caller's institution, filled in when left out; any other refused"
+    )
 
 
 class ApplicationRequest(ApplicationRecord):

@@ -12,6 +12,10 @@ checkout to a service answering on localhost.
 5. an example application body, ``<home>/example-application.json``, from the portfolio;
 6. then it prints the key and an example ``curl`` request, and serves.
 
+Every file `up` and `serve` write (the records' SQLite file and its journal, the key, the example, the local
+model store) is readable by its owner only: both run with the file mode mask 077 (put back when they return),
+and a SQLite records file written before is made its owner's alone (`owner_only`).
+
 `up` is for a demonstration on one machine: it refuses to run with IPCREDIT_ENV=prod (use `serve`, with keys
 issued by ``ipcredit keys create``).
 """
@@ -24,16 +28,18 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from core.settings import REGISTERED_MODELS, Settings, champion_uri
 from lending import keys
 from lending.db import make_engine, migrate, session_factory, transaction
-from models import registry
+from models import registry, store
 from models.datasets import DEFAULT_PORTFOLIO, portfolio_at
 from models.lifecycle import RunOptions
 from models.training import held_out_summary, train
@@ -92,11 +98,36 @@ def serve(
     # line (ipcredit's), not a server's trace.
     checked = (settings or Settings()).require_stores()
     check_port(host, port)
-    migrate(checked.records_url)
-    if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    with owner_only_files():  # the workers inherit the mask
+        migrate(checked.records_url)
+        owner_only(checked.records_url)
+        if workers == 1:
+            uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+            return
+        uvicorn.run(
+            "api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info"
+        )
+
+
+@contextmanager
+def owner_only_files() -> Iterator[None]:
+    """Files created meanwhile are readable by their owner only (umask 077); the mask is put back after."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def owner_only(records_url: str) -> None:
+    """A SQLite records file (and its journal), written before, made readable by its owner only."""
+    url = make_url(records_url)
+    database = url.database or ""
+    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
         return
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
+        if path.exists():
+            path.chmod(0o600)
 
 
 def up(
@@ -119,9 +150,17 @@ def up(
         )
     if run is None:
         check_port(host, port)  # before minutes of training, not after
-    ensure_models(say)
-    key = ensure_demo_key(settings, say)
-    example = ensure_example(settings, say)
+    with owner_only_files():
+        ensure_models(say)
+        key = ensure_demo_key(settings, say)
+        example = ensure_example(settings, say)
+        _announce(key, example, host, port, echo)
+        say(f"serving on http://{host}:{port}")
+        (run or serve)(host=host, port=port, settings=settings)
+    return key
+
+
+def _announce(key: str, example: Path, host: str, port: int, echo: Callable[[str], None]) -> None:
     url = f"http://{host}:{port}"
     echo(f"demo API key (bank role, {DEMO_INSTITUTION}): {key}")
     echo("an example application:")
@@ -130,16 +169,13 @@ def up(
         f"-H 'Content-Type: application/json' -d @{example}"
     )
     echo(f"API documentation: {url}/docs (OpenAPI: {url}/openapi.json)")
-    say(f"serving on {url}")
-    (run or serve)(host=host, port=port, settings=settings)
-    return key
 
 
 def ensure_models(say: Progress) -> None:
     """Champions of both models in the registry, trained on the synthetic portfolio when missing, by the
     training `ipcredit train ... --promote` runs (models.training)."""
     names = tuple(REGISTERED_MODELS.values())
-    champions = registry.champion_versions(names)
+    champions = {} if store.missing_store() else registry.champion_versions(names)  # a first run: no store
     if len(champions) == len(names):
         say(
             "models: using the champions "
@@ -167,6 +203,7 @@ def ensure_demo_key(settings: Settings, say: Progress) -> str:
     engine = make_engine(settings.records_url)
     try:
         migrate(engine)
+        owner_only(settings.records_url)
         factory = session_factory(engine)
         stored = settings.home / DEMO_KEY_FILE
         if stored.exists():
@@ -190,12 +227,12 @@ def ensure_example(settings: Settings, say: Progress) -> Path:
     """<home>/example-application.json: the portfolio's first application as a request body."""
     target = settings.home / EXAMPLE_FILE
     if target.exists():
+        target.chmod(0o600)  # one written before this rule
         return target
     say(f"writing an example request to {target}")
     portfolio, _ = portfolio_at(None)
     body = next(application_bodies(portfolio, limit=1))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(body, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    _write_private(target, json.dumps(body, ensure_ascii=False, indent=2) + "\n")
     return target
 
 

@@ -15,6 +15,12 @@
 - ``IPCREDIT_VALUATION_URI``, ``IPCREDIT_SCORING_URI``: the models the service serves (default: the
   champions, `champion_uri`). ``IPCREDIT_MODEL_RETRY_SECONDS`` (30): how long a service whose models could
   not be loaded waits before it tries again.
+- ``IPCREDIT_MAX_BODY_BYTES`` (8,000,000): the largest request body the service reads; a larger one is a 413,
+  refused before it is read (the largest documented request, 1,000 assets, is about 1.3 MB).
+- ``IPCREDIT_INSTITUTION_MAX_ASSETS`` (2,000; 0: no limit): the assets one institution may have in flight in
+  the routes that compute (a request weighs its body's assets); over it, a 429 with Retry-After.
+  ``IPCREDIT_COMPUTE_SLOTS`` (2): how many institutions compute at once in a process, each one request at a
+  time (api.limits).
 
 A variable set but empty means unset. Each field is read from exactly one variable, never from a look-alike
 such as HOME.
@@ -40,6 +46,7 @@ DATABASE_URL must be set when IPCREDIT_ENV=prod; got nothing
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -51,6 +58,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEFAULT_HOME = ".ipcredit"
 DATABASE_FILE = "ipcredit.db"
 MLFLOW_FILE = "mlflow.db"
+DEFAULT_MAX_BODY_BYTES = 8_000_000  # a request body; 1,000 assets, indented, are about 1.3 MB
 #: MLflow URI schemes of a store on this machine, whose artifacts go under the home.
 LOCAL_SCHEMES = ("", "file", "sqlite")
 
@@ -84,6 +92,35 @@ def normalise_url(url: str) -> str:
     return url
 
 
+# A URL's password (scheme://user:password@host) and the query parameters that carry a secret (token=,
+# access_token=, password=, api_key=, X-Amz-Signature=, sig= ...): what `masked` hides.
+_URL_PASSWORD = re.compile(r"(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@?#]*):[^/\s?#]*@")
+_SECRET_PARAMETER = re.compile(
+    r"(?P<name>(?:^|[?&;\s])[^=&\s#]*(?:token|passw|pwd|secret|key|signature|sig|credential|auth)[^=&\s#]*=)"
+    r"[^&\s#'\"]+",
+    re.IGNORECASE,
+)
+MASK = "***"
+
+
+def masked(text: object) -> str:
+    """`text` (a URL, or a message that holds URLs, such as MLflow's and urllib3's exception texts) with
+    every URL's password and secret query parameters replaced by ***: what reaches an answer or a log line.
+
+    >>> masked("http://user:pa@ss@mlflow:5000/api?name=x&token=abc")
+    'http://user:***@mlflow:5000/api?name=x&token=***'
+    >>> masked("host=db user=u password=p sslmode=require")
+    'host=db user=u password=*** sslmode=require'
+    >>> masked("API request to https://u:p@h/x failed; sqlite:////srv/mlflow.db; postgresql://u@db/x")
+    'API request to https://u:***@h/x failed; sqlite:////srv/mlflow.db; postgresql://u@db/x'
+    """
+    text = str(text)
+    if "://" not in text and "=" not in text:  # the common case costs one scan
+        return text
+    text = _URL_PASSWORD.sub(lambda m: f"{m['start']}:{MASK}@", text)
+    return _SECRET_PARAMETER.sub(lambda m: m["name"] + MASK, text)
+
+
 # The variables the settings read, by field (each field's alias); `from_env` reads exactly these.
 VARIABLES = (
     "IPCREDIT_ENV",
@@ -94,6 +131,9 @@ VARIABLES = (
     "IPCREDIT_VALUATION_URI",
     "IPCREDIT_SCORING_URI",
     "IPCREDIT_MODEL_RETRY_SECONDS",
+    "IPCREDIT_MAX_BODY_BYTES",
+    "IPCREDIT_INSTITUTION_MAX_ASSETS",
+    "IPCREDIT_COMPUTE_SLOTS",
 )
 
 
@@ -111,6 +151,13 @@ class Settings(BaseSettings):
     valuation_uri: str = Field(default=champion_uri("valuation"), validation_alias="IPCREDIT_VALUATION_URI")
     scoring_uri: str = Field(default=champion_uri("scoring"), validation_alias="IPCREDIT_SCORING_URI")
     model_retry_seconds: float = Field(default=30.0, gt=0, validation_alias="IPCREDIT_MODEL_RETRY_SECONDS")
+    max_body_bytes: int = Field(
+        default=DEFAULT_MAX_BODY_BYTES, ge=1, validation_alias="IPCREDIT_MAX_BODY_BYTES"
+    )
+    institution_max_assets: int = Field(
+        default=2000, ge=0, validation_alias="IPCREDIT_INSTITUTION_MAX_ASSETS"
+    )
+    compute_slots: int = Field(default=2, ge=1, validation_alias="IPCREDIT_COMPUTE_SLOTS")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

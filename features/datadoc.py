@@ -166,6 +166,8 @@ def _constraints(model: type[schema.Record], col: schema.Column) -> str:
             parts.append(f"<= {_number(col.le)}")
     if col.pattern is not None:
         parts.append(f"matches `{col.pattern}`")
+    if col.identifier:
+        parts.append(f"an id of 1 to {schema.ID_MAX_LENGTH} characters, none invisible (see Identifiers)")
     if col.past:
         parts.append("not after today")
     return "; ".join(parts)
@@ -297,6 +299,12 @@ def data_model_markdown() -> str:
         "against it and `parse_records` checks records (dicts, dates as ISO `YYYY-MM-DD` text). Nothing is "
         "coerced: a number column must hold numbers, a boolean column booleans, a date column dates. A "
         "refusal (`InvalidData`) lists the problems found, each with its field, row, id, expected and got.",
+        "",
+        "**Identifiers.** An id (`Id`) is 1 to 64 characters, as written and in Unicode NFKC; one with a "
+        "control, format, surrogate, private-use or unassigned character or a line break, or a space at "
+        "either end, is refused, the character and its position named (`features.schema.id_problem`). Asset "
+        "and enterprise ids are case-blind: they compare by their key (`id_key`: NFKC, case folded, upper "
+        "case); application and bank ids compare as written.",
         "",
         "*Known at application* says whether a field's value is known when the loan is applied for; a field "
         "marked *no* (an outcome, or a status taken when the data were extracted) must not be used as a "

@@ -15,6 +15,7 @@ import functools
 import re
 import types
 import typing
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Annotated, Any
@@ -183,26 +184,104 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Date = Annotated[dt.date, BeforeValidator(_iso_date)]
-ID_MAX_LENGTH = 64
-_UNCLEAN_ID = re.compile(r"^\s|\s$|[\x00-\x1f\x7f]")
+ID_MAX_LENGTH = 64  # characters of an id, as sent and once in NFKC
+# The most characters one character of an id in NFKC becomes in its key (id_key: "ß" is "SS", "ῒ" three;
+# tests/test_ids.py checks every code point): the records' key columns hold ID_MAX_LENGTH of them.
+KEY_GROWTH = 3
+ID_KEY_MAX_LENGTH = ID_MAX_LENGTH * KEY_GROWTH
+# Characters no id may hold: invisible or not characters at all, they make two spellings of one id.
+_REFUSED_IN_ID = {
+    "Cc": "a control character",
+    "Cf": "a format character",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+    "Cn": "an unassigned character",
+    "Zl": "a line separator",
+    "Zp": "a paragraph separator",
+}
+ID_EXPECTED = "an id without control, format, surrogate, private-use or unassigned characters or line breaks"
 
 
-def _clean_id(value: str) -> str:
-    # "E1 " and "E1" would be two enterprises to an exact comparison: refused, not trimmed
-    if _UNCLEAN_ID.search(value):
-        raise ValueError("an id without spaces at either end and without control characters")
+def _character(c: str) -> str:
+    name = unicodedata.name(c, "")
+    return f"U+{ord(c):04X}" + (f" {name}" if name else "")
+
+
+def id_problem(value: str) -> str | None:
+    """What is wrong with an id, in words that name the character and its position (from 1), or None: a
+    character of _REFUSED_IN_ID, a space at either end (once in NFKC), or more than ID_MAX_LENGTH characters
+    in NFKC. Records (the `Id` type) and tables (validate_table, valuation.assets) refuse alike."""
+    problem = _refused_character(value)
+    if problem is not None:
+        return problem
+    text = normalised_id(value)
+    for position in (1, len(text)):
+        if text and text[position - 1].isspace():
+            space = _character(text[position - 1])
+            return f"an id without spaces at either end ({space} at position {position})"
+    if len(text) > ID_MAX_LENGTH:
+        return f"an id of at most {ID_MAX_LENGTH} characters in Unicode NFKC (got {len(text)})"
+    return None
+
+
+def _refused_character(value: str) -> str | None:
+    if value.isascii() and value.isprintable():  # printable ASCII (most ids) holds none of them
+        return None
+    for position, c in enumerate(value, 1):
+        kind = _REFUSED_IN_ID.get(unicodedata.category(c))
+        if kind is not None:
+            return f"{ID_EXPECTED} ({_character(c)}, {kind}, at position {position})"
+    return None
+
+
+def _no_surrogate(value: Any) -> Any:
+    # before pydantic's own check of text, which refuses a lone surrogate without naming it
+    if isinstance(value, str) and not value.isascii():
+        problem = _refused_character(value)
+        if problem is not None and "surrogate" in problem:
+            raise ValueError(problem)
     return value
 
 
+def normalised_id(value: str) -> str:
+    """An id in Unicode NFKC: one spelling of what reads alike ("ＣＮ１" is "CN1", "ﬁ" is "fi")."""
+    return value if value.isascii() else unicodedata.normalize("NFKC", value)
+
+
+def _clean_id(value: str) -> str:
+    # "E1 " and "E1\u200b" would be other enterprises than E1 to a comparison: refused, not trimmed
+    problem = id_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return normalised_id(value)
+
+
+#: An id (asset, enterprise, application, bank) as the domain takes it: 1 to 64 characters, kept in NFKC,
+#: case kept (what the bank sent is what it reads back); ids that are case-blind compare by `id_key`.
 Id = Annotated[
-    str, Strict(), annotated_types.MinLen(1), annotated_types.MaxLen(ID_MAX_LENGTH), AfterValidator(_clean_id)
+    str,
+    Strict(),
+    annotated_types.MinLen(1),
+    annotated_types.MaxLen(ID_MAX_LENGTH),
+    AfterValidator(_clean_id),
+    BeforeValidator(_no_surrogate),
 ]
 
 
+def id_key(value: str) -> str:
+    """A case-blind id as records compare and store it: in NFKC, case folded, in upper case ("cnp1" is
+    CNP1, "ß" is "SS"; a CNIPA number and a unified social credit code are upper case by their standards).
+    Idempotent; at most KEY_GROWTH characters a character. Asset and enterprise ids are case-blind; a bank's
+    own application id and the bank's id are compared as sent (in NFKC)."""
+    if value.isascii():
+        return value.upper()
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return unicodedata.normalize("NFKC", folded.upper())
+
+
 def enterprise_key(enterprise_id: str) -> str:
-    """An enterprise id as records compare it: regardless of case ("e0000001" is E0000001; a unified social
-    credit code is upper case by its standard)."""
-    return enterprise_id.upper()
+    """An enterprise id as records compare it: `id_key` ("e0000001" is E0000001)."""
+    return id_key(enterprise_id)
 
 
 CNY = "CNY"
@@ -424,6 +503,7 @@ class Column(typing.NamedTuple):
     at_application: bool
     description: str
     max_length: int | None = None
+    identifier: bool = False  # an `Id`: its characters are checked too (id_problem)
 
 
 def _unwrap(annotation: Any) -> tuple[Any, bool]:
@@ -470,6 +550,7 @@ def columns(model: type[Record]) -> tuple[Column, ...]:
                 bool(extra.get("at_application", True)),
                 info.description or "",
                 bounds["max_length"],
+                any(getattr(meta, "func", None) is _clean_id for meta in info.metadata),
             )
         )
     return tuple(out)
@@ -565,6 +646,22 @@ def _check_column(df: pd.DataFrame, col: Column, key: tuple[str, ...], today: dt
                 col.name,
                 f"a non-empty text of at most {col.max_length} characters",
             )
+        if col.identifier:
+            problems += _id_problems(df, key, col.name, text)
+    return problems
+
+
+def _id_problems(df: pd.DataFrame, key: tuple[str, ...], name: str, text: pd.Series) -> list[Problem]:
+    """An id column's values that `id_problem` refuses, each distinct value checked once."""
+    found = {v: id_problem(v) for v in text.dropna().unique()}
+    refused = {v: problem for v, problem in found.items() if problem is not None}
+    if not refused:
+        return []
+    problems = []
+    for expected in set(refused.values()):
+        values = [v for v, problem in refused.items() if problem == expected]
+        mask = text.isin(values).fillna(False).to_numpy(dtype=bool)
+        problems += _problems_at(df, key, mask, name, expected)
     return problems
 
 

@@ -2,7 +2,11 @@
 
 - `make_engine(url)`: SQLite with foreign keys enforced, write-ahead logging, a busy timeout and real
   transactions (SQLAlchemy, not the sqlite3 module, emits BEGIN, so DDL and reads are inside them too);
-  PostgreSQL through psycopg 3 (``postgresql://`` URLs are given that driver).
+  PostgreSQL through psycopg 3 (``postgresql://`` URLs are given that driver). Every wait is bounded, so that
+  a database out of reach is a 503 in seconds (`unavailable`), never a hang nor a 500: a connection from a
+  full pool within POOL_TIMEOUT_S (5 s), a new PostgreSQL connection within CONNECT_TIMEOUT_S (10 s), and
+  an answer from PostgreSQL within ANSWER_TIMEOUT_S (10 s), after which the connection is closed (a server
+  or a network gone silent, which would otherwise wait for the operating system's TCP timeout).
 - `migrate(engine_or_url)`: runs the Alembic migrations in ``lending/migrations`` to head, configured from
   code (there is no alembic.ini). Idempotent; on PostgreSQL an advisory lock lets several processes start
   at once.
@@ -13,7 +17,7 @@
 >>> from lending.tables import Institution
 >>> engine = make_engine("sqlite://")  # in memory
 >>> migrate(engine)
-'0004'
+'0006'
 >>> factory = session_factory(engine)
 >>> with transaction(factory) as session:
 ...     session.add(Institution(name="Bank of Ezhou"))
@@ -31,17 +35,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import normalise_url
 
 __all__ = [
+    "DATABASE_ERRORS",
     "MIGRATIONS",
     "alembic_config",
     "current_revision",
@@ -57,6 +64,10 @@ READ_ONLY = "ipcredit_read_only"  # an execution option: the connection's transa
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 CONNECT_TIMEOUT_S = 10  # PostgreSQL
+POOL_TIMEOUT_S = 5  # a connection from a full pool (SQLAlchemy's default: 30 s)
+ANSWER_TIMEOUT_S = 10  # PostgreSQL: a statement's answer (longer than any statement of ours takes)
+# What an error from the records may be when the database is out of reach (`unavailable` tells which).
+DATABASE_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 MIGRATION_LOCK_ID = 0x1BC_0001  # pg_advisory_xact_lock key: one migrating process at a time
 
 
@@ -70,7 +81,7 @@ def unavailable(error: BaseException) -> bool:
     that a statement is at fault: the first is a 503 and exit code 4, the second a fault of ours."""
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
-    if isinstance(error, InterfaceError):
+    if isinstance(error, InterfaceError | PoolTimeout):  # a full pool: every connection busy, or stuck
         return True
     if not isinstance(error, OperationalError):
         return False
@@ -90,7 +101,9 @@ def _json_dumps(value: Any) -> str:
     return json.dumps(value, allow_nan=False)
 
 
-def make_engine(url: str | URL, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str | URL, *, answer_timeout_s: float | None = ANSWER_TIMEOUT_S, **kwargs: Any
+) -> Engine:
     """An engine for `url` (a SQLAlchemy URL). Extra keyword arguments go to `sqlalchemy.create_engine`.
 
     SQLite: the folder of a file database is created when missing; every connection enforces foreign
@@ -98,20 +111,20 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     logging so that readers do not block the writer, with synchronous FULL (each commit reaches the disk
     before it returns). Transactions begin with BEGIN IMMEDIATE: a writer takes the write lock at the
     start and never fails half-way on a lock upgrade; a reader (`reading`) begins deferred. PostgreSQL:
-    connections are pinged before use, and opening one times out after 10 s (`connect_timeout`, unless
-    the URL or ``connect_args`` say otherwise).
+    connections are pinged before use, opening one times out after 10 s (`connect_timeout`, unless the URL
+    or ``connect_args`` say otherwise), and a statement unanswered after `answer_timeout_s` (None: no
+    bound) closes its connection with an OperationalError. A connection from a full pool is waited for
+    ``pool_timeout`` (5 s) at most.
     """
     url = make_url(normalise_url(url) if isinstance(url, str) else url)
     kwargs.setdefault("json_serializer", _json_dumps)
     if url.get_backend_name() != "sqlite":
-        kwargs.setdefault("pool_pre_ping", True)
-        # a server that does not answer fails a new connection in seconds, not after the OS's TCP timeout
-        if "connect_timeout" not in url.query:  # the URL's own value wins
-            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
-        return create_engine(url, **kwargs)
+        return _postgresql_engine(url, answer_timeout_s, kwargs)
 
     database = url.database or ""
     in_memory = database in ("", ":memory:") or "mode=memory" in str(url)
+    if not in_memory:  # a file has a pool of connections (memory: one, without a pool timeout)
+        kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
     if not in_memory and not database.startswith("file:"):
         Path(database).expanduser().absolute().parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, **kwargs)
@@ -138,6 +151,41 @@ def make_engine(url: str | URL, **kwargs: Any) -> Engine:
     return engine
 
 
+def _postgresql_engine(url: URL, answer_timeout_s: float | None, kwargs: dict[str, Any]) -> Engine:
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_timeout", POOL_TIMEOUT_S)
+    # a server that does not answer fails a new connection in seconds, not after the OS's TCP timeout
+    if "connect_timeout" not in url.query:  # the URL's own value wins
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "do_connect")
+    def _bounded(_dialect: Any, _record: Any, cargs: tuple, cparams: dict[str, Any]) -> Any:
+        connection = _AnswerBoundConnection.connect(*cargs, **cparams)
+        connection.answer_timeout_s = answer_timeout_s
+        return connection
+
+    return engine
+
+
+class _AnswerBoundConnection(psycopg.Connection):
+    """A psycopg connection whose every wait for the server ends after `answer_timeout_s`: the connection is
+    then closed (its state is unknown) and an OperationalError says so, which SQLAlchemy reports as a lost
+    connection (`unavailable`) and the pool replaces."""
+
+    answer_timeout_s: float | None = None
+
+    def wait(self, gen: Any, interval: float = 0.1, timeout: float | None = None) -> Any:
+        bound = timeout if timeout is not None else self.answer_timeout_s
+        try:
+            return super().wait(gen, interval=interval, timeout=bound)
+        except psycopg.errors._WaitTimeout:  # psycopg's own, internal: made a public OperationalError here
+            if timeout is not None:
+                raise  # a caller's own timeout, handled by psycopg
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"the database did not answer within {bound:g} s") from None
+
+
 def alembic_config(connection: Connection | None = None, url: str | URL | None = None) -> Config:
     """An Alembic config for the lending migrations, built in code: with `connection` for online commands
     (upgrade, downgrade, ``revision --autogenerate``), or with `url` for offline SQL scripts
@@ -162,7 +210,8 @@ def migrate(engine_or_url: Engine | str | URL, revision: str = "head") -> str | 
     owned = not isinstance(engine_or_url, Engine)
     engine = make_engine(engine_or_url) if owned else engine_or_url
     try:
-        with engine.begin() as connection:
+        # another process's migration may hold the lock, and a migration take, longer than an answer's bound
+        with engine.begin() as connection, _unbounded(connection):
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_ID})")
             command.upgrade(alembic_config(connection), revision)
@@ -170,6 +219,20 @@ def migrate(engine_or_url: Engine | str | URL, revision: str = "head") -> str | 
     finally:
         if owned:
             engine.dispose()
+
+
+@contextmanager
+def _unbounded(connection: Connection) -> Iterator[None]:
+    """No answer timeout on this PostgreSQL connection within the block (a migration may wait longer)."""
+    dbapi_connection = connection.connection.dbapi_connection
+    if not isinstance(dbapi_connection, _AnswerBoundConnection):
+        yield
+        return
+    bound, dbapi_connection.answer_timeout_s = dbapi_connection.answer_timeout_s, None
+    try:
+        yield
+    finally:
+        dbapi_connection.answer_timeout_s = bound
 
 
 def current_revision(engine: Engine) -> str | None:

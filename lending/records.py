@@ -24,15 +24,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from features.errors import InvalidData, Problem
-from features.schema import enterprise_key
+from features.schema import ID_MAX_LENGTH, enterprise_key, normalised_id
 from lending.errors import AlreadyDecided, AlreadyReviewed, NotFound, PermissionDenied
 from lending.keys import Principal
-from lending.tables import Application, Decision, Review, Role, Status, Valuation
+from lending.tables import ALL_BANKS, Application, Decision, Review, Role, Status, SubsidyTotal, Valuation
 from underwriting import review
 
 __all__ = [
@@ -202,8 +204,10 @@ def save_application(
     if record_id is None:
         problems.append(Problem("application_id", "a UUID", application_id))
     enterprise = enterprise_id if enterprise_id is not None else _lookup(request, "enterprise_id")
-    if enterprise is not None and not (isinstance(enterprise, str | int) and 0 < len(str(enterprise)) <= 64):
-        problems.append(Problem("enterprise_id", "an id of 1 to 64 characters", enterprise))
+    if enterprise is not None and not (
+        isinstance(enterprise, str | int) and 0 < len(str(enterprise)) <= ID_MAX_LENGTH
+    ):
+        problems.append(Problem("enterprise_id", f"an id of 1 to {ID_MAX_LENGTH} characters", enterprise))
         enterprise = None
     graded = grade if grade is not None else _lookup(result, "grade")
     if graded is not None and not (isinstance(graded, str) and 0 < len(graded) <= 8):
@@ -214,9 +218,10 @@ def save_application(
     )
     probability = _number(pd if pd is not None else _lookup(result, "pd"), "pd", problems)
     if application_ref is not None and not (
-        isinstance(application_ref, str) and 0 < len(application_ref) <= 64
+        isinstance(application_ref, str) and 0 < len(application_ref) <= ID_MAX_LENGTH
     ):
-        problems.append(Problem("application_ref", "an id of 1 to 64 characters", application_ref))
+        expected = f"an id of 1 to {ID_MAX_LENGTH} characters"
+        problems.append(Problem("application_ref", expected, application_ref))
     if problems:
         raise InvalidData(problems, what="application record")
     if application_ref is not None:
@@ -353,7 +358,7 @@ def list_applications(
     if enterprise_id is not None:
         conditions.append(Application.enterprise_id == enterprise_key(str(enterprise_id)))
     if application_ref is not None:
-        conditions.append(Application.application_ref == str(application_ref))
+        conditions.append(Application.application_ref == normalised_id(str(application_ref)))
 
     size = min(page_size, MAX_PAGE_SIZE)
     total = session.scalar(select(func.count()).select_from(Application).where(*conditions)) or 0
@@ -385,6 +390,9 @@ def review_application(
     """
     _require(principal, (Role.EVALUATOR, Role.ADMIN), "reviewing an application")
     chosen, text, problems = review.review_input(getattr(decision, "value", decision), reason)
+    if text is not None and "\x00" in text:  # PostgreSQL's text holds no NUL: refused on both backends
+        expected = "text without NUL characters (U+0000): the records cannot store them"
+        problems.append(Problem("reason", expected, text))
     if problems:
         raise InvalidData(problems, what="review")
     assert chosen is not None
@@ -417,6 +425,7 @@ def review_application(
     stored = Review(reviewer_key_id=principal.key_id, decision=chosen_decision, reason=text)
     stored.interest_subsidy_cny, stored.subsidy_year = grant
     application.reviews.append(stored)
+    _add_to_totals(session, application, *grant)
     session.flush()
     return stored
 
@@ -433,34 +442,61 @@ def is_uscc(enterprise_id: str) -> bool:
     >>> is_uscc("91350100M000100Y43"), is_uscc("100000000000000001")
     (True, False)
     """
-    code = enterprise_id.upper()
+    code = enterprise_key(enterprise_id)  # "９１３５..." (full width) and lower case are the code too
     if len(code) != 18 or any(c not in _USCC_CHARS for c in code):
         return False
     total = sum(_USCC_CHARS.index(c) * w for c, w in zip(code[:17], _USCC_WEIGHTS, strict=True))
     return code[17] == _USCC_CHARS[(31 - total % 31) % 31]
 
 
+def _subsidy_scope(enterprise_id: str, institution_id: int) -> int:
+    """Whose approvals count against the cap: every bank's for a unified social credit code (the programme's
+    cap is per enterprise), else the bank's own (a bank's internal id may name another enterprise)."""
+    return ALL_BANKS if is_uscc(enterprise_id) else institution_id
+
+
+def _total_key(enterprise: str, year: int, scope: int) -> list[ColumnElement[bool]]:
+    return [
+        SubsidyTotal.enterprise_id == enterprise,
+        SubsidyTotal.year == year,
+        SubsidyTotal.institution_id == scope,
+    ]
+
+
 def subsidy_granted(
     session: Session, enterprise_id: str, year: int, institution_id: int, *, lock: bool = False
 ) -> float:
     """CNY of interest subsidy granted to the enterprise for the year: the sum over its approvals, at every
-    bank when `enterprise_id` is a unified social credit code (`is_uscc`; the programme's cap is per
-    enterprise), else at `institution_id`'s only (a bank's internal id may name another enterprise at another
-    bank). With
-    `lock`, on PostgreSQL, the enterprise's applications are locked until the transaction ends, so that two
-    approvals at once cannot both take what is left (SQLite's transactions take the write lock as they
-    begin)."""
-    mine = [Application.enterprise_id == enterprise_key(enterprise_id)]
-    if not is_uscc(enterprise_id):
-        mine.append(Application.institution_id == institution_id)
-    if lock:  # in the ids' order, the same for every transaction: none waits on another in a circle
-        session.execute(select(Application.id).where(*mine).order_by(Application.id).with_for_update())
-    granted = session.scalar(
-        select(func.coalesce(func.sum(Review.interest_subsidy_cny), 0.0))
-        .join(Application, Review.application_id == Application.id)
-        .where(*mine, Review.subsidy_year == year)
+    bank when `enterprise_id` is a unified social credit code (`is_uscc`), else at `institution_id`'s only.
+    One row of subsidy_totals, whatever the enterprise's history.
+
+    With `lock`, the enterprise's totals for the year are created when missing and locked (on PostgreSQL)
+    until the transaction ends, so that two approvals at once cannot both take what is left; SQLite's
+    transactions take the write lock as they begin. The all-banks row is locked first, by every approval of
+    the enterprise: no two wait on each other in a circle."""
+    enterprise = enterprise_key(enterprise_id)
+    scope = _subsidy_scope(enterprise_id, institution_id)
+    if lock:
+        _lock_totals(session, enterprise, year, institution_id)
+    granted = session.scalar(select(SubsidyTotal.granted_cny).where(*_total_key(enterprise, year, scope)))
+    return float(granted or 0.0)
+
+
+def _lock_totals(session: Session, enterprise: str, year: int, institution_id: int) -> None:
+    scopes = (ALL_BANKS, institution_id)
+    rows = [
+        {"enterprise_id": enterprise, "year": year, "institution_id": s, "granted_cny": 0.0} for s in scopes
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(SubsidyTotal).values(rows).on_conflict_do_nothing())
+    session.execute(
+        select(SubsidyTotal.institution_id)
+        .where(SubsidyTotal.enterprise_id == enterprise, SubsidyTotal.year == year)
+        .where(SubsidyTotal.institution_id.in_(scopes))
+        .order_by(SubsidyTotal.institution_id)
+        .with_for_update()
     )
-    return float(granted)
 
 
 def _subsidy_grant(session: Session, application: Application) -> tuple[float | None, int | None]:
@@ -472,6 +508,20 @@ def _subsidy_grant(session: Session, application: Application) -> tuple[float | 
     year = review.subsidy_year(application.request)
     granted = subsidy_granted(session, application.enterprise_id, year, application.institution_id, lock=True)
     return review.subsidy_grant(application.result, granted), year
+
+
+def _add_to_totals(session: Session, application: Application, grant: float | None, year: int | None) -> None:
+    """An approval's grant added to the enterprise's totals for the year, at its bank and at all banks (the
+    rows `_subsidy_grant` locked)."""
+    if not grant or year is None or application.enterprise_id is None:
+        return
+    session.execute(
+        update(SubsidyTotal)
+        .where(SubsidyTotal.enterprise_id == application.enterprise_id, SubsidyTotal.year == year)
+        .where(SubsidyTotal.institution_id.in_((ALL_BANKS, application.institution_id)))
+        .values(granted_cny=SubsidyTotal.granted_cny + grant)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def save_valuation(

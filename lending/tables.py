@@ -8,6 +8,8 @@
   in indexed columns for filtering. The JSON columns are the record; the copies serve queries only.
 - ``reviews``: an evaluator's or admin's decision on an application; an override carries a reason.
 - ``valuations``: one valuation request (POST /v1/valuations): request, result and model versions.
+- ``subsidy_totals``: the interest subsidy an enterprise's approvals granted in a year, at each bank and at
+  all banks, kept with the approvals so that reading what the cap leaves is one row whatever the history.
 
 Every timestamp is stored and returned in UTC (aware datetimes on both backends). JSON columns are the
 plain JSON type on both backends (text kept as written, not PostgreSQL's JSONB): see docs/records.md.
@@ -37,6 +39,8 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from features.schema import ID_KEY_MAX_LENGTH, ID_MAX_LENGTH
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -148,8 +152,7 @@ class Application(Base):
         Index("ix_applications_institution_created", "institution_id", "created_at"),
         Index("ix_applications_status_created", "status", "created_at"),
         Index("uq_applications_institution_ref", "institution_id", "application_ref", unique=True),
-        # the subsidy granted to an enterprise by a bank's approvals (lending.records.subsidy_granted):
-        # without it SQLite walks every application of the bank, JSON and all
+        # an enterprise's applications at a bank (0004; the subsidy's sum is in subsidy_totals since 0006)
         Index("ix_applications_enterprise_institution", "enterprise_id", "institution_id"),
     )
 
@@ -163,8 +166,10 @@ class Application(Base):
     model_versions: Mapped[dict[str, Any]]  # registered model name -> version (and run id)
     code: Mapped[dict[str, Any] | None]  # the service's code: package version, git commit, code hash
     # Copies for filtering and sorting; the JSON above is the record.
-    application_ref: Mapped[str | None] = mapped_column(String(64))  # the bank's id: once per institution
-    enterprise_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # the bank's id, in NFKC as sent: once per institution
+    application_ref: Mapped[str | None] = mapped_column(String(ID_MAX_LENGTH))
+    # the applicant's key (features.schema.id_key), which may be longer than its id (0005)
+    enterprise_id: Mapped[str | None] = mapped_column(String(ID_KEY_MAX_LENGTH), index=True)
     amount_cny: Mapped[float | None] = mapped_column(Float(53), index=True)
     grade: Mapped[str | None] = mapped_column(String(8), index=True)
     pd: Mapped[float | None] = mapped_column(Float(53), index=True)
@@ -217,3 +222,28 @@ class Valuation(Base):
 
     def __repr__(self) -> str:
         return f"Valuation(id={self.id!r}, institution_id={self.institution_id!r})"
+
+
+#: `SubsidyTotal.institution_id` of the total over every bank (institution ids count from 1).
+ALL_BANKS = 0
+
+
+class SubsidyTotal(Base):
+    """The interest subsidy an enterprise's approvals granted for a year: at one bank (its institution id) and
+    at all banks (`ALL_BANKS`). The reviews hold each grant; this is their sum, added to in the approval's
+    transaction (lending.records), so that the cap's read is one row, not a walk of the enterprise's
+    history."""
+
+    __tablename__ = "subsidy_totals"
+
+    enterprise_id: Mapped[str] = mapped_column(String(ID_KEY_MAX_LENGTH), primary_key=True)  # applications'
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    institution_id: Mapped[int] = mapped_column(Integer, primary_key=True)  # a bank's, or ALL_BANKS
+    granted_cny: Mapped[float] = mapped_column(Float(53), default=0.0)
+
+    def __repr__(self) -> str:
+        return (
+            f"SubsidyTotal(enterprise_id={self.enterprise_id!r}, year={self.year!r}, "
+            f"institution_id={self.institution_id!r}, granted_cny={self.granted_cny!r})"
+        )

@@ -17,7 +17,7 @@ import importlib
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
-from core.settings import CHALLENGER, CHAMPION, REGISTERED_MODELS, Settings
+from core.settings import CHALLENGER, CHAMPION, REGISTERED_MODELS, Settings, masked
 from features.errors import InvalidData, Problem
 from features.spec import category_text
 from models import card, pyfunc, store
@@ -72,18 +72,21 @@ _REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<
 def load(uri: str, task: str | None = None):
     """The pyfunc model at `uri` (mlflow.pyfunc.load_model), or ModelNotFound / ModelCorrupt naming the URI.
     With `task`, a model of another task is refused (ValueError)."""
-    store.configure()
+    settings = store.configure()
+    if uri.startswith(("models:", "runs:")):  # read from the store: a missing one is not created
+        store.require_store(settings)
     for package in pyfunc.CODE_PACKAGES:  # this process's code, never a mix with the model's copy
         importlib.import_module(package)
+    shown = masked(uri)  # the URI as messages show it, its secrets masked
     described = _describe(uri)
     try:
         model = mlflow.pyfunc.load_model(uri)
     except MlflowException as e:
         if described is None and e.error_code == ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
-            raise ModelNotFound(f"no model at {uri}: {e.message}") from e
+            raise ModelNotFound(masked(f"no model at {shown}: {e.message}")) from e
         if e.error_code in store.UNREACHABLE:
             unless_absent(e)
-        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {cause(e)}") from e
+        raise ModelCorrupt(f"model {shown}{described or ''} could not be loaded: {cause(e)}") from e
     except FileNotFoundError as e:
         if (
             described is None
@@ -91,22 +94,25 @@ def load(uri: str, task: str | None = None):
             and "://" not in uri
             and not uri.startswith("models:")
         ):
-            raise ModelNotFound(f"no model at {uri}: no such file or folder") from e
+            raise ModelNotFound(f"no model at {shown}: no such file or folder") from e
         raise ModelCorrupt(
-            f"model {uri}{described or ''} could not be loaded: its files are incomplete ({cause(e)})"
+            f"model {shown}{described or ''} could not be loaded: its files are incomplete ({cause(e)})"
         ) from e
     except Exception as e:  # unpickling errors, a missing class: the stored model is unusable
-        raise ModelCorrupt(f"model {uri}{described or ''} could not be loaded: {cause(e)}") from e
+        raise ModelCorrupt(f"model {shown}{described or ''} could not be loaded: {cause(e)}") from e
     meta = model.metadata.metadata or {}
     running = _running_commit()
     if meta.get(COMMIT_METADATA_KEY) not in (None, "unknown", running) and running != "unknown":
         log.warning(
-            "model %s was trained with code %s; this process runs %s", uri, meta[COMMIT_METADATA_KEY], running
+            "model %s was trained with code %s; this process runs %s",
+            shown,
+            meta[COMMIT_METADATA_KEY],
+            running,
         )
     if task is not None:
         found = meta.get(TASK_METADATA_KEY)
         if found != task:
-            raise ValueError(f"model {uri} is a {found or 'non-ipcredit'} model; expected a {task} model")
+            raise ValueError(f"model {shown} is a {found or 'non-ipcredit'} model; expected a {task} model")
     return model
 
 
@@ -114,6 +120,29 @@ def load_fitted(uri: str, task: str | None = None):
     """The fitted domain object inside the model at `uri` (a Valuer, or the scorer), for the fast paths
     that are not table-in, table-out (one asset's explanation, bundles)."""
     return load(uri, task).unwrap_python_model().fitted_
+
+
+class RunMismatch(ValueError):
+    """A registered version a record names is no longer the run that made the record (a registry rebuilt
+    or restored under the same version numbers): re-running with it would not reproduce the record."""
+
+
+def load_recorded(model_versions: Mapping[str, Mapping[str, Any]], task: str):
+    """The fitted model a stored record names for `task` (its `model_versions[task]`: name, version, run
+    id, pinned URI), for a re-run (underwriting.decision.rerun). A registered version is loaded only while
+    it is still the stored run; RunMismatch otherwise, naming both runs. A model served by path or run URI
+    (no version) is loaded from its URI, which names it exactly."""
+    recorded = model_versions[task]
+    uri, stored_run = recorded["uri"], recorded.get("run_id")
+    if recorded.get("version") is not None and stored_run is not None:
+        found_run = model_version(recorded["name"], recorded["version"]).run_id
+        if found_run != stored_run:
+            raise RunMismatch(
+                f"{uri} (the record's {task} model) is not the run that made the record: expected run "
+                f"{stored_run}, got run {found_run} (the registry has changed since; re-run with the model "
+                f"of runs:/{stored_run}/model if that run is still kept)"
+            )
+    return load_fitted(uri, task=task)
 
 
 def load_spec(model):
@@ -189,7 +218,7 @@ def _describe(uri: str) -> str | None:
         registered = client.get_registered_model(name)
     except MlflowException as e:
         unless_absent(e)
-        where = Settings().registry_uri
+        where = masked(Settings().registry_uri)
         raise ModelNotFound(
             f"no model at {uri}: there is no registered model {name!r} in {where} "
             "(train one with `ipcredit train ... --promote`)"

@@ -12,6 +12,14 @@ them from the environment only).
 
 Failures: `ModelNotFound` (no such model, version or alias), `ModelCorrupt` (known, but its files are missing
 or unreadable), `RegistryUnavailable` (the registry did not answer: unknown, which is not "no model").
+
+A local store (a SQLite file, or a file store's folder) that is not there is `RegistryUnavailable` too, and
+reading it creates nothing: MLflow would create an empty store, answer "no such model", and keep the empty
+file open. Only training creates a store (`experiment_id`). `forget_connections` drops the connections MLflow
+keeps to a local store, so that a store put back under the same name is read afresh.
+
+Every message that names the registry masks its URI's secrets (core.settings.masked): a tracking URI's
+password, and MLflow's and urllib3's exception texts that repeat it, reach no answer and no log line.
 """
 
 from __future__ import annotations
@@ -22,12 +30,13 @@ import logging
 import os
 import socket
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from core.settings import Settings
+from core.settings import LOCAL_SCHEMES, Settings, masked
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +85,65 @@ def configure(settings: Settings | None = None) -> Settings:
 
 
 def mlflow_client(settings: Settings | None = None) -> MlflowClient:
-    """An MlflowClient on the settings' tracking and registry URIs."""
-    settings = configure(settings)
+    """An MlflowClient on the settings' tracking and registry URIs (RegistryUnavailable when a local store
+    is not there: see `require_store`)."""
+    settings = require_store(configure(settings))
     return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def require_store(settings: Settings | None = None) -> Settings:
+    """The settings, once each local store they name is there; RegistryUnavailable naming the missing file
+    or folder otherwise (before MLflow would create an empty one)."""
+    settings = settings or Settings()
+    place = missing_store(settings)
+    if place is not None:
+        uri = settings.registry_uri if _local_place(settings.registry_uri) == place else settings.tracking_uri
+        raise RegistryUnavailable(
+            f"the model registry at {masked(uri)} is not there: expected the file or folder {place}; got "
+            "nothing (put the store back, or create one with `ipcredit up` or `ipcredit train`)"
+        )
+    return settings
+
+
+def missing_store(settings: Settings | None = None) -> Path | None:
+    """The file or folder of a local store the settings name that is not there (a first run has none),
+    or None when every store they name is there or is a server."""
+    settings = settings or Settings()
+    for uri in (settings.tracking_uri, settings.registry_uri):
+        place = _local_place(uri)
+        if place is not None and not place.exists():
+            return place
+    return None
+
+
+def _local_place(uri: str) -> Path | None:
+    """The file (SQLite) or folder (a file store) of a local store's URI; None for a server or memory."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "sqlite":
+        path = unquote(uri[len("sqlite:///") :]).split("?", 1)[0] if uri.startswith("sqlite:///") else ""
+        return Path(path) if path and path != ":memory:" else None
+    if parsed.scheme == "file":
+        return Path(unquote(parsed.path))
+    plain_path = "/" in uri or uri.startswith(".")  # not a word such as "databricks"
+    if parsed.scheme in LOCAL_SCHEMES and plain_path:
+        return Path(uri)
+    return None
+
+
+def forget_connections(settings: Settings | None = None) -> None:
+    """Close the connections MLflow keeps (one engine per database URI, for its life) to the settings'
+    local SQLite stores: a store put back under the same name, a new file, is then opened anew."""
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore as RegistryStore
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore as TrackingStore
+
+    settings = settings or Settings()
+    for uri in {settings.tracking_uri, settings.registry_uri}:
+        if not uri.startswith("sqlite:"):
+            continue
+        for kept in (TrackingStore, RegistryStore):
+            engine = getattr(kept, "_engine_map", {}).pop(uri, None)  # MLflow's own cache (3.x)
+            if engine is not None:
+                engine.dispose()
 
 
 def experiment_id(name: str, settings: Settings | None = None) -> str:
@@ -100,14 +165,15 @@ def unless_absent(e: Exception) -> None:
     RegistryUnavailable: a failure to look is never read as "none"."""
     if getattr(e, "error_code", None) in _ABSENT:
         return
-    where = Settings().registry_uri
+    where = masked(Settings().registry_uri)
     raise RegistryUnavailable(f"the model registry at {where} did not answer: {cause(e)}") from e
 
 
 def cause(e: BaseException) -> str:
-    """An exception as one short line: its type and message."""
+    """An exception as one short line: its type and message, secrets in URLs masked (MLflow's and urllib3's
+    texts repeat the URL they called)."""
     text = getattr(e, "message", None) or str(e)
-    return f"{type(e).__name__}: {text}"[:600]
+    return masked(f"{type(e).__name__}: {text}")[:600]
 
 
 def model_version(name: str, version: str):

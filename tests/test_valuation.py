@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -355,19 +356,17 @@ def test_train_and_value_cli_on_a_users_flat_table(tmp_path, monkeypatch, table)
 def test_value_cli_with_an_unknown_model_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("IPCREDIT_HOME", str(tmp_path))
     (tmp_path / "in.csv").write_text("asset_id\nX\n")
-    result = CliRunner().invoke(
-        app,
-        [
-            "value",
-            "--input",
-            str(tmp_path / "in.csv"),
-            "--output",
-            str(tmp_path / "out.csv"),
-            "--model",
-            "models:/nope@champion",
-        ],
-    )
-    assert result.exit_code == 2
+    args = ["value", "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+    args += ["--model", "models:/nope@champion"]
+    result = CliRunner().invoke(app, args)
+    # no store at all: the registry is not there (exit 4), and reading it creates nothing
+    assert result.exit_code == 4, result.output
+    assert "is not there" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "mlflow.db").exists()
+    # a store without that model: the model is not there (exit 2), named
+    mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").search_registered_models()
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
     assert "models:/nope@champion" in result.output and "Traceback" not in result.output
 
 

@@ -179,7 +179,8 @@ def rerun(
 ) -> Rerun:
     """Decide a stored application again from its stored request (the body as decided, ids filled in), with
     the policies it was made with (or `policies`, to see what a change of policy would change) and the subsidy
-    granted before it, by the models given (load the stored `model_versions` to reproduce it)."""
+    granted before it, by the models given (load the stored `model_versions` with
+    models.registry.load_recorded to reproduce it: it checks each version is still the stored run)."""
     record = ApplicationRecord.model_validate(request)
     application = record.application(str(result.get("application_id")), str(result.get("bank_id")))
     used = policies if policies is not None else Policies.of(result)

@@ -33,6 +33,7 @@ from features.schema import (
     LegalStatus,
     PatentType,
     TrademarkStatus,
+    id_problem,
 )
 from features.transformers import TERM_YEARS, numbers_or_nan
 from features.values import plain
@@ -248,7 +249,7 @@ def asset_problems(rows: Columns, id_column: str | None, given: Collection[str])
             read[name] = numbers_or_nan(rows.get(name, raw)) if name in present else np.full(n, np.nan)
         return read[name]
 
-    found: list[Found] = []
+    found: list[Found] = _id_rules(rows, id_column)
     for rule in (_value_rules, _kind_rules, _claims_and_flags, _terms):
         found += rule(rows, present, kinds, numbers)
     ids = rows.get(id_column, text) if id_column and id_column in rows else None
@@ -259,6 +260,20 @@ def asset_problems(rows: Columns, id_column: str | None, given: Collection[str])
 
 
 Numbers = Callable[[str], np.ndarray]
+OWNER_ID = "enterprise_id"
+
+
+def _id_rules(rows: Columns, id_column: str | None) -> list[Found]:
+    """Ids a record's `Id` type refuses (features.schema.id_problem: invisible characters, spaces at either
+    end, too long), for a table no record type read (`ipcredit value`): the asset's id and its owner's."""
+    found: list[Found] = []
+    for name in dict.fromkeys(c for c in (id_column, OWNER_ID) if c and c in rows):
+        values = rows.get(name, raw)
+        for i, value in enumerate(values):
+            problem = id_problem(value) if isinstance(value, str) else None
+            if problem is not None:
+                found.append((i, name, problem, value))
+    return found
 
 
 def _value_rules(rows: Columns, present: set[str], kinds: np.ndarray, numbers: Numbers) -> list[Found]:

@@ -36,7 +36,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from features.errors import InvalidData, Problem
-from features.schema import ENDED_STATUSES, flag
+from features.schema import ENDED_STATUSES, flag, id_key
 from features.transformers import numbers_or_nan
 from features.values import plain
 from valuation._common import (
@@ -433,9 +433,12 @@ def _bundle_problems(asset_values: Any, loan_term_months: Any) -> list[Problem]:
     if ids is not None:  # one asset listed twice would count twice in the bundle and its pledge value
         first: dict[tuple[str, str], int] = {}
         for i, (kind, asset_id) in enumerate(zip(kinds, ids, strict=True)):
-            key = (str(kind), str(asset_id))  # a patent and a mark may share a number
+            # a patent and a mark may share a number; one number is one right however it is spelled
+            key = (str(kind), id_key(str(asset_id)))
             if not pd.isna(asset_id) and first.setdefault(key, i) != i:
-                expected = f"each asset pledged once ({kind} {asset_id} is also row {first[key]})"
+                earlier = first[key]
+                spelled = "" if ids[earlier] == asset_id else f", as {ids[earlier]}: ids are case-blind"
+                expected = f"each asset pledged once ({kind} {asset_id} is also row {earlier}{spelled})"
                 problems.append(Problem("asset_id", expected, str(asset_id), **where(i)))
     return problems + unpledgeable(asset_values)
 

@@ -6,15 +6,16 @@ does not exist, and listings leave them out. Evaluators and admins see all; they
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi import status as http
-from pydantic import AwareDatetime
 
 from api import views
-from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep, json_body
+from api.body import JsonRoute
+from api.deps import LanguageDep, ModelsDep, PrincipalDep, SessionDep
 from api.errors import (
     ALREADY_DECIDED,
     CONFLICT,
@@ -28,18 +29,22 @@ from api.schemas import (
     ApplicationRequest,
     ApplicationResponse,
     ApplicationStatus,
+    IsoTime,
     ReviewRequest,
 )
+from features.errors import InvalidData, Problem
+from features.schema import ID_MAX_LENGTH, Id
 from lending import records
 from lending.db import reading
 from lending.errors import NotFound
+from lending.keys import Principal
 from underwriting.decision import decide_one
 
 router = APIRouter(
     prefix="/v1/applications",
     tags=["applications"],
     responses=ERROR_RESPONSES,
-    dependencies=[Depends(json_body)],
+    route_class=JsonRoute,
 )
 
 ApplicationId = Annotated[str, Path(max_length=64, description="Id of the stored application (a UUID)")]
@@ -68,9 +73,7 @@ def create_application(
     decided = body.model_copy(
         update={
             "application_id": body.application_id or record_id,
-            "loan": body.loan.model_copy(
-                update={"bank_id": body.loan.bank_id or principal.institution_name[:64]}
-            ),
+            "loan": body.loan.model_copy(update={"bank_id": _lending_bank(body.loan.bank_id, principal)}),
         }
     )
     enterprise_id = decided.enterprise.enterprise_id
@@ -99,16 +102,30 @@ def create_application(
     return views.application_response(record, lang)
 
 
+def _lending_bank(given: str | None, principal: Principal) -> str:
+    """The caller's institution, which files the application: a `loan.bank_id` sent must name it (a bank
+    files no record showing another bank), in any case or width of its letters."""
+    own = principal.institution_name[:ID_MAX_LENGTH]
+    if given is not None and _comparable(given) != _comparable(own):
+        expected = f"the caller's institution ({own}), or nothing"
+        raise InvalidData([Problem("loan.bank_id", expected, given)], what="application")
+    return own
+
+
+def _comparable(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
 @router.get("", response_model=ApplicationPage)
 def list_applications(
     principal: PrincipalDep,
     session: SessionDep,
     status: ApplicationStatus | None = None,
-    created_from: Annotated[AwareDatetime | None, Query(description="From this time on (inclusive)")] = None,
-    created_to: Annotated[AwareDatetime | None, Query(description="Before this time (exclusive)")] = None,
-    enterprise_id: Annotated[str | None, Query(max_length=64, description="The applicant's id")] = None,
+    created_from: Annotated[IsoTime | None, Query(description="From this time on (inclusive)")] = None,
+    created_to: Annotated[IsoTime | None, Query(description="Before this time (exclusive)")] = None,
+    enterprise_id: Annotated[Id | None, Query(description="The applicant's id")] = None,
     application_id: Annotated[
-        str | None, Query(max_length=64, description="The bank's own application id, as it sent it")
+        Id | None, Query(description="The bank's own application id, as it sent it")
     ] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=records.MAX_PAGE_SIZE)] = 50,

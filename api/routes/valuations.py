@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Path, status
 from sqlalchemy.orm import Session
 
-from api.deps import ModelsDep, PrincipalDep, SessionDep, json_body
+from api.body import JsonRoute
+from api.deps import ModelsDep, PrincipalDep, SessionDep
 from api.errors import ERROR_RESPONSES, NOT_FOUND, UNAVAILABLE
 from api.schemas import BundleRequest, BundleResponse, ValuationRequest, ValuationResponse
 from api.serving import ServedModels
@@ -21,7 +22,7 @@ router = APIRouter(
     prefix="/v1/valuations",
     tags=["valuations"],
     responses={**ERROR_RESPONSES, **UNAVAILABLE},
-    dependencies=[Depends(json_body)],
+    route_class=JsonRoute,
 )
 
 
