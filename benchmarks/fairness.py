@@ -4,9 +4,11 @@ heavy batch of 1,000-asset valuations sent two at a time, on one service process
     python benchmarks/fairness.py                    # prepares a store in a temporary folder (~1 min)
     python benchmarks/fairness.py --home .ipcredit --data data/portfolio
     IPCREDIT_INSTITUTION_MAX_ASSETS=0 python benchmarks/fairness.py --home ...   # the limit off
+    python benchmarks/fairness.py --home ... --requests 10000 --concurrency 8   # issue 18's figure
 
-Bank B sends `--requests` applications one at a time (POST /v1/applications), first with the service to
-itself, then while bank A keeps `--heavy-concurrency` valuations of `--heavy-assets` assets each in flight.
+Bank B sends `--requests` applications, `--concurrency` at a time (default one; POST /v1/applications),
+first with the service to itself, then while bank A keeps `--heavy-concurrency` valuations of
+`--heavy-assets` assets each in flight.
 Bank A is a well-behaved client: on a 429 it waits the answer's Retry-After and sends again. Printed side by
 side: bank B's p50 and p99 without and with the load, the ratio to its unloaded p99 (target: within 2x),
 and what bank A got done (valuations answered, assets per second, 429s). The service's settings come from
@@ -50,17 +52,22 @@ def heavy_body(portfolio: Path, count: int) -> bytes:
     return json.dumps({"assets": list(assets.values())[:count]}).encode()
 
 
-async def singles(url: str, payloads: list[bytes], headers: dict, count: int) -> dict:
-    """`count` applications, one at a time: latencies of the 201s, other answers counted."""
+async def singles(url: str, payloads: list[bytes], headers: dict, count: int, concurrency: int = 1) -> dict:
+    """`count` applications, `concurrency` at a time: latencies of the 201s, other answers counted."""
     latencies, errors = [], {}
+    sent = iter(range(count))
     async with httpx.AsyncClient(timeout=120.0) as client:
-        for i in range(count):
-            started = time.perf_counter()
-            response = await client.post(url, content=payloads[i % len(payloads)], headers=headers)
-            if response.status_code == 201:
-                latencies.append(time.perf_counter() - started)
-            else:
-                errors[response.status_code] = errors.get(response.status_code, 0) + 1
+
+        async def sender() -> None:
+            for i in sent:
+                started = time.perf_counter()
+                response = await client.post(url, content=payloads[i % len(payloads)], headers=headers)
+                if response.status_code == 201:
+                    latencies.append(time.perf_counter() - started)
+                else:
+                    errors[response.status_code] = errors.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
     ms = np.array(latencies) * 1000
     return {"p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)), "errors": errors}
 
@@ -94,7 +101,7 @@ async def beside_the_load(base: str, payloads, body, keys, args) -> tuple[dict, 
         heavy_load(f"{base}/v1/valuations", body, keys["A"], args.heavy_concurrency, stop)
     )
     await asyncio.sleep(2.0)  # the batch under way before bank B sends
-    b = await singles(f"{base}/v1/applications", payloads, keys["B"], args.requests)
+    b = await singles(f"{base}/v1/applications", payloads, keys["B"], args.requests, args.concurrency)
     stop.set()
     return b, await load
 
@@ -110,6 +117,7 @@ def main() -> None:
         "--heavy-assets", type=int, default=1000, help="assets in each of bank A's valuations"
     )
     parser.add_argument("--heavy-concurrency", type=int, default=2, help="bank A's valuations in flight")
+    parser.add_argument("--concurrency", type=int, default=1, help="bank B's applications in flight")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="ipcredit-fair-") as tmp_name:
@@ -143,14 +151,16 @@ def main() -> None:
         print(f"service on {base}; limits from the environment: {limits or 'the defaults'}", flush=True)
         with server(command, env, tmp / "service.log", f"{base}/ready"):
             asyncio.run(singles(f"{base}/v1/applications", payloads, headers["B"], 20))  # warm-up
-            alone = asyncio.run(singles(f"{base}/v1/applications", payloads, headers["B"], args.requests))
+            alone = asyncio.run(
+                singles(f"{base}/v1/applications", payloads, headers["B"], args.requests, args.concurrency)
+            )
             loaded, a = asyncio.run(beside_the_load(base, payloads, heavy, headers, args))
     report(alone, loaded, a, args)
 
 
 def report(alone: dict, loaded: dict, a: dict, args) -> None:
     print()
-    print(f"bank B: {args.requests} applications one at a time (POST /v1/applications)")
+    print(f"bank B: {args.requests} applications, {args.concurrency} at a time (POST /v1/applications)")
     print(
         f"bank A: {args.heavy_concurrency} valuations of {args.heavy_assets} assets in flight (beside only)"
     )

@@ -9,6 +9,10 @@ included, and the inputs a service builds (records with None, any index) are val
 
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -336,3 +340,34 @@ def test_a_patent_left_longer_than_its_legal_term_is_refused_on_both_paths(value
     assert (
         np.isnan(table_values["value_cny"].iat[at]) and table_values["value_cny"].drop(index=at).notna().all()
     )
+
+
+def test_one_request_s_explanation_never_waits_behind_another_s(valuer, rows, monkeypatch):
+    """Two requests explained at once (two banks' valuations in the service's threads): the second's
+    explanation runs while the first's is still running. With one shared explaining thread, one bank's
+    1,000-asset valuation held every other bank's application for the whole of its own (issue 18)."""
+    original = ValueModel.explain_rows
+    second_ran = threading.Event()
+    calls = []
+
+    def explain_rows(self, X, groups, records):
+        calls.append(len(records))
+        if len(calls) == 1:  # the first holds its thread until the second's explanation has run
+            assert second_ran.wait(timeout=30), "the second explanation waited behind the first"
+        else:
+            second_ran.set()
+        return original(self, X, groups, records)
+
+    monkeypatch.setattr(ValueModel, "explain_rows", explain_rows)
+    typed = rows.drop(index=list(BAD)).head(6).reset_index(drop=True)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+        for r in typed.to_dict(orient="records")
+    ]
+    with ThreadPoolExecutor(max_workers=2) as requests:
+        first = requests.submit(valuer.value_records, records[:5], explain=True)
+        while not calls:  # the first request's explanation has started
+            time.sleep(0.001)
+        second = requests.submit(valuer.value_records, records[5:], explain=True)
+        (figures, _), (alone, _) = first.result(timeout=60), second.result(timeout=60)
+    assert calls == [5, 1] and all(f is not None for f in figures["factors"] + alone["factors"])

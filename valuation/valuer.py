@@ -32,8 +32,10 @@ from valuation.pledge import (
     bundle_value,
 )
 
-# The thread that explains a request's assets while its other figures are computed (Valuer.value_records).
-_EXPLAINER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipcredit-explain")
+# The threads that explain a request's assets while its other figures are computed (Valuer.value_records):
+# one per request in flight, so that no request waits behind another's explanation (one bank's 1,000-asset
+# valuation held another bank's application for the whole of its own when they shared one thread).
+_EXPLAINER = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ipcredit-explain")
 
 OUTPUT_COLUMNS = ["value_cny", "value_low_cny", "value_high_cny", "income_value_cny"]
 SCORE_COLUMNS = ["legal_score", "technical_score", "economic_score", "total_score", "stars"]
