@@ -100,7 +100,7 @@ def serve(
     check_port(host, port)
     with owner_only_files():  # the workers inherit the mask
         migrate(checked.records_url)
-        owner_only(checked.records_url)
+        owner_only(checked.records_url, checked.tracking_uri)
         if workers == 1:
             uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
             return
@@ -119,15 +119,18 @@ def owner_only_files() -> Iterator[None]:
         os.umask(previous)
 
 
-def owner_only(records_url: str) -> None:
-    """A SQLite records file (and its journal), written before, made readable by its owner only."""
-    url = make_url(records_url)
-    database = url.database or ""
-    if url.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
-        return
-    for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
-        if path.exists():
-            path.chmod(0o600)
+def owner_only(*store_urls: str) -> None:
+    """SQLite files (and their journals) of the stores, the records' and the local model store's, written
+    before, made readable by their owner only; other stores are left to their servers."""
+    for store_url in store_urls:
+        if not store_url.startswith("sqlite:"):
+            continue
+        database = make_url(store_url).database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            continue
+        for path in (Path(database), Path(f"{database}-wal"), Path(f"{database}-shm")):
+            if path.exists():
+                path.chmod(0o600)
 
 
 def up(
@@ -203,7 +206,7 @@ def ensure_demo_key(settings: Settings, say: Progress) -> str:
     engine = make_engine(settings.records_url)
     try:
         migrate(engine)
-        owner_only(settings.records_url)
+        owner_only(settings.records_url, settings.tracking_uri)
         factory = session_factory(engine)
         stored = settings.home / DEMO_KEY_FILE
         if stored.exists():

@@ -95,6 +95,9 @@ def normalise_url(url: str) -> str:
 # A URL's password (scheme://user:password@host) and the query parameters that carry a secret (token=,
 # access_token=, password=, api_key=, X-Amz-Signature=, sig= ...): what `masked` hides.
 _URL_PASSWORD = re.compile(r"(?P<start>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@?#]*):[^/\s?#]*@")
+# An HTTP(S) URL's user without a password (https://TOKEN@host): registries take tokens there; a database
+# URL's user (postgresql://u@db) is a name, and kept.
+_HTTP_TOKEN = re.compile(r"(?P<scheme>\bhttps?://)(?!\*\*\*@)[^/\s:@?#]+@", re.IGNORECASE)
 _SECRET_PARAMETER = re.compile(
     r"(?P<name>(?:^|[?&;\s])[^=&\s#]*(?:token|passw|pwd|secret|key|signature|sig|credential|auth)[^=&\s#]*=)"
     r"[^&\s#'\"]+",
@@ -113,11 +116,14 @@ def masked(text: object) -> str:
     'host=db user=u password=*** sslmode=require'
     >>> masked("API request to https://u:p@h/x failed; sqlite:////srv/mlflow.db; postgresql://u@db/x")
     'API request to https://u:***@h/x failed; sqlite:////srv/mlflow.db; postgresql://u@db/x'
+    >>> masked("https://ghp_abc123@mlflow.bank.cn/api")  # over HTTP a user without a password is a token
+    'https://***@mlflow.bank.cn/api'
     """
     text = str(text)
     if "://" not in text and "=" not in text:  # the common case costs one scan
         return text
     text = _URL_PASSWORD.sub(lambda m: f"{m['start']}:{MASK}@", text)
+    text = _HTTP_TOKEN.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return _SECRET_PARAMETER.sub(lambda m: m["name"] + MASK, text)
 
 

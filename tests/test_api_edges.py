@@ -339,12 +339,18 @@ def test_the_files_up_writes_are_readable_by_their_owner_only(store, tmp_path, m
     }
 
 
-def test_a_records_file_written_before_is_made_its_owner_s_alone(store, tmp_path, monkeypatch):
+def test_a_records_file_and_a_model_store_written_before_become_their_owner_s_alone(
+    store, tmp_path, monkeypatch
+):
     records = tmp_path / "records.db"
     records.touch(mode=0o644)
     records.chmod(0o644)
-    server.owner_only(f"sqlite:///{records}")
+    models = tmp_path / "mlflow.db"
+    models.touch(mode=0o644)
+    models.chmod(0o644)
+    server.owner_only(f"sqlite:///{records}", f"sqlite:///{models}", "http://mlflow:5000")
     assert stat.S_IMODE(records.stat().st_mode) == 0o600
+    assert stat.S_IMODE(models.stat().st_mode) == 0o600  # the local model store too
 
 
 def _umask(mask: int) -> int:
