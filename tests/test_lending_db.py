@@ -28,22 +28,10 @@ from lending.db import alembic_config, current_revision, make_engine, migrate, s
 from lending.keys import authenticate, create_key
 from lending.records import save_application
 from lending.tables import ApiKey, Application, Base, Institution
-from lending.testing import BACKENDS, clear, scratch_database
+from lending.testing import BACKENDS, scratch_database
 
 TABLES = {"institutions", "api_keys", "applications", "reviews", "valuations"}
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def migrated(request, tmp_path_factory):
-    with scratch_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
-        yield database
-
-
-@pytest.fixture
-def db(migrated):
-    clear(migrated)
-    return migrated
 
 
 @pytest.fixture(params=BACKENDS)

@@ -12,19 +12,6 @@ from lending.db import transaction
 from lending.errors import NotFound
 from lending.keys import Principal, authenticate, create_key, list_keys, revoke_key
 from lending.tables import ApiKey, Institution, Role
-from lending.testing import BACKENDS, clear, scratch_database
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def migrated(request, tmp_path_factory):
-    with scratch_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
-        yield database
-
-
-@pytest.fixture
-def db(migrated):
-    clear(migrated)
-    return migrated
 
 
 def issue(db, institution="Bank of Ezhou", role="bank"):

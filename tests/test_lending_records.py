@@ -29,22 +29,9 @@ from lending.records import (
     subsidy_granted,
 )
 from lending.tables import Application, Decision, Review, Status
-from lending.testing import BACKENDS, clear, scratch_database
 from underwriting.documents import differences
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def migrated(request, tmp_path_factory):
-    with scratch_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
-        yield database
-
-
-@pytest.fixture
-def db(migrated):
-    clear(migrated)
-    return migrated
 
 
 @pytest.fixture

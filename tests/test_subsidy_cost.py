@@ -20,23 +20,10 @@ from lending.db import alembic_config, migrate, reading, transaction
 from lending.keys import authenticate, create_key
 from lending.records import review_application, save_application, subsidy_granted
 from lending.tables import ALL_BANKS, Application, Review, Status, SubsidyTotal
-from lending.testing import BACKENDS, clear, scratch_database
 
 USCC = "91350100M000100Y43"  # a unified social credit code: one cap at every bank
 CAP = 100_000.0
 VERSIONS = {"ipcredit-scoring": {"version": "1", "run_id": "b" * 32}}
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def migrated(request, tmp_path_factory):
-    with scratch_database(request.param, tmp_path_factory.mktemp(request.param)) as database:
-        yield database
-
-
-@pytest.fixture
-def db(migrated):
-    clear(migrated)
-    return migrated
 
 
 @pytest.fixture
